@@ -1,0 +1,220 @@
+// Types of @flowhost/worker. Hand-written; `npm run typecheck` checks the JavaScript against them.
+
+// ---------------------------------------------------------------------------------------------
+// Function files
+// ---------------------------------------------------------------------------------------------
+
+/** A step handler: gets the step's input and the run context, returns the step's result. */
+export type StepHandler<TInput = any, TOutput = unknown> = (
+  input: TInput,
+  ctx: RunContext,
+) => TOutput | Promise<TOutput>
+
+/**
+ * Declare a file's step handler: `export default defineFunction(async (input, ctx) => result)`.
+ * Returns `handler` itself; throws a TypeError if it is not a function taking `(input, ctx)`.
+ *
+ * The entry step's `input` is the run's input; any other step's `input` maps each event it
+ * subscribes to, to the payload that was emitted with it.
+ */
+export function defineFunction<TInput = any, TOutput = unknown>(
+  handler: StepHandler<TInput, TOutput>,
+): StepHandler<TInput, TOutput>
+
+/** A function file's `export const config`, as written. Durations are in milliseconds. */
+export interface FunctionConfig {
+  flow: FlowMembership
+  /** Tries in all, the first included. Default 1. */
+  attempts?: number
+  /** A fixed delay in ms, or a policy. Default `{ type: 'exponential', delay: 1000, maxDelay: 60000 }`. */
+  backoff?: number | BackoffConfig
+  /** Wall-clock limit of one attempt, in ms. Default: none (the host's default applies). */
+  timeout?: number | null
+}
+
+export interface FlowMembership {
+  /** The flow this step belongs to. */
+  name: string
+  /** The step's name; default: the file name without its extension. */
+  step?: string
+  /** `'entry'` for the flow's first step (the seed's spelling); or use `entry`. */
+  role?: 'entry' | 'step'
+  /** `true` for the flow's first step (the Python SDK's spelling); or use `role`. */
+  entry?: boolean
+  /** Events this step waits for, all of them (AND-join). Required unless it is the entry step. */
+  subscribes?: string | readonly string[]
+  /** Events this step may emit. */
+  emits?: string | readonly string[]
+}
+
+export interface BackoffConfig {
+  /** Default `'exponential'`: retry n waits `delay * 2^(n-1)`, capped at `maxDelay`. */
+  type?: 'fixed' | 'exponential'
+  /** ms; default 1000. */
+  delay?: number
+  /** ms; default 60000. */
+  maxDelay?: number
+}
+
+/**
+ * The canonical step config, identical to the Python SDK's `StepConfig.to_dict()` (same keys, same
+ * order, durations in ms). This is what the host reads when it discovers functions.
+ */
+export interface StepConfig {
+  readonly flow: string
+  readonly name: string
+  readonly entry: boolean
+  readonly subscribes: readonly string[]
+  readonly emits: readonly string[]
+  readonly attempts: number
+  readonly backoff: {
+    readonly type: 'fixed' | 'exponential'
+    readonly delayMs: number
+    readonly maxDelayMs: number
+  }
+  readonly timeoutMs: number | null
+}
+
+export interface NormalizeOptions {
+  /** The function file (a path or a `file:` URL): named in errors, and the default step name. */
+  file?: string | URL | undefined
+}
+
+/**
+ * Validate a config where it is declared and return it unchanged:
+ * `export const config = defineConfig({...})`. Throws a ConfigError naming the calling file.
+ */
+export function defineConfig<const C extends FunctionConfig>(config: C): C
+
+/** Validate a config and return the canonical, frozen StepConfig; throws a ConfigError. */
+export function normalizeConfig(config: unknown, options?: NormalizeOptions): StepConfig
+
+// ---------------------------------------------------------------------------------------------
+// The run context (provided by the runtime that executes the step)
+// ---------------------------------------------------------------------------------------------
+
+/** What a step handler gets as `ctx`. Payloads and state values must be JSON-serialisable. */
+export interface RunContext {
+  /** The run this step belongs to. */
+  readonly runId: string
+  readonly flowName: string
+  readonly stepName: string
+  /** 1 on the first try, 2 on the first retry, … */
+  readonly attempt: number
+  /** The step's `attempts`: when `attempt === maxAttempts`, a failure fails the step. */
+  readonly maxAttempts: number
+  /**
+   * `${runId}:${stepName}`: the same on every attempt of this step in this run. Pass it to
+   * external systems (e.g. Stripe's `Idempotency-Key`) to make an at-least-once step exactly-once.
+   */
+  readonly idempotencyKey: string
+  /** Aborted when the host cancels this attempt (run cancelled, or the step's timeout passed). */
+  readonly signal: AbortSignal
+  /** Key/value state scoped to the run; every change is an event in the run's history. */
+  readonly state: RunState
+  /** Structured logs that become `log` events of the run. */
+  readonly logger: StepLogger
+  /** Record event `name`; steps subscribed to it become ready once this step returns. */
+  emit(name: string, payload?: unknown): Promise<void>
+  /** Start, cancel or look up runs. */
+  readonly flow: FlowControl
+}
+
+export interface RunState {
+  /** The value stored under `key`, or `defaultValue` (else `null`) if there is none. */
+  get<T = unknown>(key: string): Promise<T | null>
+  get<T>(key: string, defaultValue: T): Promise<T>
+  set(key: string, value: unknown): Promise<void>
+  delete(key: string): Promise<void>
+}
+
+/** Extra structured fields of a log line, e.g. `{ orderId: 42 }`. */
+export type LogFields = Record<string, unknown>
+
+export interface StepLogger {
+  debug(message: string, fields?: LogFields): void
+  info(message: string, fields?: LogFields): void
+  warn(message: string, fields?: LogFields): void
+  error(message: string, fields?: LogFields): void
+}
+
+export interface FlowControl {
+  /** Start a run of `flowName` with `input`. */
+  start(flowName: string, input?: unknown, options?: StartFlowOptions): Promise<StartedRun>
+  /** Cancel run `runId` (default: this run). Resolves false if it had already ended. */
+  cancel(runId?: string): Promise<boolean>
+  /**
+   * Whether a run of `flowName` (default: this flow) is running or awaiting; this run excluded
+   * unless `options.runId` names it.
+   */
+  isRunning(flowName?: string, options?: IsRunningOptions): Promise<boolean>
+}
+
+export interface StartFlowOptions {
+  /**
+   * Start at most one run per key: a retried step that starts a flow with the same key gets the
+   * run the first attempt started. Tip: derive it from `ctx.idempotencyKey`.
+   */
+  idempotencyKey?: string
+}
+
+export interface StartedRun {
+  readonly runId: string
+  readonly flowName: string
+}
+
+export interface IsRunningOptions {
+  /** Ask about this one run instead of any run of the flow. */
+  runId?: string
+  /** Runs to leave out (the current run is always left out when `runId` is not given). */
+  excludeRunIds?: readonly string[]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/** The root of this package's errors. */
+export class WorkerError extends Error {}
+
+/** A function's config is invalid; the message names the file and the field. */
+export class ConfigError extends WorkerError {
+  constructor(reason: string, where: { file?: string | undefined; field: string })
+  /** The function file, if known. */
+  file: string | undefined
+  /** The offending field's path in the config, e.g. `flow.subscribes` or `backoff.type`. */
+  field: string
+  /** The message without the file and field. */
+  reason: string
+  toJSON(): ConfigErrorJSON
+  static fromJSON(data: { type?: string; file?: string | null; field: string; reason: string }): ConfigError
+}
+
+export interface ConfigErrorJSON {
+  type: 'ConfigError'
+  file: string | null
+  field: string
+  reason: string
+  message: string
+}
+
+/**
+ * Throw it from a handler to be tried again after `delay` seconds (not ms: the same unit as the
+ * Python SDK). The attempt counts against `attempts`; the delay replaces the backoff.
+ */
+export class RetryRequested extends WorkerError {
+  constructor(delay?: number, reason?: string)
+  /** Seconds, finite and >= 0. */
+  delay: number
+  reason: string
+  toJSON(): RetryRequestedJSON
+  /** Rebuild from `toJSON()` output, or from the Python SDK's `to_dict()`. */
+  static fromJSON(data: { type?: string; delay?: number; reason?: string }): RetryRequested
+}
+
+export interface RetryRequestedJSON {
+  type: 'RetryRequested'
+  delay: number
+  reason: string
+  message: string
+}

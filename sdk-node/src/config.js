@@ -1,0 +1,363 @@
+/**
+ * A function's `export const config`: validated, and normalised to the canonical step config that
+ * the host reads when it discovers functions.
+ *
+ * The canonical shape is shared with the Python SDK (`StepConfig.to_dict()`), key for key and in
+ * the same order, with times in milliseconds:
+ * `{flow, name, entry, subscribes, emits, attempts, backoff: {type, delayMs, maxDelayMs}, timeoutMs}`.
+ *
+ * @typedef {import('../index.js').FunctionConfig} FunctionConfig
+ * @typedef {import('../index.js').StepConfig} StepConfig
+ * @typedef {import('../index.js').NormalizeOptions} NormalizeOptions
+ */
+
+import { basename, extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+import { ConfigError } from './errors.js'
+import { formatValue } from './format.js'
+
+/** Flow, step and event names: letters, digits and `_ . : -`. Same pattern as the Python SDK. */
+export const NAME_PATTERN = /^[A-Za-z0-9_.:-]+$/
+
+/** A step runs once unless it asks for more attempts (the first try counts). */
+export const DEFAULT_ATTEMPTS = 1
+
+/** Delay before retry n (n = 1, 2, …): `delayMs * 2^(n-1)`, capped at `maxDelayMs`. */
+export const DEFAULT_BACKOFF = Object.freeze({
+  type: /** @type {const} */ ('exponential'),
+  delayMs: 1000,
+  maxDelayMs: 60000,
+})
+
+const CONFIG_KEYS = ['flow', 'attempts', 'backoff', 'timeout']
+const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits']
+const BACKOFF_KEYS = ['type', 'delay', 'maxDelay']
+const BACKOFF_TYPES = ['fixed', 'exponential']
+const ROLES = ['entry', 'step']
+
+/**
+ * Why a key of the seed system's config (nuxt-queue/nvent) is refused, and what to write instead.
+ * @type {Record<string, string>}
+ */
+const SEED_KEY_HINTS = {
+  queue: 'the seed\'s queue options are gone; set attempts, backoff and timeout at the top level of config',
+  worker: 'worker options are set on the host (flowhost.toml), not per function',
+  'flow.stepTimeout': 'use timeout (milliseconds) at the top level of config',
+  'flow.triggers': 'triggers are not declared in function configs by this version of @flowhost/worker',
+  'flow.awaitBefore': 'awaits are not supported by this version of @flowhost/worker yet',
+  'flow.awaitAfter': 'awaits are not supported by this version of @flowhost/worker yet',
+}
+
+/**
+ * Validate `config` and return the canonical step config (frozen).
+ *
+ * `file` (a path or a `file:` URL) names the function file in error messages, and gives the step
+ * its default name: the file name without its extension, like the Python SDK defaults to the
+ * function's name.
+ *
+ * @param {unknown} config the module's `config` export
+ * @param {NormalizeOptions} [options]
+ * @returns {StepConfig}
+ * @throws {ConfigError} naming the file and the offending field
+ */
+export function normalizeConfig(config, options = {}) {
+  const file = displayPath(options.file)
+  const section = expectObject(config, 'config', file)
+  rejectUnknownKeys(section, CONFIG_KEYS, '', file)
+
+  if (section.flow === undefined) {
+    throw new ConfigError(
+      "is required: { name, step, subscribes: [...] } or { name, step, role: 'entry' }",
+      { file, field: 'flow' },
+    )
+  }
+  const flow = expectObject(section.flow, 'flow', file)
+  rejectUnknownKeys(flow, FLOW_KEYS, 'flow.', file)
+
+  if (Array.isArray(flow.name)) {
+    throw new ConfigError(
+      `must be one flow name: a function is a step of exactly one flow (got ${formatValue(flow.name)})`,
+      { file, field: 'flow.name' },
+    )
+  }
+  const flowName = checkName(flow.name, 'flow.name', file)
+  const name = stepName(flow.step, file)
+  const entry = isEntry(flow, file)
+  const subscribes = eventNames(flow.subscribes, 'flow.subscribes', file)
+  const emits = eventNames(flow.emits, 'flow.emits', file)
+
+  if (entry && subscribes.length > 0) {
+    throw new ConfigError(
+      `an entry step cannot subscribe to events; it receives the run's input (got ${formatValue(subscribes)})`,
+      { file, field: 'flow.subscribes' },
+    )
+  }
+  if (!entry && subscribes.length === 0) {
+    throw new ConfigError(
+      `step '${name}' is not the entry step, so it must subscribe to at least one event ` +
+        "(set flow.subscribes, or flow.role: 'entry' for the flow's first step)",
+      { file, field: 'flow.subscribes' },
+    )
+  }
+
+  return Object.freeze({
+    flow: flowName,
+    name,
+    entry,
+    subscribes: Object.freeze(subscribes),
+    emits: Object.freeze(emits),
+    attempts: attemptCount(section.attempts, file),
+    backoff: Object.freeze(backoffPolicy(section.backoff, file)),
+    timeoutMs: timeoutMs(section.timeout, file),
+  })
+}
+
+/**
+ * Declare a function's config: `export const config = defineConfig({ flow: {...}, attempts: 3 })`.
+ *
+ * Validates it as `normalizeConfig` does, so a mistake fails when the file is loaded, and returns
+ * `config` itself, unchanged (the host normalises it again when it discovers the file). Error
+ * messages name the file that called `defineConfig`.
+ *
+ * @template {FunctionConfig} C
+ * @param {C} config
+ * @returns {C}
+ * @throws {ConfigError}
+ */
+export function defineConfig(config) {
+  normalizeConfig(config, { file: callerFile(defineConfig) })
+  return config
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {Record<string, unknown>}
+ */
+function expectObject(value, field, file) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`must be an object (got ${formatValue(value)})`, { file, field })
+  }
+  return /** @type {Record<string, unknown>} */ (value)
+}
+
+/**
+ * @param {Record<string, unknown>} section
+ * @param {string[]} known
+ * @param {string} prefix the section's path, with a trailing dot, or '' at the top
+ * @param {string | undefined} file
+ */
+function rejectUnknownKeys(section, known, prefix, file) {
+  for (const key of Object.keys(section)) {
+    if (known.includes(key)) continue
+    const field = `${prefix}${key}`
+    const hint = SEED_KEY_HINTS[field] ?? `known keys here: ${known.join(', ')}`
+    throw new ConfigError(`unknown key (${hint})`, { file, field })
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {string}
+ */
+function checkName(value, field, file) {
+  if (typeof value !== 'string' || !NAME_PATTERN.test(value)) {
+    throw new ConfigError(
+      `must be a non-empty name of letters, digits and _ . : - (got ${formatValue(value)})`,
+      { file, field },
+    )
+  }
+  return value
+}
+
+/**
+ * @param {unknown} value
+ * @param {string | undefined} file
+ * @returns {string}
+ */
+function stepName(value, file) {
+  if (value !== undefined) return checkName(value, 'flow.step', file)
+  if (file === undefined) {
+    throw new ConfigError('is required (it defaults to the file name only when the file is known)', {
+      file,
+      field: 'flow.step',
+    })
+  }
+  const fromFile = basename(file, extname(file))
+  if (!NAME_PATTERN.test(fromFile)) {
+    throw new ConfigError(
+      `is not set, and the file name ${formatValue(fromFile)} is not a valid step name; set flow.step`,
+      { file, field: 'flow.step' },
+    )
+  }
+  return fromFile
+}
+
+/**
+ * `role: 'entry' | 'step'` (the seed's spelling) or `entry: true|false` (the Python SDK's).
+ * @param {Record<string, unknown>} flow
+ * @param {string | undefined} file
+ * @returns {boolean}
+ */
+function isEntry(flow, file) {
+  const { role, entry } = flow
+  if (role !== undefined && (typeof role !== 'string' || !ROLES.includes(role))) {
+    throw new ConfigError(`must be 'entry' or 'step' (got ${formatValue(role)})`, {
+      file,
+      field: 'flow.role',
+    })
+  }
+  if (entry !== undefined && typeof entry !== 'boolean') {
+    throw new ConfigError(`must be true or false (got ${formatValue(entry)})`, {
+      file,
+      field: 'flow.entry',
+    })
+  }
+  if (role !== undefined && entry !== undefined && (role === 'entry') !== entry) {
+    throw new ConfigError(`is ${entry} but flow.role is '${role}'; set only one of them`, {
+      file,
+      field: 'flow.entry',
+    })
+  }
+  return entry ?? role === 'entry'
+}
+
+/**
+ * `'a'` or `['a', 'b']` → a list without duplicates, in order; absent → `[]`.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {string[]}
+ */
+function eventNames(value, field, file) {
+  if (value === undefined) return []
+  if (typeof value === 'string') return [checkName(value, field, file)]
+  if (!Array.isArray(value)) {
+    throw new ConfigError(
+      `must be an event name or a list of event names (got ${formatValue(value)})`,
+      { file, field },
+    )
+  }
+  const names = value.map((item, index) => checkName(item, `${field}[${index}]`, file))
+  return [...new Set(names)]
+}
+
+/**
+ * @param {unknown} value
+ * @param {string | undefined} file
+ * @returns {number}
+ */
+function attemptCount(value, file) {
+  if (value === undefined) return DEFAULT_ATTEMPTS
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new ConfigError(`must be a whole number >= 1, the first try included (got ${formatValue(value)})`, {
+      file,
+      field: 'attempts',
+    })
+  }
+  return value
+}
+
+/**
+ * A number is a fixed delay in milliseconds; an object is `{type, delay, maxDelay}` with each key
+ * defaulting to `DEFAULT_BACKOFF` (as the Python SDK's `Backoff` does).
+ * @param {unknown} value
+ * @param {string | undefined} file
+ * @returns {StepConfig['backoff']}
+ */
+function backoffPolicy(value, file) {
+  if (value === undefined) return { ...DEFAULT_BACKOFF }
+  if (typeof value === 'number') {
+    const delayMs = milliseconds(value, 'backoff', file)
+    return { type: 'fixed', delayMs, maxDelayMs: delayMs }
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(
+      `must be milliseconds (a fixed delay) or { type: 'fixed' | 'exponential', delay, maxDelay } (got ${formatValue(value)})`,
+      { file, field: 'backoff' },
+    )
+  }
+  const policy = /** @type {Record<string, unknown>} */ (value)
+  rejectUnknownKeys(policy, BACKOFF_KEYS, 'backoff.', file)
+  const { type = DEFAULT_BACKOFF.type, delay, maxDelay } = policy
+  if (typeof type !== 'string' || !BACKOFF_TYPES.includes(type)) {
+    throw new ConfigError(`must be 'fixed' or 'exponential' (got ${formatValue(type)})`, {
+      file,
+      field: 'backoff.type',
+    })
+  }
+  return {
+    type: /** @type {'fixed' | 'exponential'} */ (type),
+    delayMs: delay === undefined ? DEFAULT_BACKOFF.delayMs : milliseconds(delay, 'backoff.delay', file),
+    maxDelayMs:
+      maxDelay === undefined ? DEFAULT_BACKOFF.maxDelayMs : milliseconds(maxDelay, 'backoff.maxDelay', file),
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @param {string | undefined} file
+ * @returns {number | null}
+ */
+function timeoutMs(value, file) {
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`must be a positive number of milliseconds (got ${formatValue(value)})`, {
+      file,
+      field: 'timeout',
+    })
+  }
+  return Math.max(1, Math.round(value))
+}
+
+/**
+ * A finite, non-negative duration in milliseconds, rounded to a whole millisecond.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {number}
+ */
+function milliseconds(value, field, file) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(`must be a finite number of milliseconds >= 0 (got ${formatValue(value)})`, {
+      file,
+      field,
+    })
+  }
+  return Math.round(value)
+}
+
+/**
+ * @param {string | URL | undefined} file
+ * @returns {string | undefined}
+ */
+function displayPath(file) {
+  if (file === undefined) return undefined
+  if (file instanceof URL || file.startsWith('file:')) return fileURLToPath(file)
+  return file
+}
+
+/**
+ * The file of the code that called `fn`, from V8's structured stack trace; undefined if unknown.
+ * @param {Function} fn
+ * @returns {string | undefined}
+ */
+function callerFile(fn) {
+  const original = Error.prepareStackTrace
+  try {
+    Error.prepareStackTrace = (_error, callSites) => callSites
+    /** @type {{stack?: NodeJS.CallSite[]}} */
+    const holder = {}
+    Error.captureStackTrace(holder, fn)
+    const name = holder.stack?.[0]?.getFileName()
+    return name ? displayPath(name) : undefined
+  } catch {
+    return undefined
+  } finally {
+    Error.prepareStackTrace = original
+  }
+}

@@ -1,0 +1,47 @@
+// Checked by `npm run typecheck`, never run: the JavaScript implementation fits the hand-written
+// index.d.ts that users see, and the public types read well in a typical function file.
+import * as api from '@flowhost/worker'
+
+import * as config from '../../src/config.js'
+import * as errors from '../../src/errors.js'
+import * as handler from '../../src/function.js'
+
+export const implementation: {
+  defineConfig: typeof api.defineConfig
+  normalizeConfig: typeof api.normalizeConfig
+  defineFunction: typeof api.defineFunction
+  WorkerError: typeof api.WorkerError
+  ConfigError: typeof api.ConfigError
+  RetryRequested: typeof api.RetryRequested
+} = {
+  defineConfig: config.defineConfig,
+  normalizeConfig: config.normalizeConfig,
+  defineFunction: handler.defineFunction,
+  WorkerError: errors.WorkerError,
+  ConfigError: errors.ConfigError,
+  RetryRequested: errors.RetryRequested,
+}
+
+// A typical function file: ctx is typed without annotations, input when the author says so.
+type Validated = { 'order.validated': { id: number; total: number } }
+
+export const charge = api.defineFunction(async (input: Validated, ctx) => {
+  const charges: number = await ctx.state.get('charges', 0)
+  const maybe: string | null = await ctx.state.get<string>('note')
+  ctx.logger.warn('charging', { id: input['order.validated'].id, charges, maybe })
+  ctx.signal.throwIfAborted()
+  const { runId } = await ctx.flow.start('invoices', { id: 1 }, { idempotencyKey: ctx.idempotencyKey })
+  await ctx.emit('order.charged', { runId })
+  if (ctx.attempt < ctx.maxAttempts) throw new api.RetryRequested(1.5, 'again')
+  return { ok: true }
+})
+
+export const declared = api.defineConfig({
+  flow: { name: 'orders', step: 'charge', subscribes: ['order.validated'] },
+  backoff: { type: 'fixed', delay: 100 },
+})
+// `const` inference keeps literal types of the declared config.
+export const stepName: 'charge' = declared.flow.step
+
+// @ts-expect-error role is 'entry' | 'step'
+api.defineConfig({ flow: { name: 'orders', role: 'start' } })
