@@ -1,0 +1,35 @@
+"""flowhost: a durable workflow and job host on Postgres.
+
+Steps are written with the `flowhost_worker` SDK; this package hosts and runs them.
+"""
+
+from flowhost._core import __version__
+from flowhost.errors import (
+    ConfigurationError,
+    DatabaseError,
+    DatabaseUnavailableError,
+    DiscoveryError,
+    FlowDefinitionError,
+    FlowhostError,
+    FlowNotFoundError,
+    InvalidInputError,
+    MigrationError,
+    RunNotFoundError,
+)
+from flowhost.settings import Settings, load_settings
+
+__all__ = [
+    "ConfigurationError",
+    "DatabaseError",
+    "DatabaseUnavailableError",
+    "DiscoveryError",
+    "FlowDefinitionError",
+    "FlowNotFoundError",
+    "FlowhostError",
+    "InvalidInputError",
+    "MigrationError",
+    "RunNotFoundError",
+    "Settings",
+    "__version__",
+    "load_settings",
+]

@@ -1,0 +1,294 @@
+"""`flowhost`: develop, host and run flows; inspect runs; manage the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from flowhost import __version__
+from flowhost.cli import exit_codes, output
+from flowhost.cli.running import parse_input, run_flow
+from flowhost.db.migrations import migration_status, migrations_sql
+from flowhost.engine.host import Host
+from flowhost.errors import FlowhostError
+from flowhost.project import Project, open_database, open_project
+from flowhost.queue.pgqueuer_queue import queue_schema_sql
+from flowhost.settings import Settings, load_settings
+from flowhost.store import reads
+from flowhost.store.events import events_of_run
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def handle_errors(command: Callable[P, T]) -> Callable[P, T]:
+    """One-line errors and documented exit codes instead of tracebacks."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return command(*args, **kwargs)
+        except FlowhostError as exc:
+            click.echo(f"flowhost: error: {exc.message}", err=True)
+            sys.exit(exit_codes.exit_code_for(exc))
+        except KeyboardInterrupt:
+            click.echo("flowhost: interrupted", err=True)
+            sys.exit(exit_codes.INTERRUPTED)
+
+    return wrapper
+
+
+def settings_of(ctx: click.Context, project_dir: Path | None = None) -> Settings:
+    return load_settings(project_dir or ctx.obj["project"])
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-p", "--project", type=click.Path(file_okay=False, path_type=Path),
+              default=".", envvar="FLOWHOST_PROJECT", show_default=True,
+              help="Project directory (holds flowhost.toml and functions/).")
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.version_option(__version__, prog_name="flowhost")
+@click.pass_context
+def cli(ctx: click.Context, project: Path, verbose: int) -> None:
+    """flowhost: durable flows of Python steps on Postgres."""
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"project": project, "verbose": verbose}
+
+
+def print_problems(project: Project) -> None:
+    for problem in project.catalog.problems:
+        click.echo(click.style("problem: ", fg="red") + str(problem), err=True)
+
+
+def print_flows(project: Project) -> None:
+    for flow in project.catalog.flows.values():
+        steps = ", ".join(sorted(flow.steps))
+        click.echo(f"  flow {flow.name}: entry {flow.entry}; steps {steps}")
+
+
+async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
+    async with open_project(settings) as project:
+        click.echo(f"flowhost {__version__}: project {settings.project_dir}")
+        click.echo("database: " + ("embedded PostgreSQL in " + str(settings.state_dir / "pg")
+                                   if settings.embedded else "from settings"))
+        print_flows(project)
+        print_problems(project)
+        if watch:
+            click.echo(f"watching {settings.functions_path} for changes; Ctrl-C stops")
+
+        def reloaded(current: Project) -> None:
+            click.echo("functions reloaded:")
+            print_flows(current)
+            print_problems(current)
+
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        await Host(project, watch=watch, on_reload=reloaded).serve(stop)
+        click.echo("stopped")
+
+
+@cli.command()
+@click.argument("directory", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.pass_context
+@handle_errors
+def dev(ctx: click.Context, directory: Path | None) -> None:
+    """Develop DIRECTORY: database, schema, host; reloads functions when they change."""
+    run_async(serve_until_stopped(settings_of(ctx, directory), watch=True))
+
+
+@cli.command()
+@click.pass_context
+@handle_errors
+def host(ctx: click.Context) -> None:
+    """Run a host for the project's flows until SIGINT/SIGTERM."""
+    run_async(serve_until_stopped(settings_of(ctx), watch=False))
+
+
+@cli.command()
+@click.argument("flow")
+@click.option("-i", "--input", "input_text", metavar="JSON|@FILE",
+              help="The run's input: JSON text or @path to a JSON file (default {}).")
+@click.option("--wait/--no-wait", default=False,
+              help="Wait for the end when a running host serves the flow.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+@handle_errors
+def run(ctx: click.Context, flow: str, input_text: str | None, wait: bool, as_json: bool) -> None:
+    """Start a run of FLOW and print its events and result.
+
+    With no host serving the flow, this command runs one until the run ends.
+    Exits 0 when the run completed (or was started without waiting), 1 when it failed.
+    """
+    data = parse_input(input_text)
+    settings = settings_of(ctx)
+
+    async def main() -> str:
+        async with open_project(settings) as project:
+            return await run_flow(project, flow, data, wait=wait, as_json=as_json)
+
+    status = run_async(main())
+    sys.exit(exit_codes.RUN_FAILED if status in ("failed", "canceled") else exit_codes.OK)
+
+
+@cli.group()
+def runs() -> None:
+    """Inspect runs."""
+
+
+@runs.command("list")
+@click.option("--flow", help="Only runs of this flow.")
+@click.option("--status", type=click.Choice(["running", "completed", "failed", "canceled"]))
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_list(ctx: click.Context, flow: str | None, status: str | None, limit: int,
+              as_json: bool) -> None:
+    """The latest runs, newest first."""
+
+    async def main() -> list[dict[str, Any]]:
+        async with open_database(settings_of(ctx)) as database, database.connection() as conn:
+            return await reads.list_runs(conn, flow=flow, status=status, limit=limit)
+
+    rows = run_async(main())
+    if as_json:
+        output.print_json(rows)
+        return
+    table = [[str(r["id"]), r["flow"], output.status_text(r["status"]),
+              f"{r['completed_steps']}/{r['step_count']}",
+              r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+              _duration(r)] for r in rows]
+    click.echo(output.table(table, ["RUN", "FLOW", "STATUS", "STEPS", "STARTED", "DURATION"]))
+
+
+def _duration(row: dict[str, Any]) -> str:
+    if row["finished_at"] is None:
+        return "-"
+    return f"{(row['finished_at'] - row['created_at']).total_seconds() * 1000:.0f} ms"
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """One run: status, steps with attempts and results, and its events (RUN_ID may be a prefix)."""
+
+    async def main() -> None:
+        async with open_database(settings_of(ctx)) as database, database.connection() as conn:
+            resolved = await reads.resolve_run_id(conn, run_id)
+            run = await reads.get_run(conn, resolved)
+            steps = await reads.steps_of_run(conn, resolved)
+            events = await events_of_run(conn, resolved, limit=100_000)
+            state = await reads.state_of_run(conn, resolved)
+        if as_json:
+            summary = output.run_summary(run, steps)
+            summary["state"] = state
+            output.print_json(summary)
+            return
+        click.echo(f"run {run['id']}  flow {run['flow']}  {output.status_text(run['status'])}")
+        click.echo(f"input: {output.compact(run['input'], 400)}")
+        click.echo(output.table(
+            [[s["name"], output.status_text(s["status"]), str(s["attempt"]),
+              output.compact(s["result"] if s["status"] != "failed" else s["error"], 60)]
+             for s in steps],
+            ["STEP", "STATUS", "ATTEMPTS", "RESULT"]))
+        click.echo("events:")
+        for event in events:
+            click.echo(output.event_line(event, run["created_at"]))
+        if state:
+            click.echo(f"state: {output.compact(state, 400)}")
+
+    run_async(main())
+
+
+@cli.group()
+def db() -> None:
+    """The flowhost schema in the project's database."""
+
+
+@db.command("migrate")
+@click.pass_context
+@handle_errors
+def db_migrate(ctx: click.Context) -> None:
+    """Apply pending migrations and install PgQueuer's tables."""
+
+    async def main() -> list[Any]:
+        async with open_database(settings_of(ctx), prepare=False) as database:
+            from flowhost.project import prepare_schema
+
+            async with database.connection() as conn:
+                before = await migration_status(conn)
+            await prepare_schema(database)
+            return [m for m in before if m.applied_at is None]
+
+    applied = run_async(main())
+    for migration in applied:
+        click.echo(f"applied {migration.version:04d}_{migration.name}")
+    click.echo("schema is up to date")
+
+
+@db.command("status")
+@click.pass_context
+@handle_errors
+def db_status(ctx: click.Context) -> None:
+    """Which migrations are applied."""
+
+    async def main() -> list[Any]:
+        async with open_database(settings_of(ctx), prepare=False) as database, \
+                database.connection() as conn:
+            return await migration_status(conn)
+
+    rows = run_async(main())
+    click.echo(output.table(
+        [[f"{m.version:04d}", m.name, m.applied_at.isoformat() if m.applied_at else "pending"]
+         for m in rows], ["VERSION", "NAME", "APPLIED"]))
+    if any(m.applied_at is None for m in rows):
+        sys.exit(exit_codes.RUN_FAILED)
+
+
+@db.command("sql")
+@click.option("--queue/--no-queue", default=True, show_default=True,
+              help="Include PgQueuer's schema.")
+def db_sql(queue: bool) -> None:
+    """Print the SQL that `db migrate` applies."""
+    click.echo(migrations_sql(), nl=False)
+    if queue:
+        click.echo("\n-- PgQueuer schema (installed through PgQueuer's own API)")
+        click.echo(queue_schema_sql())
+
+
+def main() -> None:
+    cli(prog_name="flowhost")
+
+
+__all__ = ["cli", "main"]

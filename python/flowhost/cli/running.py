@@ -1,0 +1,122 @@
+"""`flowhost run`: start a run, make sure a host runs it, and follow it to its end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowhost.cli import output
+from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.host import Host
+from flowhost.engine.orchestrator import start_runs
+from flowhost.errors import FlowNotFoundError, InvalidInputError
+from flowhost.project import Project
+from flowhost.store import reads
+from flowhost.store.events import events_of_run
+
+POLL_INTERVAL = 0.05
+
+
+def parse_input(text: str | None) -> Any:
+    """`--input`: JSON text, or `@path` to a JSON file; no input is `{}`."""
+    if text is None:
+        return {}
+    source = "--input"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read input file {path}: {exc.strerror}") from exc
+        source = str(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(
+            f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+
+
+def find_flow(project: Project, name: str) -> FlowDefinition:
+    flow = project.catalog.flows.get(name)
+    if flow is not None:
+        return flow
+    problems = [str(p) for p in project.catalog.problems if p.flow == name]
+    if problems:
+        raise FlowNotFoundError(f"flow {name!r} is invalid:\n  " + "\n  ".join(problems))
+    known = ", ".join(sorted(project.catalog.flows)) or "none"
+    raise FlowNotFoundError(f"unknown flow {name!r} (flows: {known})")
+
+
+async def run_flow(project: Project, flow_name: str, data: Any, *, wait: bool, as_json: bool) -> str:
+    """Start a run; returns its final status, or "running" when not waiting for it."""
+    flow = find_flow(project, flow_name)
+    async with project.database.transaction() as conn:
+        [run_id] = await start_runs(conn, flow, [data])
+    async with project.database.connection() as conn:
+        served = await reads.hosts_serving(
+            conn, flow.name, stale_after=3 * project.settings.host_heartbeat_interval)
+    if not as_json:
+        where = "a running host" if served else "a host started by this command"
+        click.echo(f"run {run_id} started: flow {flow.name}, run by {where}")
+    if served and not wait:
+        if as_json:
+            output.print_json({"id": str(run_id), "flow": flow.name, "status": "running"})
+        return "running"
+    if served:
+        return await follow(project, run_id, as_json=as_json)
+    stop = asyncio.Event()
+    host = Host(project)
+    async with asyncio.TaskGroup() as tasks:
+        serving = tasks.create_task(host.serve(stop))
+        try:
+            status = await follow(project, run_id, as_json=as_json, host_task=serving)
+        finally:
+            stop.set()
+    return status
+
+
+async def follow(
+    project: Project,
+    run_id: uuid.UUID,
+    *,
+    as_json: bool,
+    host_task: asyncio.Task[None] | None = None,
+) -> str:
+    """Print the run's events as they are appended; returns its final status."""
+    last_id = 0
+    started = None
+    while True:
+        async with project.database.connection() as conn:
+            run = await reads.get_run(conn, run_id)
+            events = await events_of_run(conn, run_id, after=last_id)
+        started = started or run["created_at"]
+        for event in events:
+            last_id = event.id
+            if not as_json:
+                click.echo(output.event_line(event, started))
+        if run["status"] in reads.TERMINAL_STATUSES and not events:
+            break
+        if host_task is not None and host_task.done():
+            host_task.result()  # the host stopped early: surface why
+        with contextlib.suppress(TimeoutError):
+            await asyncio.sleep(POLL_INTERVAL)
+    async with project.database.connection() as conn:
+        steps = await reads.steps_of_run(conn, run_id)
+    summary = output.run_summary(run, steps)
+    if as_json:
+        output.print_json(summary)
+    else:
+        if run["status"] == "completed":
+            click.echo(f"result: {output.compact(run['result'], 400)}")
+        elif run["error"]:
+            click.echo(f"error: {run['error'].get('type')}: {run['error'].get('message')} "
+                       f"(step {run['error'].get('step')})")
+        click.echo(f"run {run_id} {run['status']}")
+    return str(run["status"])

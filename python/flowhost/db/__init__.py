@@ -1,0 +1,1 @@
+"""Postgres access: the connection pool, the SQL of flowhost, migrations, the embedded server."""

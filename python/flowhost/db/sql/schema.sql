@@ -1,0 +1,115 @@
+-- The canonical flowhost schema: what all migrations applied in order must produce.
+-- tests/integration/test_migrations.py checks that they agree.
+
+CREATE SCHEMA IF NOT EXISTS flowhost;
+
+CREATE TABLE flowhost.schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Flow definitions served by hosts (one row per flow name, the latest definition).
+CREATE TABLE flowhost.flows (
+    name text PRIMARY KEY,
+    definition jsonb NOT NULL,
+    definition_hash text NOT NULL,
+    registered_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Flow statistics: a projection of flow.started / flow.completed / flow.failed events.
+CREATE TABLE flowhost.flow_stats (
+    flow text PRIMARY KEY,
+    total bigint NOT NULL DEFAULT 0,
+    running bigint NOT NULL DEFAULT 0,
+    completed bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    canceled bigint NOT NULL DEFAULT 0,
+    total_duration_ms bigint NOT NULL DEFAULT 0,
+    last_run_at timestamptz,
+    last_completed_at timestamptz
+);
+
+-- The run index: a projection of each run's event stream.
+CREATE TABLE flowhost.runs (
+    id uuid PRIMARY KEY,
+    flow text NOT NULL,
+    status text NOT NULL
+        CONSTRAINT runs_status_check
+        CHECK (status IN ('running', 'completed', 'failed', 'canceled')),
+    input jsonb NOT NULL,
+    result jsonb,
+    error jsonb,
+    definition_hash text NOT NULL,
+    -- event name -> payload of the first emit of that name in the run
+    emitted jsonb NOT NULL DEFAULT '{}'::jsonb,
+    step_count integer NOT NULL DEFAULT 0,
+    completed_steps integer NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz,
+    version integer NOT NULL DEFAULT 0
+);
+CREATE INDEX runs_created_idx ON flowhost.runs (created_at DESC, id);
+CREATE INDEX runs_flow_created_idx ON flowhost.runs (flow, created_at DESC);
+CREATE INDEX runs_status_created_idx ON flowhost.runs (status, created_at DESC);
+
+-- One row per step of a run that was ever scheduled: its attempts, input, result or error.
+CREATE TABLE flowhost.steps (
+    run_id uuid NOT NULL REFERENCES flowhost.runs (id) ON DELETE CASCADE,
+    name text NOT NULL,
+    status text NOT NULL
+        CONSTRAINT steps_status_check
+        CHECK (status IN ('queued', 'running', 'completed', 'failed', 'skipped')),
+    attempt integer NOT NULL DEFAULT 1,
+    max_attempts integer NOT NULL DEFAULT 1,
+    input jsonb,
+    result jsonb,
+    error jsonb,
+    queued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    started_at timestamptz,
+    finished_at timestamptz,
+    PRIMARY KEY (run_id, name)
+);
+
+-- The event log: append-only, one stream per run, ordered by id.
+CREATE TABLE flowhost.events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id uuid NOT NULL,
+    type text NOT NULL,
+    step text,
+    attempt integer,
+    ts timestamptz NOT NULL DEFAULT clock_timestamp(),
+    data jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+CREATE INDEX events_run_idx ON flowhost.events (run_id, id);
+
+CREATE FUNCTION flowhost.events_are_append_only() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'flowhost.events is append-only';
+END
+$$;
+CREATE TRIGGER events_append_only BEFORE UPDATE ON flowhost.events
+    FOR EACH ROW EXECUTE FUNCTION flowhost.events_are_append_only();
+
+-- Per-run key/value state: a write-through projection of state.set / state.delete events.
+CREATE TABLE flowhost.state (
+    run_id uuid NOT NULL REFERENCES flowhost.runs (id) ON DELETE CASCADE,
+    key text NOT NULL,
+    value jsonb NOT NULL,
+    event_id bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (run_id, key)
+);
+
+-- Live hosts: each host refreshes its row; `flowhost run` looks here for a host serving a flow.
+CREATE TABLE flowhost.hosts (
+    id uuid PRIMARY KEY,
+    hostname text NOT NULL,
+    pid integer NOT NULL,
+    flows text[] NOT NULL DEFAULT '{}',
+    started_at timestamptz NOT NULL DEFAULT now(),
+    last_seen timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,1 @@
+"""The flow engine: definitions, discovery, transitions between steps, the host."""

@@ -1,0 +1,44 @@
+"""The flows a host serves and, for the in-process runtime, their imported handlers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from flowhost_worker.loader import MODULE_PREFIX, load_module
+
+from flowhost.engine.definitions import DefinitionProblem, FlowDefinition, StepDefinition
+from flowhost.engine.discovery import discover
+
+Handler = Callable[[Any, Any], Awaitable[Any]]
+
+
+class FunctionCatalog:
+    """The current flow definitions of a project; `reload()` swaps them atomically."""
+
+    def __init__(self, functions_dir: Path) -> None:
+        self.functions_dir = functions_dir.resolve()
+        self.flows: dict[str, FlowDefinition] = {}
+        self.problems: list[DefinitionProblem] = []
+        self._modules: dict[str, ModuleType] = {}
+
+    async def reload(self) -> None:
+        found = await discover(self.functions_dir)
+        self.flows, self.problems = found.flows, found.problems
+        self._modules.clear()
+        # Forget imported function modules, so the in-process runtime imports the new code.
+        for name in [n for n in sys.modules if n == MODULE_PREFIX or n.startswith(MODULE_PREFIX + ".")]:
+            del sys.modules[name]
+
+    def handler(self, step: StepDefinition) -> Handler:
+        """Import `step`'s function into this process (the in-process runtime)."""
+        module = self._modules.get(step.file)
+        if module is None:
+            module = self._modules[step.file] = load_module(self.functions_dir, Path(step.file))
+        handler = getattr(module, step.function, None)
+        if not callable(handler):
+            raise LookupError(f"{step.location}: function {step.function!r} is gone")
+        return handler  # type: ignore[no-any-return]

@@ -1,0 +1,186 @@
+"""Flow definitions assembled from discovered steps, and the rules that make a flow valid.
+
+Pure domain code: no I/O. A problem in one flow (two entry steps, a subscription nobody emits, a
+cycle) rejects that flow with the file and line of the step at fault; the other flows still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from flowhost_worker import Backoff
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepDefinition:
+    flow: str
+    name: str
+    entry: bool
+    subscribes: tuple[str, ...]
+    emits: tuple[str, ...]
+    attempts: int
+    backoff: Backoff
+    timeout: float | None
+    file: str
+    line: int
+    function: str
+    runtime: str = "python"
+
+    @property
+    def location(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def config(self) -> dict[str, Any]:
+        """The declaration alone (no file or line): what the definition hash covers."""
+        return {
+            "name": self.name,
+            "entry": self.entry,
+            "subscribes": list(self.subscribes),
+            "emits": list(self.emits),
+            "attempts": self.attempts,
+            "backoff": self.backoff.to_dict(),
+            "timeout": self.timeout,
+            "runtime": self.runtime,
+        }
+
+    @classmethod
+    def from_description(cls, entry: Mapping[str, Any]) -> StepDefinition:
+        """Build from one `steps[]` item of `flowhost_worker.describe` output."""
+        config = entry["config"]
+        backoff = config["backoff"]
+        timeout_ms = config.get("timeoutMs")
+        return cls(
+            flow=config["flow"],
+            name=config["name"],
+            entry=bool(config["entry"]),
+            subscribes=tuple(config["subscribes"]),
+            emits=tuple(config["emits"]),
+            attempts=int(config["attempts"]),
+            backoff=Backoff(backoff["type"], backoff["delayMs"] / 1000, backoff["maxDelayMs"] / 1000),
+            timeout=None if timeout_ms is None else timeout_ms / 1000,
+            file=entry["file"],
+            line=int(entry["line"]),
+            function=entry["function"],
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DefinitionProblem:
+    file: str
+    line: int
+    message: str
+    flow: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FlowDefinition:
+    name: str
+    entry: str
+    steps: Mapping[str, StepDefinition]
+
+    @property
+    def hash(self) -> str:
+        return definition_hash(self.steps.values())
+
+    def step(self, name: str) -> StepDefinition:
+        return self.steps[name]
+
+    def subscriptions(self) -> dict[str, list[str]]:
+        """step name -> the events it waits for (empty for the entry step)."""
+        return {name: list(step.subscribes) for name, step in self.steps.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "entry": self.entry,
+            "steps": [self.steps[name].config() for name in sorted(self.steps)],
+        }
+
+
+def definition_hash(steps: Iterable[StepDefinition]) -> str:
+    canonical = json.dumps(
+        sorted((step.config() for step in steps), key=lambda c: c["name"]),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def build_flows(
+    steps: Iterable[StepDefinition],
+) -> tuple[dict[str, FlowDefinition], list[DefinitionProblem]]:
+    """Group steps into flows and validate each flow; invalid flows are left out."""
+    by_flow: dict[str, list[StepDefinition]] = {}
+    for step in steps:
+        by_flow.setdefault(step.flow, []).append(step)
+    flows: dict[str, FlowDefinition] = {}
+    problems: list[DefinitionProblem] = []
+    for name in sorted(by_flow):
+        flow, found = _build_flow(name, by_flow[name])
+        problems.extend(found)
+        if flow is not None:
+            flows[name] = flow
+    return flows, problems
+
+
+def _build_flow(
+    name: str, steps: list[StepDefinition]
+) -> tuple[FlowDefinition | None, list[DefinitionProblem]]:
+    problems: list[DefinitionProblem] = []
+
+    def problem(step: StepDefinition, message: str) -> None:
+        problems.append(DefinitionProblem(step.file, step.line, message, flow=name))
+
+    unique: dict[str, StepDefinition] = {}
+    for step in steps:
+        if step.name in unique:
+            first = unique[step.name]
+            problem(step, f"flow {name!r}: step {step.name!r} is defined twice "
+                          f"(also at {first.location})")
+        else:
+            unique[step.name] = step
+
+    entries = [step for step in unique.values() if step.entry]
+    if not entries:
+        first = min(unique.values(), key=lambda s: (s.file, s.line))
+        problem(first, f"flow {name!r} has no entry step (mark one step with entry=True)")
+    for extra in entries[1:]:
+        problem(extra, f"flow {name!r} has two entry steps: {entries[0].name!r} "
+                       f"({entries[0].location}) and {extra.name!r}")
+
+    emitted = {event for step in unique.values() for event in step.emits}
+    for step in unique.values():
+        for event in step.subscribes:
+            if event not in emitted:
+                problem(step, f"flow {name!r}: step {step.name!r} subscribes to {event!r}, "
+                              "which no step of the flow emits")
+
+    if not problems:
+        for step in _steps_in_cycles(unique):
+            problem(step, f"flow {name!r}: step {step.name!r} waits on a cycle of steps and can never run")
+
+    if problems:
+        return None, problems
+    return FlowDefinition(name=name, entry=entries[0].name, steps=dict(unique)), []
+
+
+def _steps_in_cycles(steps: Mapping[str, StepDefinition]) -> list[StepDefinition]:
+    """Steps that no run can reach: run the AND-join from the entry until nothing changes."""
+    reachable: set[str] = {s.name for s in steps.values() if s.entry}
+    events = {e for name in reachable for e in steps[name].emits}
+    changed = True
+    while changed:
+        changed = False
+        for step in steps.values():
+            if step.name not in reachable and set(step.subscribes) <= events:
+                reachable.add(step.name)
+                events.update(step.emits)
+                changed = True
+    return sorted((s for s in steps.values() if s.name not in reachable),
+                  key=lambda s: (s.file, s.line))

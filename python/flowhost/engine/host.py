@@ -1,0 +1,103 @@
+"""A host: takes step jobs of the flows it serves off the queue and runs them.
+
+Any number of hosts may share a database. Each records itself in `flowhost.hosts` while it runs,
+which is how `flowhost run` knows whether somebody will pick up a run it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+
+from psycopg.types.json import Jsonb
+
+from flowhost.db.queries import QUERIES
+from flowhost.engine.executor import StepExecutor
+from flowhost.project import Project
+from flowhost.queue.pgqueuer_queue import StepConsumer
+
+logger = logging.getLogger(__name__)
+
+
+class Host:
+    def __init__(self, project: Project, *, watch: bool = False,
+                 on_reload: Callable[[Project], None] | None = None) -> None:
+        self.project = project
+        self.id = uuid.uuid4()
+        self._watch = watch
+        self._on_reload = on_reload
+        self._consumer: StepConsumer | None = None
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set; in-flight steps finish before this returns."""
+        settings = self.project.settings
+        await self._register_flows()
+        database = self.project.database
+        async with database.dedicated_connection() as queue_conn, \
+                database.dedicated_connection() as listen_conn:
+            self._consumer = StepConsumer(
+                queue_conn,
+                listen_conn,
+                StepExecutor(self.project.database, self.project.catalog),
+                concurrency=settings.concurrency,
+                batch_size=settings.batch_size,
+                heartbeat_timeout=settings.heartbeat_timeout,
+            )
+            self._consumer.serve(sorted(self.project.catalog.flows))
+            async with asyncio.TaskGroup() as tasks:
+                consumer = tasks.create_task(self._consumer.run(), name="flowhost-consumer")
+                alive = tasks.create_task(self._heartbeat(stop), name="flowhost-heartbeat")
+                watcher = (tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
+                           if self._watch else None)
+                await stop.wait()
+                self._consumer.stop()
+                await consumer
+                await alive
+                if watcher is not None:
+                    await watcher
+        async with self.project.database.connection() as conn:
+            await conn.execute(QUERIES["host_gone"], {"id": self.id})
+
+    async def _register_flows(self) -> None:
+        async with self.project.database.transaction() as conn:
+            for flow in self.project.catalog.flows.values():
+                await conn.execute(QUERIES["upsert_flow"], {
+                    "name": flow.name, "definition": Jsonb(flow.to_json()),
+                    "definition_hash": flow.hash})
+                await conn.execute(QUERIES["ensure_flow_stats"], {"flow": flow.name})
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        interval = self.project.settings.host_heartbeat_interval
+        while not stop.is_set():
+            try:
+                async with self.project.database.connection() as conn:
+                    await conn.execute(QUERIES["host_alive"], {
+                        "id": self.id, "hostname": socket.gethostname(), "pid": os.getpid(),
+                        "flows": sorted(self.project.catalog.flows)})
+            except Exception:
+                logger.exception("could not record this host as alive; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    async def _watch_functions(self, stop: asyncio.Event) -> None:
+        from watchfiles import awatch
+
+        catalog = self.project.catalog
+        async for _changes in awatch(catalog.functions_dir, stop_event=stop, debounce=200,
+                                     recursive=True):
+            try:
+                await catalog.reload()
+            except Exception:
+                logger.exception("reloading %s failed; keeping the previous functions",
+                                 catalog.functions_dir)
+                continue
+            await self._register_flows()
+            if self._consumer is not None:
+                self._consumer.serve(sorted(catalog.flows))
+            if self._on_reload is not None:
+                self._on_reload(self.project)

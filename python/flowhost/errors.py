@@ -1,0 +1,58 @@
+"""The exceptions flowhost raises: one root, each class's docstring is its default message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FlowhostError(Exception):
+    """flowhost failed."""
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        self.details = details
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keeps the message and details when an error crosses a process boundary.
+        return (_rebuild, (type(self), self.message, self.details))
+
+
+def _rebuild(cls: type[FlowhostError], message: str, details: dict[str, Any]) -> FlowhostError:
+    return cls(message, **details)
+
+
+class ConfigurationError(FlowhostError, ValueError):
+    """The flowhost configuration is invalid."""
+
+
+class DatabaseUnavailableError(FlowhostError):
+    """The database cannot be reached."""
+
+
+class DatabaseError(FlowhostError):
+    """The database rejected an operation."""
+
+
+class MigrationError(FlowhostError):
+    """The flowhost schema could not be migrated."""
+
+
+class FlowNotFoundError(FlowhostError, LookupError):
+    """No flow with that name is defined."""
+
+
+class RunNotFoundError(FlowhostError, LookupError):
+    """No run with that id exists."""
+
+
+class InvalidInputError(FlowhostError, ValueError):
+    """The input is not valid."""
+
+
+class FlowDefinitionError(FlowhostError, ValueError):
+    """A flow definition is invalid."""
+
+
+class DiscoveryError(FlowhostError):
+    """The step functions could not be discovered."""

@@ -1,0 +1,1 @@
+"""The durable job queue (PgQueuer behind one adapter module)."""

@@ -1,0 +1,141 @@
+"""PgQueuer adapter: installing its schema, enqueueing in the caller's transaction, consuming.
+
+Every PgQueuer import of flowhost lives in this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from pgqueuer.db import PsycopgDriver
+from pgqueuer.models import Job
+from pgqueuer.qm import QueueManager
+from pgqueuer.queries import Queries
+from pgqueuer.types import QueueExecutionMode
+from psycopg import sql
+
+from flowhost.db.database import Connection
+from flowhost.queue.jobs import StepJob, entrypoint_for
+
+logger = logging.getLogger(__name__)
+
+StepHandler = Callable[[StepJob], Awaitable[None]]
+
+
+class SplitPsycopgDriver(PsycopgDriver):
+    """PgQueuer's psycopg driver with LISTEN on a connection of its own.
+
+    The stock driver waits for notifications with `notifies(timeout=1.0)` on the connection it
+    also queries on, and psycopg holds the connection lock while waiting: every dequeue then
+    waits up to a second behind the watcher. Listening on a second connection removes the wait.
+    """
+
+    def __init__(self, connection: Connection, listen_connection: Connection) -> None:
+        super().__init__(connection)  # type: ignore[arg-type]
+        self._listen_connection = listen_connection
+
+    async def add_listener(self, channel: str, callback: Callable[[str | bytes | bytearray], None]) -> None:
+        if channel not in self._listeners:
+            await self._listen_connection.execute(
+                sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            self._listeners[channel] = []
+        self._listeners[channel].append(callback)
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self.watch_notifies(), name="flowhost-listen")
+            self._tm.add(self._watcher)
+
+    async def watch_notifies(self) -> None:
+        while not self.shutdown.is_set():
+            async for note in self._listen_connection.notifies(timeout=0.5, stop_after=1):
+                for callback in list(self._listeners.get(note.channel, [])):
+                    try:
+                        callback(note.payload)
+                    except Exception:
+                        logger.exception("NOTIFY callback failed on channel %s", note.channel)
+
+    async def remove_listener(self, channel: str, callback: Callable[[str | bytes | bytearray], None]) -> None:
+        callbacks = self._listeners.get(channel, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+
+async def install_queue_schema(conn: Connection) -> bool:
+    """Install PgQueuer's tables if absent, else apply its pending upgrades; True if installed."""
+    queries = Queries(PsycopgDriver(conn))
+    if await queries.schema_is_installed():
+        await queries.upgrade()
+        return False
+    await queries.install()
+    return True
+
+
+def queue_schema_sql() -> str:
+    from pgqueuer.adapters.persistence.qb import QueryBuilderEnvironment
+
+    return QueryBuilderEnvironment().build_install_query()
+
+
+async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob]) -> None:
+    """Enqueue on `conn`, so the jobs commit or roll back with the caller's transaction."""
+    if not jobs:
+        return
+    queries = Queries(PsycopgDriver(conn))
+    await queries.enqueue(
+        [job.entrypoint for job in jobs],
+        [job.encode() for job in jobs],
+        [0] * len(jobs),
+        [timedelta(seconds=job.delay) if job.delay > 0 else None for job in jobs],
+        [job.dedupe_key for job in jobs],
+        on_conflict="skip",
+    )
+
+
+async def queued_jobs(conn: Connection, flow: str) -> int:
+    """Jobs of `flow` waiting or running (for status displays and tests)."""
+    queries = Queries(PsycopgDriver(conn))
+    return await queries.queued_work([entrypoint_for(flow)])  # type: ignore[list-item]
+
+
+class StepConsumer:
+    """Takes step jobs of the served flows off the queue and hands them to `handler`."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        listen_conn: Connection,
+        handler: StepHandler,
+        *,
+        concurrency: int,
+        batch_size: int,
+        heartbeat_timeout: float,
+    ) -> None:
+        self._handler = handler
+        self._manager = QueueManager(Queries(SplitPsycopgDriver(conn, listen_conn)))
+        self._batch_size = max(1, min(batch_size, concurrency // 2))
+        self._concurrency = max(concurrency, 2 * self._batch_size)
+        self._heartbeat_timeout = timedelta(seconds=heartbeat_timeout)
+
+    def serve(self, flows: Sequence[str]) -> None:
+        """Start taking jobs of `flows` (may be called again while running, after a reload)."""
+        for flow in flows:
+            name = entrypoint_for(flow)
+            if name not in self._manager.entrypoint_registry:
+                self._manager.entrypoint(name, accepts_context=False)(self._dispatch)
+
+    async def _dispatch(self, job: Job) -> None:
+        await self._handler(StepJob.decode(job.payload))
+
+    async def run(self, *, drain: bool = False) -> None:
+        await self._manager.run(
+            batch_size=self._batch_size,
+            max_concurrent_tasks=self._concurrency,
+            heartbeat_timeout=self._heartbeat_timeout,
+            mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous,
+            dequeue_timeout=timedelta(seconds=5),
+        )
+
+    def stop(self) -> None:
+        self._manager.shutdown.set()

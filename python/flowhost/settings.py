@@ -1,0 +1,134 @@
+"""Settings of a flowhost project: `flowhost.toml`, overridden by `FLOWHOST_*` variables.
+
+Precedence, lowest first: built-in defaults, `flowhost.toml` in the project directory, the
+environment (`DATABASE_URL`, then `FLOWHOST_DATABASE_URL`, and the other `FLOWHOST_*` names below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flowhost.errors import ConfigurationError
+
+CONFIG_FILE = "flowhost.toml"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a host, the CLI or a test needs to know about one project."""
+
+    project_dir: Path
+    database_url: str | None = None
+    functions_dir: str = "functions"
+    # Concurrent step executions per host.
+    concurrency: int = 16
+    # Jobs fetched per dequeue round trip.
+    batch_size: int = 10
+    # A job whose host stops heartbeating for this long is picked again by another host.
+    heartbeat_timeout: float = 30.0
+    # How often a host records itself as alive, and how stale a record may be to count as alive.
+    host_heartbeat_interval: float = 2.0
+    pool_size: int = 8
+
+    @property
+    def functions_path(self) -> Path:
+        return self.project_dir / self.functions_dir
+
+    @property
+    def state_dir(self) -> Path:
+        """Per-project working directory (embedded Postgres data lives here)."""
+        return self.project_dir / ".flowhost"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+_FIELDS: dict[str, tuple[str, type]] = {
+    # toml key (under [flowhost] or top level) -> (field, type)
+    "database_url": ("database_url", str),
+    "functions_dir": ("functions_dir", str),
+    "concurrency": ("concurrency", int),
+    "batch_size": ("batch_size", int),
+    "heartbeat_timeout": ("heartbeat_timeout", float),
+    "host_heartbeat_interval": ("host_heartbeat_interval", float),
+    "pool_size": ("pool_size", int),
+}
+
+
+def load_settings(
+    project_dir: Path | str = ".",
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the project's settings; raises ConfigurationError naming the bad key."""
+    environ = os.environ if environ is None else environ
+    root = Path(project_dir).resolve()
+    if not root.is_dir():
+        raise ConfigurationError(f"project directory {root} does not exist")
+    values: dict[str, Any] = {}
+    values.update(_read_file(root / CONFIG_FILE))
+    values.update(_read_environ(environ))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(project_dir=root, **values)
+    _check(settings)
+    return settings
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from exc
+    table = document.get("flowhost", document)
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "flowhost":
+            continue
+        if key not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigurationError(f"{path}: unknown setting {key!r} (known: {known})")
+        field, kind = _FIELDS[key]
+        values[field] = _coerce(kind, value, f"{path}: {key}")
+    return values
+
+
+def _read_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    if environ.get("DATABASE_URL"):
+        values["database_url"] = environ["DATABASE_URL"]
+    for key, (field, kind) in _FIELDS.items():
+        name = f"FLOWHOST_{key.upper()}"
+        if environ.get(name):
+            values[field] = _coerce(kind, environ[name], name)
+    return values
+
+
+def _coerce(kind: type, value: Any, where: str) -> Any:
+    if kind is str and isinstance(value, str):
+        return value
+    try:
+        if kind is int and not isinstance(value, bool):
+            return int(value)
+        if kind is float and not isinstance(value, bool):
+            return float(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigurationError(f"{where}: expected {kind.__name__}, got {value!r}")
+
+
+def _check(settings: Settings) -> None:
+    positive = ("concurrency", "batch_size", "heartbeat_timeout", "host_heartbeat_interval")
+    for name in (*positive, "pool_size"):
+        if getattr(settings, name) <= 0:
+            raise ConfigurationError(f"setting {name} must be positive")
+    url = settings.database_url
+    if url is not None and not (url.startswith(("postgres://", "postgresql://")) or "=" in url):
+        raise ConfigurationError("database_url must be a postgresql:// URL or a libpq DSN")

@@ -1,0 +1,77 @@
+"""Events of a run's stream, and the batched append."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from flowhost.db.database import Connection
+from flowhost.db.queries import QUERIES
+
+# Event types of a run stream.
+FLOW_STARTED = "flow.started"
+FLOW_COMPLETED = "flow.completed"
+FLOW_FAILED = "flow.failed"
+STEP_STARTED = "step.started"
+STEP_COMPLETED = "step.completed"
+STEP_RETRY = "step.retry"
+STEP_FAILED = "step.failed"
+STEP_SKIPPED = "step.skipped"
+LOG = "log"
+EMIT = "emit"
+STATE_SET = "state.set"
+STATE_DELETE = "state.delete"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewEvent:
+    run_id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+    step: str | None = None
+    attempt: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    type: str
+    step: str | None
+    attempt: int | None
+    ts: datetime
+    data: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Event:
+        return cls(row["id"], row["type"], row["step"], row["attempt"], row["ts"], row["data"])
+
+
+async def append_events(conn: Connection, events: Sequence[NewEvent]) -> list[int]:
+    """Append `events` in order, in one round trip; returns their ids."""
+    if not events:
+        return []
+    cursor = await conn.execute(
+        QUERIES["append_events"],
+        {
+            "run_ids": [e.run_id for e in events],
+            "types": [e.type for e in events],
+            "steps": [e.step for e in events],
+            "attempts": [e.attempt for e in events],
+            "data": [Jsonb(e.data) for e in events],
+        },
+    )
+    return [row["id"] for row in await cursor.fetchall()]  # type: ignore[misc]
+
+
+async def events_of_run(
+    conn: Connection, run_id: uuid.UUID, *, after: int = 0, limit: int = 1000
+) -> list[Event]:
+    cursor = await conn.execute(
+        QUERIES["events_of_run"], {"run_id": run_id, "after": after, "limit": limit}
+    )
+    return [Event.from_row(row) for row in await cursor.fetchall()]

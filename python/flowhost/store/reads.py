@@ -1,0 +1,61 @@
+"""The read side: runs, steps, events and statistics as the CLI and the API show them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flowhost.db.database import Connection
+from flowhost.db.queries import QUERIES
+from flowhost.errors import InvalidInputError, RunNotFoundError
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+
+
+async def get_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:
+    row = await (await conn.execute(QUERIES["get_run"], {"run_id": run_id})).fetchone()
+    if row is None:
+        raise RunNotFoundError(f"no run {run_id}")
+    return row
+
+
+async def steps_of_run(conn: Connection, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await (await conn.execute(QUERIES["steps_of_run"], {"run_id": run_id})).fetchall()
+
+
+async def list_runs(
+    conn: Connection, *, flow: str | None = None, status: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    cursor = await conn.execute(QUERIES["list_runs"],
+                                {"flow": flow, "status": status, "limit": limit})
+    return await cursor.fetchall()
+
+
+async def resolve_run_id(conn: Connection, text: str) -> uuid.UUID:
+    """A full run id, or a unique prefix of one (as `runs list` prints them)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        pass
+    prefix = text.strip().lower()
+    if not prefix or any(c not in "0123456789abcdef-" for c in prefix):
+        raise InvalidInputError(f"{text!r} is not a run id")
+    rows = await (await conn.execute(QUERIES["find_run_by_prefix"], {"prefix": prefix})).fetchall()
+    if not rows:
+        raise RunNotFoundError(f"no run id starts with {prefix!r}")
+    if len(rows) > 1:
+        raise InvalidInputError(f"run id prefix {prefix!r} is ambiguous; give more characters")
+    value = rows[0]["id"]
+    assert isinstance(value, uuid.UUID)
+    return value
+
+
+async def state_of_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:
+    rows = await (await conn.execute(QUERIES["state_of_run"], {"run_id": run_id})).fetchall()
+    return {row["key"]: row["value"] for row in rows}
+
+
+async def hosts_serving(conn: Connection, flow: str, stale_after: float) -> int:
+    row = await (await conn.execute(
+        QUERIES["hosts_serving"], {"flow": flow, "stale_after": stale_after})).fetchone()
+    return int(row["hosts"]) if row else 0

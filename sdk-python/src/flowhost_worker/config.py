@@ -1,0 +1,138 @@
+"""A step's declaration: validated at import time, serialised to the canonical JSON shape.
+
+The canonical shape is shared with the Node SDK (`normalizeConfig`) and is what the host reads
+when it discovers functions: `{flow, name, entry, subscribes, emits, attempts, timeoutMs,
+backoff: {type, delayMs, maxDelayMs}}` (times in milliseconds on the wire).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from flowhost_worker.errors import StepConfigError
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+BackoffKind = Literal["fixed", "exponential"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """Delay before attempt n+1: `delay` (fixed) or `delay * 2**(n-1)` capped at `max_delay`."""
+
+    type: BackoffKind = "exponential"
+    delay: float = 1.0
+    max_delay: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.type not in ("fixed", "exponential"):
+            raise StepConfigError("backoff type must be 'fixed' or 'exponential'", field="backoff")
+        for field in ("delay", "max_delay"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise StepConfigError(f"backoff {field} must be a number", field="backoff")
+            if not math.isfinite(value) or value < 0:
+                raise StepConfigError(f"backoff {field} must be >= 0 seconds", field="backoff")
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before `attempt` (2 = the first retry)."""
+        if self.type == "fixed":
+            return self.delay
+        return float(min(self.max_delay, self.delay * 2 ** max(0, attempt - 2)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "delayMs": round(self.delay * 1000),
+            "maxDelayMs": round(self.max_delay * 1000),
+        }
+
+    @classmethod
+    def parse(cls, value: float | Mapping[str, Any] | Backoff | None) -> Backoff:
+        """Accept seconds (a fixed delay), a Backoff, or `{type, delay, max_delay}`."""
+        if value is None:
+            return cls()
+        if isinstance(value, Backoff):
+            return value
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return cls(type="fixed", delay=float(value), max_delay=float(value))
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"type", "delay", "max_delay"}
+            if unknown:
+                raise StepConfigError(f"unknown backoff keys: {sorted(unknown)}", field="backoff")
+            return cls(**value)
+        raise StepConfigError(
+            "backoff must be seconds, a Backoff or a {type, delay, max_delay} mapping",
+            field="backoff",
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepConfig:
+    """What `@step(...)` declares about one step of one flow."""
+
+    flow: str
+    name: str
+    entry: bool = False
+    subscribes: tuple[str, ...] = ()
+    emits: tuple[str, ...] = ()
+    attempts: int = 1
+    backoff: Backoff = dataclasses.field(default_factory=Backoff)
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.flow, "flow")
+        _check_name(self.name, "name")
+        for event in (*self.subscribes, *self.emits):
+            _check_name(event, "subscribes" if event in self.subscribes else "emits")
+        if self.entry and self.subscribes:
+            raise StepConfigError("an entry step cannot subscribe to events", field="subscribes")
+        if not self.entry and not self.subscribes:
+            raise StepConfigError(
+                f"step {self.name!r} is not the entry step, so it must subscribe to at least one "
+                "event (subscribes=[...])",
+                field="subscribes",
+            )
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise StepConfigError("attempts must be an integer", field="attempts")
+        if self.attempts < 1:
+            raise StepConfigError("attempts must be at least 1", field="attempts")
+        if self.timeout is not None and (
+            isinstance(self.timeout, bool)
+            or not isinstance(self.timeout, int | float)
+            or not math.isfinite(self.timeout)
+            or self.timeout <= 0
+        ):
+            raise StepConfigError("timeout must be a positive number of seconds", field="timeout")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flow": self.flow,
+            "name": self.name,
+            "entry": self.entry,
+            "subscribes": list(self.subscribes),
+            "emits": list(self.emits),
+            "attempts": self.attempts,
+            "backoff": self.backoff.to_dict(),
+            "timeoutMs": None if self.timeout is None else round(self.timeout * 1000),
+        }
+
+
+def names(value: Sequence[str] | str, field: str) -> tuple[str, ...]:
+    """Normalise `"a"` or `["a", "b"]` to a tuple without duplicates, in order."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise StepConfigError(f"{field} must be a string or a list of strings", field=field)
+    return tuple(dict.fromkeys(value))
+
+
+def _check_name(value: object, field: str) -> None:
+    if not isinstance(value, str) or not NAME_PATTERN.match(value):
+        raise StepConfigError(
+            f"{field} must be a non-empty name of letters, digits and _ . : - (got {value!r})",
+            field=field,
+        )

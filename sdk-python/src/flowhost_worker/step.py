@@ -1,0 +1,65 @@
+"""`@step`: declare a function as one step of a flow."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from flowhost_worker.config import Backoff, StepConfig, names
+from flowhost_worker.errors import StepConfigError
+
+STEP_ATTRIBUTE = "__flowhost_step__"
+
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
+
+
+def step(
+    *,
+    flow: str,
+    name: str | None = None,
+    entry: bool = False,
+    subscribes: Sequence[str] | str = (),
+    emits: Sequence[str] | str = (),
+    attempts: int = 1,
+    backoff: float | Mapping[str, Any] | Backoff | None = None,
+    timeout: float | None = None,
+) -> Callable[[Handler], Handler]:
+    """Declare `async def handler(input, ctx)` as step `name` (default: the function's name).
+
+    The entry step receives the run's input; any other step receives a mapping from each event
+    it subscribes to, to that event's payload, once every one of them was emitted (AND-join).
+    `attempts` counts the first try; `backoff` is seconds (fixed) or a `Backoff`.
+    """
+
+    def register(handler: Handler) -> Handler:
+        if not inspect.iscoroutinefunction(handler):
+            raise StepConfigError(
+                f"step {handler.__name__!r} must be an async function (async def)", field="handler"
+            )
+        parameters = inspect.signature(handler).parameters
+        if len(parameters) != 2:
+            raise StepConfigError(
+                f"step {handler.__name__!r} must take exactly two parameters (input, ctx)",
+                field="handler",
+            )
+        config = StepConfig(
+            flow=flow,
+            name=name if name is not None else handler.__name__,
+            entry=entry,
+            subscribes=names(subscribes, "subscribes"),
+            emits=names(emits, "emits"),
+            attempts=attempts,
+            backoff=Backoff.parse(backoff),
+            timeout=timeout,
+        )
+        setattr(handler, STEP_ATTRIBUTE, config)
+        return handler
+
+    return register
+
+
+def step_config(obj: object) -> StepConfig | None:
+    """The StepConfig `@step` attached to `obj`, if any."""
+    config = getattr(obj, STEP_ATTRIBUTE, None)
+    return config if isinstance(config, StepConfig) else None

@@ -1,0 +1,114 @@
+"""The Python SDK: @step validation, the canonical config, RetryRequested, the context API."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import pytest
+
+from flowhost_worker import Backoff, RetryRequested, RunContext, StepConfigError, step, step_config
+
+
+def test_step_records_a_canonical_config() -> None:
+    @step(flow="orders", subscribes="order.validated", emits=["order.charged"], attempts=3,
+          backoff={"type": "exponential", "delay": 0.5, "max_delay": 4}, timeout=30)
+    async def charge(events: dict[str, Any], ctx: RunContext) -> None: ...
+
+    config = step_config(charge)
+    assert config is not None
+    assert config.to_dict() == {
+        "flow": "orders", "name": "charge", "entry": False,
+        "subscribes": ["order.validated"], "emits": ["order.charged"], "attempts": 3,
+        "backoff": {"type": "exponential", "delayMs": 500, "maxDelayMs": 4000},
+        "timeoutMs": 30000,
+    }
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"flow": ""}, "flow"),
+    ({"flow": "has space"}, "flow"),
+    ({"flow": "f", "entry": True, "subscribes": ["x"]}, "subscribes"),
+    ({"flow": "f"}, "subscribes"),
+    ({"flow": "f", "entry": True, "attempts": 0}, "attempts"),
+    ({"flow": "f", "entry": True, "attempts": True}, "attempts"),
+    ({"flow": "f", "entry": True, "backoff": -1}, "backoff"),
+    ({"flow": "f", "entry": True, "backoff": {"kind": "x"}}, "backoff"),
+    ({"flow": "f", "entry": True, "timeout": 0}, "timeout"),
+    ({"flow": "f", "entry": True, "emits": [1]}, "emits"),
+])
+def test_bad_declarations_name_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(StepConfigError) as caught:
+        @step(**kwargs)
+        async def handler(data: Any, ctx: Any) -> None: ...
+    assert caught.value.field == field
+
+
+def test_handlers_must_be_async_with_two_parameters() -> None:
+    with pytest.raises(StepConfigError, match="async function"):
+        @step(flow="f", entry=True)
+        def sync(data: Any, ctx: Any) -> None: ...
+    with pytest.raises(StepConfigError, match="exactly two parameters"):
+        @step(flow="f", entry=True)
+        async def one(data: Any) -> None: ...
+
+
+def test_backoff_delays() -> None:
+    exponential = Backoff("exponential", delay=1, max_delay=5)
+    assert [exponential.delay_before(n) for n in (2, 3, 4, 5, 6)] == [1, 2, 4, 5, 5]
+    fixed = Backoff.parse(0.25)
+    assert [fixed.delay_before(n) for n in (2, 3)] == [0.25, 0.25]
+
+
+def test_retry_requested_crosses_process_boundaries() -> None:
+    original = RetryRequested(2.5, "rate limited")
+    for copy in (pickle.loads(pickle.dumps(original)),
+                 RetryRequested.from_dict(original.to_dict())):
+        assert (copy.delay, copy.reason) == (2.5, "rate limited")
+    with pytest.raises(ValueError):
+        RetryRequested(-1)
+    with pytest.raises(TypeError):
+        RetryRequested("soon")  # type: ignore[arg-type]
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+        self.logs: list[tuple[str, str, dict[str, Any]]] = []
+        self.emitted: list[tuple[str, Any]] = []
+
+    async def state_get(self, key: str) -> tuple[bool, Any]:
+        return (key in self.state, self.state.get(key))
+
+    async def state_set(self, key: str, value: Any) -> None:
+        self.state[key] = value
+
+    async def state_delete(self, key: str) -> None:
+        self.state.pop(key, None)
+
+    async def emit(self, name: str, payload: Any) -> None:
+        self.emitted.append((name, payload))
+
+    def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
+        self.logs.append((level, message, fields))
+
+
+async def test_the_context_delegates_to_its_backend() -> None:
+    backend = MemoryBackend()
+    ctx = RunContext(backend, run_id="r1", flow_name="f", step_name="s", attempt=2,
+                     max_attempts=3)
+    await ctx.state.set("k", {"v": 1})
+    assert await ctx.state.get("k") == {"v": 1}
+    assert await ctx.state.get("missing", "default") == "default"
+    await ctx.state.delete("k")
+    assert await ctx.state.get("k") is None
+    ctx.logger.info("hello", n=1)
+    ctx.logger.warn("careful")
+    await ctx.emit("done", [1])
+    assert backend.logs == [("info", "hello", {"n": 1}), ("warning", "careful", {})]
+    assert backend.emitted == [("done", [1])]
+    assert ctx.idempotency_key == "r1:s"
+    with pytest.raises(ValueError):
+        await ctx.state.set("", 1)
+    with pytest.raises(ValueError):
+        ctx.logger.log("loud", "x")

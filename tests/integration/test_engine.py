@@ -1,0 +1,177 @@
+"""The engine end to end in one process: real Postgres, real queue, examples/orders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flowhost.store import reads
+from flowhost.store.events import events_of_run
+from tests.support.engine import running_host, start, wait_for_run, write_functions
+
+ORDER = {
+    "id": "A-1",
+    "customer": "ada@example.com",
+    "items": [{"sku": "BOOK", "price": 10.0, "quantity": 2}, {"sku": "MUG", "price": 5.0,
+                                                              "quantity": 1}],
+}
+
+
+async def test_orders_flow_completes_with_retry_and_and_join(
+    orders_project: Path, database_url: str
+) -> None:
+    async with running_host(orders_project, database_url) as project:
+        run_id = await start(project, "orders", ORDER)
+        run = await wait_for_run(project, run_id)
+        async with project.database.connection() as conn:
+            steps = {s["name"]: s for s in await reads.steps_of_run(conn, run_id)}
+            events = await events_of_run(conn, run_id)
+            state = await reads.state_of_run(conn, run_id)
+            stats = await (await conn.execute(
+                "SELECT total, running, completed FROM flowhost.flow_stats WHERE flow = 'orders'"
+            )).fetchone()
+
+    assert run["status"] == "completed", run["error"]
+    assert {name: s["status"] for name, s in steps.items()} == dict.fromkeys(
+        ["validate", "charge", "reserve", "ship"], "completed")
+    assert steps["reserve"]["attempt"] == 2  # failed once, succeeded on retry
+    assert steps["validate"]["result"] == {"ok": True, "total": 25.0}
+    # The run's result is the result of its last step.
+    assert run["result"] == steps["ship"]["result"]
+    assert run["result"]["tracking"] == "TRK-A-1-2"
+    assert state["order"] == ORDER and state["shipment"]["tracking"] == "TRK-A-1-2"
+
+    types = [e.type for e in events]
+    assert types[0] == "flow.started" and types[-1] == "flow.completed"
+    completed = [e.step for e in events if e.type == "step.completed"]
+    assert sorted(completed) == ["charge", "reserve", "ship", "validate"]
+    assert completed[-1] == "ship"
+    retries = [e for e in events if e.type == "step.retry"]
+    assert [(e.step, e.data["error"]["type"]) for e in retries] == [("reserve", "ConnectionError")]
+    assert any(e.type == "log" and e.data["message"] == "validated" for e in events)
+    assert stats == {"total": 1, "running": 0, "completed": 1}
+
+
+async def test_ship_input_is_the_payloads_of_both_events(
+    orders_project: Path, database_url: str
+) -> None:
+    async with running_host(orders_project, database_url) as project:
+        run_id = await start(project, "orders", ORDER)
+        await wait_for_run(project, run_id)
+        async with project.database.connection() as conn:
+            row = await (await conn.execute(
+                "SELECT input FROM flowhost.steps WHERE run_id = %s AND name = 'ship'", (run_id,)
+            )).fetchone()
+    assert row is not None
+    assert set(row["input"]) == {"order.charged", "order.reserved"}
+    assert row["input"]["order.reserved"] == {"skus": ["BOOK", "MUG"]}
+
+
+async def test_a_step_that_keeps_failing_fails_the_run(tmp_path: Path, database_url: str) -> None:
+    project_dir = write_functions(tmp_path, {"flaky.py": '''
+from flowhost_worker import step
+
+@step(flow="flaky", name="first", entry=True, attempts=3, backoff=0.01)
+async def first(data, ctx):
+    ctx.logger.warning("trying", attempt=ctx.attempt)
+    raise RuntimeError(f"boom {ctx.attempt}")
+'''})
+    async with running_host(project_dir, database_url) as project:
+        run_id = await start(project, "flaky", {})
+        run = await wait_for_run(project, run_id)
+        async with project.database.connection() as conn:
+            events = await events_of_run(conn, run_id)
+    assert run["status"] == "failed"
+    assert run["error"]["step"] == "first"
+    assert run["error"]["message"] == "boom 3"
+    assert [e.type for e in events if e.type.startswith(("step.", "flow."))] == [
+        "flow.started",
+        "step.started", "step.retry",
+        "step.started", "step.retry",
+        "step.started", "step.failed",
+        "flow.failed",
+    ]
+    assert [e.data["fields"]["attempt"] for e in events if e.type == "log"] == [1, 2, 3]
+
+
+async def test_a_branch_not_taken_is_skipped_and_the_run_completes(
+    tmp_path: Path, database_url: str
+) -> None:
+    project_dir = write_functions(tmp_path, {"branch.py": '''
+from flowhost_worker import step
+
+@step(flow="branch", name="decide", entry=True, emits=["go.left", "go.right"])
+async def decide(data, ctx):
+    await ctx.emit("go." + data["way"], {"way": data["way"]})
+    return data["way"]
+
+@step(flow="branch", name="left", subscribes=["go.left"])
+async def left(events, ctx):
+    return "went left"
+
+@step(flow="branch", name="right", subscribes=["go.right"])
+async def right(events, ctx):
+    return "went right"
+'''})
+    async with running_host(project_dir, database_url) as project:
+        run_id = await start(project, "branch", {"way": "left"})
+        run = await wait_for_run(project, run_id)
+        async with project.database.connection() as conn:
+            steps = {s["name"]: s["status"] for s in await reads.steps_of_run(conn, run_id)}
+    assert run["status"] == "completed"
+    assert run["result"] == "went left"
+    assert steps == {"decide": "completed", "left": "completed", "right": "skipped"}
+
+
+async def test_emitting_an_undeclared_event_fails_the_step(
+    tmp_path: Path, database_url: str
+) -> None:
+    project_dir = write_functions(tmp_path, {"loose.py": '''
+from flowhost_worker import step
+
+@step(flow="loose", name="only", entry=True, emits=["declared"])
+async def only(data, ctx):
+    await ctx.emit("not.declared", {})
+'''})
+    async with running_host(project_dir, database_url) as project:
+        run = await wait_for_run(project, await start(project, "loose", {}))
+    assert run["status"] == "failed"
+    assert "declares emits=[declared]" in run["error"]["message"]
+
+
+async def test_a_result_that_is_not_json_fails_the_step(tmp_path: Path, database_url: str) -> None:
+    project_dir = write_functions(tmp_path, {"odd.py": '''
+from flowhost_worker import step
+
+@step(flow="odd", name="only", entry=True)
+async def only(data, ctx):
+    return {1, 2}
+'''})
+    async with running_host(project_dir, database_url) as project:
+        run = await wait_for_run(project, await start(project, "odd", {}))
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "TypeError"
+    assert "JSON" in run["error"]["message"]
+
+
+async def test_state_is_scoped_to_the_run(tmp_path: Path, database_url: str) -> None:
+    project_dir = write_functions(tmp_path, {"counter.py": '''
+from flowhost_worker import step
+
+@step(flow="counter", name="count", entry=True)
+async def count(data, ctx):
+    before = await ctx.state.get("seen", 0)
+    await ctx.state.set("seen", before + 1)
+    await ctx.state.set("scratch", "x")
+    await ctx.state.delete("scratch")
+    return await ctx.state.get("seen")
+'''})
+    async with running_host(project_dir, database_url) as project:
+        first = await wait_for_run(project, await start(project, "counter", {}))
+        second = await wait_for_run(project, await start(project, "counter", {}))
+        async with project.database.connection() as conn:
+            events = await events_of_run(conn, second["id"])
+            state = await reads.state_of_run(conn, second["id"])
+    assert first["result"] == 1 and second["result"] == 1
+    assert state == {"seen": 1}
+    assert [e.type for e in events if e.type.startswith("state.")] == [
+        "state.set", "state.set", "state.delete"]
