@@ -1,0 +1,27 @@
+//! The one error type of the core. `py::errors` maps each variant to its own Python exception.
+
+/// Why a core operation refused its input.
+///
+/// Adding a variant means adding its Python exception in `py::errors`; the match there is
+/// exhaustive, so the compiler points at the place.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    /// An argument has the right type but a value the operation cannot use.
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+/// The result of a core operation.
+pub type CoreResult<T> = Result<T, CoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::CoreError;
+
+    #[test]
+    fn invalid_argument_displays_its_message_unchanged() {
+        let error = CoreError::InvalidArgument("emitted must not be a str".to_owned());
+        assert_eq!(error.to_string(), "emitted must not be a str");
+    }
+}

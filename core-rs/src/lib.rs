@@ -1,0 +1,14 @@
+//! The Rust core of flowhost: hot paths as plain Rust, bound to Python as `flowhost._core`.
+//!
+//! The modules at the crate root never touch Python, so `cargo test` covers them without an
+//! interpreter. The bindings live in `py/`, compiled only with the `python` feature, which maturin
+//! turns on when it builds the extension.
+
+pub mod build_info;
+pub mod error;
+pub mod readiness;
+
+#[cfg(feature = "python")]
+mod py;
+
+pub use error::CoreError;

@@ -1,0 +1,35 @@
+//! The Python module `flowhost._core`: thin bindings over the pure Rust modules.
+//!
+//! Python users import `flowhost`, never `flowhost._core`; its stub is `python/flowhost/_core.pyi`,
+//! checked against this module by `python -m mypy.stubtest flowhost._core`.
+
+mod build_info;
+mod convert;
+mod errors;
+mod readiness;
+#[cfg(test)]
+mod tests;
+
+use pyo3::prelude::*;
+
+/// Rust core of flowhost. Private: import from `flowhost` instead.
+// `gil_used = false` (PyO3's default since 0.28, stated here on purpose): the module keeps no state
+// between calls, defines no classes, has no `unsafe` code (the crate denies it), and reads its
+// arguments only through PyO3's safe API, so it is safe to call from several threads at once on
+// free-threaded Python.
+#[pymodule(gil_used = false)]
+mod _core {
+    #[pymodule_export]
+    use super::build_info::build_info;
+    #[pymodule_export]
+    use super::errors::InvalidArgumentError;
+    #[pymodule_export]
+    use super::readiness::ready_steps;
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        module.add("__version__", crate::build_info::VERSION)
+    }
+}
