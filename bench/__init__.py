@@ -1,0 +1,1 @@
+"""flowhost's benchmark harness: `python -m bench [SCENARIO...]`; see bench/README.md."""
