@@ -7,6 +7,9 @@ module with ``python -m mypy.stubtest flowhost._core``.
 from collections.abc import Collection, Mapping, Sequence
 from typing import Final
 
+# PyO3 lists every name it adds to the module in `__all__`.
+__all__ = ["InvalidArgumentError", "__version__", "build_info", "ready_steps"]
+
 __version__: Final[str]
 """The version of the Rust core, e.g. ``"0.1.0"``."""
 
