@@ -100,8 +100,12 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
                                    if settings.embedded else "from settings"))
         print_flows(project)
         print_problems(project)
-        if watch:
-            click.echo(f"watching {settings.functions_path} for changes; Ctrl-C stops")
+
+        def ready(current: Project) -> None:
+            served = len(current.catalog.flows)
+            click.echo(f"host ready: serving {served} flow{'s' if served != 1 else ''}")
+            if watch:
+                click.echo(f"watching {settings.functions_path} for changes; Ctrl-C stops")
 
         def reloaded(current: Project) -> None:
             click.echo("functions reloaded:")
@@ -110,7 +114,7 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
 
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await Host(project, watch=watch, on_reload=reloaded).serve(stop)
+        await Host(project, watch=watch, on_ready=ready, on_reload=reloaded).serve(stop)
         click.echo("stopped")
 
 
@@ -152,6 +156,7 @@ def run(ctx: click.Context, flow: str, input_text: str | None, wait: bool, as_js
 
     async def main() -> str:
         async with open_project(settings) as project:
+            print_problems(project)
             return await run_flow(project, flow, data, wait=wait, as_json=as_json)
 
     status = run_async(main())

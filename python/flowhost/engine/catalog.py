@@ -8,12 +8,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from flowhost_worker.loader import MODULE_PREFIX, load_module
+from flowhost_worker.loader import MODULE_PREFIX, function_files, load_module
 
 from flowhost.engine.definitions import DefinitionProblem, FlowDefinition, StepDefinition
 from flowhost.engine.discovery import discover
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
+Fingerprint = frozenset[tuple[str, int, int]]
 
 
 class FunctionCatalog:
@@ -24,9 +25,24 @@ class FunctionCatalog:
         self.flows: dict[str, FlowDefinition] = {}
         self.problems: list[DefinitionProblem] = []
         self._modules: dict[str, ModuleType] = {}
+        self.loaded_fingerprint: Fingerprint = frozenset()
+
+    def fingerprint(self) -> Fingerprint:
+        """Path, mtime and size of every function file: changes when any file does."""
+        stats = []
+        for path in function_files(self.functions_dir):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            stats.append((str(path), stat.st_mtime_ns, stat.st_size))
+        return frozenset(stats)
 
     async def reload(self) -> None:
+        # Taken first: a file changed while discovery runs makes the next check reload again.
+        fingerprint = self.fingerprint()
         found = await discover(self.functions_dir)
+        self.loaded_fingerprint = fingerprint
         self.flows, self.problems = found.flows, found.problems
         self._modules.clear()
         # Forget imported function modules, so the in-process runtime imports the new code.

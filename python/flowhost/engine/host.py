@@ -26,10 +26,12 @@ logger = logging.getLogger(__name__)
 
 class Host:
     def __init__(self, project: Project, *, watch: bool = False,
+                 on_ready: Callable[[Project], None] | None = None,
                  on_reload: Callable[[Project], None] | None = None) -> None:
         self.project = project
         self.id = uuid.uuid4()
         self._watch = watch
+        self._on_ready = on_ready
         self._on_reload = on_reload
         self._consumer: StepConsumer | None = None
 
@@ -49,11 +51,14 @@ class Host:
                 heartbeat_timeout=settings.heartbeat_timeout,
             )
             self._consumer.serve(sorted(self.project.catalog.flows))
+            await self._record_alive()
             async with asyncio.TaskGroup() as tasks:
                 consumer = tasks.create_task(self._consumer.run(), name="flowhost-consumer")
                 alive = tasks.create_task(self._heartbeat(stop), name="flowhost-heartbeat")
                 watcher = (tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                            if self._watch else None)
+                if self._on_ready is not None:
+                    self._on_ready(self.project)
                 await stop.wait()
                 self._consumer.stop()
                 await consumer
@@ -71,14 +76,18 @@ class Host:
                     "definition_hash": flow.hash})
                 await conn.execute(QUERIES["ensure_flow_stats"], {"flow": flow.name})
 
+    async def _record_alive(self) -> None:
+        """Say this host is alive and which flows it serves (what `flowhost run` checks)."""
+        async with self.project.database.connection() as conn:
+            await conn.execute(QUERIES["host_alive"], {
+                "id": self.id, "hostname": socket.gethostname(), "pid": os.getpid(),
+                "flows": sorted(self.project.catalog.flows)})
+
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self.project.settings.host_heartbeat_interval
         while not stop.is_set():
             try:
-                async with self.project.database.connection() as conn:
-                    await conn.execute(QUERIES["host_alive"], {
-                        "id": self.id, "hostname": socket.gethostname(), "pid": os.getpid(),
-                        "flows": sorted(self.project.catalog.flows)})
+                await self._record_alive()
             except Exception:
                 logger.exception("could not record this host as alive; retrying")
             with contextlib.suppress(TimeoutError):
@@ -88,8 +97,12 @@ class Host:
         from watchfiles import awatch
 
         catalog = self.project.catalog
+        # Wakes on file events and at least every second; comparing fingerprints also catches
+        # changes made before the watch began or missed by the file system's notifications.
         async for _changes in awatch(catalog.functions_dir, stop_event=stop, debounce=200,
-                                     recursive=True):
+                                     recursive=True, yield_on_timeout=True, rust_timeout=1000):
+            if catalog.fingerprint() == catalog.loaded_fingerprint:
+                continue
             try:
                 await catalog.reload()
             except Exception:
@@ -99,5 +112,6 @@ class Host:
             await self._register_flows()
             if self._consumer is not None:
                 self._consumer.serve(sorted(catalog.flows))
+            await self._record_alive()
             if self._on_reload is not None:
                 self._on_reload(self.project)

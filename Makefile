@@ -1,0 +1,63 @@
+# One command surface for people and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+RUST_SOURCES := $(shell find core-rs -name '*.rs' -o -name Cargo.toml) Cargo.toml
+DEPS_STAMP := $(VENV)/.deps-installed
+CORE_STAMP := $(VENV)/.core-built
+NODE_STAMP := sdk-node/node_modules/.package-lock.json
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-rust test-python test-node lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(DEPS_STAMP): $(PY) pyproject.toml sdk-python/pyproject.toml
+	$(PY) -m pip install --quiet -e sdk-python
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(DEPS_STAMP) $(CORE_STAMP)
+
+# Rebuilds the Rust extension in place when its sources change (pip built it the first time).
+$(CORE_STAMP): $(DEPS_STAMP) $(RUST_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --release --quiet
+	touch $(CORE_STAMP)
+
+$(NODE_STAMP): sdk-node/package.json sdk-node/package-lock.json
+	cd sdk-node && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
+
+demo: install ## Run examples/orders on an embedded Postgres
+	cd examples/orders && ../../$(VENV)/bin/flowhost run orders --input @order.json
+
+test: install test-rust test-python test-node ## Install and run every suite
+
+test-rust: ## cargo test of the Rust core
+	cargo test --quiet
+
+test-python: install ## pytest: unit, integration (real Postgres), acceptance (the CLI), SDK
+	$(PY) -m pytest tests sdk-python/tests
+
+test-node: $(NODE_STAMP) ## node --test of the Node SDK
+	cd sdk-node && npm test && npm run typecheck
+
+lint: install ## ruff, mypy, clippy, rustfmt
+	$(VENV)/bin/ruff check python sdk-python tests bench
+	$(VENV)/bin/mypy
+	cargo fmt --check
+	cargo clippy --all-targets --quiet -- -D warnings
+
+bench: install ## Benchmarks with their anchors, results in bench/results/
+	$(PY) -m bench $(SCENARIOS)
+
+clean: ## Remove build outputs and the venv
+	rm -rf $(VENV) target sdk-node/node_modules python/flowhost/_core*.so

@@ -1,0 +1,37 @@
+"""`flowhost dev`: embedded Postgres by default, reload on change, clean stop on Ctrl-C."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+from tests.support.cli import flowhost, read_until, start_flowhost
+
+
+def test_dev_on_embedded_postgres_reloads_and_stops_cleanly(
+    tmp_path: Path, orders_project: Path
+) -> None:
+    project = tmp_path / "p"  # short: the embedded server's socket lives under it
+    shutil.copytree(orders_project, project, ignore=shutil.ignore_patterns(".flowhost"))
+    seen: list[str] = []
+    with start_flowhost("dev", str(project), project=project, database_url=None) as dev:
+        try:
+            read_until(dev, "watching", seen)
+            assert any("embedded PostgreSQL" in line for line in seen)
+            (project / "functions" / "audit.py").write_text(
+                "from flowhost_worker import step\n\n"
+                "@step(flow='audit', entry=True)\nasync def audit(data, ctx):\n    return 'ok'\n")
+            read_until(dev, "flow audit", seen)
+            # A second command on the same project joins the running server and host.
+            result = flowhost("run", "audit", "--wait", project=project, database_url=None)
+            assert result.returncode == 0, result.stderr
+            assert "run by a running host" in result.stdout
+            assert result.stdout.strip().endswith("completed")
+        finally:
+            dev.send_signal(signal.SIGINT)
+            code = dev.wait(timeout=30)
+        rest = dev.stdout.read() if dev.stdout else ""
+    assert code == 0, "".join(seen) + rest
+    assert "stopped" in rest
+    assert not (project / ".flowhost" / "pg" / "postmaster.pid").exists()
