@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -12,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from flowhost.errors import DatabaseError, DatabaseUnavailableError
 
-Connection = psycopg.AsyncConnection[dict[str, object]]
+Connection = psycopg.AsyncConnection[dict[str, Any]]
 
 
 def redact(url: str) -> str:

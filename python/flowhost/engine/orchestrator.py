@@ -1,7 +1,8 @@
 """The transactions that move runs forward.
 
 Starting runs, and ending a step attempt, are each one transaction: the events, the projections
-and the queue jobs they imply commit together or not at all (DESIGN §3).
+and the queue jobs they imply commit together or not at all (DESIGN §3). Ending an attempt
+costs four statements: lock the run, record the attempt, record its consequences, enqueue.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from flowhost.store.events import (
     EMIT,
     FLOW_COMPLETED,
     FLOW_FAILED,
-    FLOW_STARTED,
     STEP_COMPLETED,
     STEP_FAILED,
     STEP_RETRY,
     STEP_SKIPPED,
     NewEvent,
-    append_events,
 )
+
+SKIP_REASON = "its subscriptions can no longer be satisfied"
 
 
 @dataclasses.dataclass(slots=True)
@@ -57,16 +58,10 @@ async def start_runs(
     """Create runs of `flow` and enqueue their entry step; call inside a transaction."""
     run_ids = list(ids) if ids is not None else [uuid.uuid4() for _ in inputs]
     entry = flow.step(flow.entry)
-    await runs.insert_runs(conn, flow=flow.name, definition_hash=flow.hash,
-                           step_count=len(flow.steps), ids=run_ids, inputs=inputs)
-    await runs.insert_steps(conn, [runs.ScheduledStep(run_id, entry.name, entry.attempts, data)
-                                   for run_id, data in zip(run_ids, inputs, strict=True)])
-    await append_events(conn, [
-        NewEvent(run_id, FLOW_STARTED, {"flow": flow.name, "input": data,
-                                        "definition_hash": flow.hash})
-        for run_id, data in zip(run_ids, inputs, strict=True)
-    ])
-    await runs.count_started_runs(conn, flow.name, len(run_ids))
+    await runs.start_runs(conn, flow=flow.name, definition_hash=flow.hash,
+                          step_count=len(flow.steps), entry=entry.name,
+                          max_attempts=entry.attempts,
+                          runs=list(zip(run_ids, inputs, strict=True)))
     await enqueue_steps(conn, [StepJob(run_id, flow.name, entry.name, 1) for run_id in run_ids])
     return run_ids
 
@@ -78,59 +73,39 @@ async def complete_attempt(
     run = await runs.lock_run(conn, job.run_id)
     if run is None:
         return
-    finished_times = await runs.complete_step(conn, job.run_id, job.step, job.attempt, result)
-    if finished_times is None:
+    done = await runs.complete_step(conn, job.run_id, job.step, job.attempt, result)
+    if done is None:
         return  # a duplicate delivery of an attempt that already ended
-    started_at, finished_at = finished_times
-    emitted = dict(run.emitted)
-    events = list(record.logs)
+    change = runs.Progress(job.run_id, run.status, dict(run.emitted), finishing=False,
+                           completed=1, events=list(record.logs))
     for name, payload in record.emits:
-        emitted.setdefault(name, payload)
-        events.append(NewEvent(job.run_id, EMIT, {"name": name, "payload": payload},
-                               job.step, job.attempt))
-    duration_ms = round((finished_at - started_at).total_seconds() * 1000, 3)
-    events.append(NewEvent(job.run_id, STEP_COMPLETED, {"result": result,
-                                                        "duration_ms": duration_ms},
-                           job.step, job.attempt))
-    status = run.status
-    if status == "running":
-        statuses = await runs.step_statuses(conn, job.run_id)
-        status = await _advance(conn, flow, job, statuses, emitted, events, result)
-    await append_events(conn, events)
-    updated = await runs.update_run(
-        conn, job.run_id, status=status, emitted=emitted, step_count=len(flow.steps),
-        completed=1, result=result if status == "completed" else None,
-    )
-    if status != "running" and run.status == "running":
-        await _finish_run(conn, flow, job.run_id, status, updated)
+        change.emitted.setdefault(name, payload)
+        change.events.append(NewEvent(job.run_id, EMIT, {"name": name, "payload": payload},
+                                      job.step, job.attempt))
+    duration_ms = round((done.finished_at - done.started_at).total_seconds() * 1000, 3)
+    change.events.append(NewEvent(job.run_id, STEP_COMPLETED,
+                                  {"result": result, "duration_ms": duration_ms},
+                                  job.step, job.attempt))
+    if run.status == "running":
+        _advance(flow, change, done.statuses, result)
+    queued = await runs.record_progress(conn, change)
+    await enqueue_steps(conn, [StepJob(job.run_id, flow.name, name, 1) for name in queued])
 
 
-async def _advance(
-    conn: Connection,
-    flow: FlowDefinition,
-    job: StepJob,
-    statuses: dict[str, str],
-    emitted: dict[str, Any],
-    events: list[NewEvent],
-    result: Any,
-) -> str:
-    """Schedule the steps that became ready; returns the run's new status."""
-    next_steps = progress(flow, statuses, emitted)
-    scheduled = await runs.insert_steps(conn, [
-        runs.ScheduledStep(job.run_id, name, flow.step(name).attempts,
-                           step_input(flow.step(name), emitted))
-        for name in next_steps.ready
-    ])
-    await enqueue_steps(conn, [StepJob(job.run_id, flow.name, name, 1)
-                               for name in next_steps.ready if (job.run_id, name) in scheduled])
+def _advance(flow: FlowDefinition, change: runs.Progress, statuses: dict[str, str],
+             result: Any) -> None:
+    """Schedule the steps that became ready; end the run when nothing is left to run."""
+    next_steps = progress(flow, statuses, change.emitted)
+    change.steps = [runs.NewStep(name, "queued", flow.step(name).attempts,
+                                 step_input(flow.step(name), change.emitted))
+                    for name in next_steps.ready]
     if not next_steps.finished:
-        return "running"
-    await runs.skip_steps(conn, job.run_id, next_steps.skipped)
-    events.extend(NewEvent(job.run_id, STEP_SKIPPED, {"reason": "its subscriptions can no "
-                                                                "longer be satisfied"}, name)
-                  for name in next_steps.skipped)
-    events.append(NewEvent(job.run_id, FLOW_COMPLETED, {"result": result}))
-    return "completed"
+        return
+    change.steps += [runs.NewStep(name, "skipped") for name in next_steps.skipped]
+    change.events += [NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
+                      for name in next_steps.skipped]
+    change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, {"result": result}))
+    change.status, change.result, change.finishing = "completed", result, True
 
 
 async def fail_attempt(
@@ -147,38 +122,25 @@ async def fail_attempt(
     run = await runs.lock_run(conn, job.run_id)
     if run is None:
         return
-    events = list(record.logs)
+    change = runs.Progress(job.run_id, run.status, run.emitted, finishing=False,
+                           events=list(record.logs))
     if job.attempt < max_attempts:
         next_attempt = await runs.retry_step(conn, job.run_id, job.step, job.attempt, error)
         if next_attempt is None:
             return
-        delay = retry_delay if retry_delay is not None else flow.step(job.step).backoff.delay_before(
-            next_attempt)
-        events.append(NewEvent(job.run_id, STEP_RETRY, {"error": error, "next_attempt":
-                                                        next_attempt, "delay": delay},
-                               job.step, job.attempt))
-        await append_events(conn, events)
+        delay = (retry_delay if retry_delay is not None
+                 else flow.step(job.step).backoff.delay_before(next_attempt))
+        change.events.append(NewEvent(job.run_id, STEP_RETRY, {
+            "error": error, "next_attempt": next_attempt, "delay": delay}, job.step, job.attempt))
+        await runs.record_progress(conn, change)
         await enqueue_steps(conn, [StepJob(job.run_id, flow.name, job.step, next_attempt, delay)])
         return
     if not await runs.fail_step(conn, job.run_id, job.step, job.attempt, error):
         return
-    events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step, job.attempt))
-    status = "failed" if run.status == "running" else run.status
-    run_error = {"step": job.step, **error}
+    change.events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step,
+                                  job.attempt))
     if run.status == "running":
-        events.append(NewEvent(job.run_id, FLOW_FAILED, {"step": job.step, "error": error}))
-    await append_events(conn, events)
-    updated = await runs.update_run(
-        conn, job.run_id, status=status, emitted=run.emitted, step_count=len(flow.steps),
-        completed=0, error=run_error if status == "failed" else None,
-    )
-    if run.status == "running":
-        await _finish_run(conn, flow, job.run_id, status, updated)
-
-
-async def _finish_run(
-    conn: Connection, flow: FlowDefinition, run_id: uuid.UUID, status: str, row: dict[str, Any]
-) -> None:
-    duration_ms = int((row["finished_at"] - row["created_at"]).total_seconds() * 1000)
-    await runs.count_finished_run(conn, flow.name, status, duration_ms)
-    await runs.notify_run_finished(conn, run_id, status)
+        change.events.append(NewEvent(job.run_id, FLOW_FAILED, {"step": job.step,
+                                                                "error": error}))
+        change.status, change.error, change.finishing = "failed", {"step": job.step, **error}, True
+    await runs.record_progress(conn, change)

@@ -114,8 +114,12 @@ class StepConsumer:
     ) -> None:
         self._handler = handler
         self._manager = QueueManager(Queries(SplitPsycopgDriver(conn, listen_conn)))
-        self._batch_size = max(1, min(batch_size, concurrency // 2))
-        self._concurrency = max(concurrency, 2 * self._batch_size)
+        self._batch_size = max(1, batch_size)
+        # `concurrency` bounds the steps executing at once. PgQueuer's own cap counts a job as
+        # in flight until its buffered completion is logged (up to 0.1 s later), and a capped
+        # dequeue loop sleeps 0.1 s: without headroom for those, the cap throttles throughput.
+        self._executing = asyncio.Semaphore(concurrency)
+        self._picked_limit = concurrency + 4 * self._batch_size
         self._heartbeat_timeout = timedelta(seconds=heartbeat_timeout)
 
     def serve(self, flows: Sequence[str]) -> None:
@@ -126,12 +130,14 @@ class StepConsumer:
                 self._manager.entrypoint(name, accepts_context=False)(self._dispatch)
 
     async def _dispatch(self, job: Job) -> None:
-        await self._handler(StepJob.decode(job.payload))
+        step_job = StepJob.decode(job.payload)
+        async with self._executing:
+            await self._handler(step_job)
 
     async def run(self, *, drain: bool = False) -> None:
         await self._manager.run(
             batch_size=self._batch_size,
-            max_concurrent_tasks=self._concurrency,
+            max_concurrent_tasks=self._picked_limit,
             heartbeat_timeout=self._heartbeat_timeout,
             mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous,
             dequeue_timeout=timedelta(seconds=5),

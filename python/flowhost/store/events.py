@@ -1,14 +1,11 @@
-"""Events of a run's stream, and the batched append."""
+"""Events of a run's stream: their types, and reading them back."""
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
@@ -49,23 +46,6 @@ class Event:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Event:
         return cls(row["id"], row["type"], row["step"], row["attempt"], row["ts"], row["data"])
-
-
-async def append_events(conn: Connection, events: Sequence[NewEvent]) -> list[int]:
-    """Append `events` in order, in one round trip; returns their ids."""
-    if not events:
-        return []
-    cursor = await conn.execute(
-        QUERIES["append_events"],
-        {
-            "run_ids": [e.run_id for e in events],
-            "types": [e.type for e in events],
-            "steps": [e.step for e in events],
-            "attempts": [e.attempt for e in events],
-            "data": [Jsonb(e.data) for e in events],
-        },
-    )
-    return [row["id"] for row in await cursor.fetchall()]  # type: ignore[misc]
 
 
 async def events_of_run(

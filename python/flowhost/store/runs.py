@@ -1,6 +1,8 @@
 """The run index, step rows and flow statistics: the projections written beside the events.
 
-Functions here run on a connection the caller owns, usually inside its transaction.
+Functions here run on a connection the caller owns, usually inside its transaction. Batches
+travel as one JSON document each (`jsonb_to_recordset`), which costs one `json.dumps` instead of
+adapting a Postgres array per column.
 """
 
 from __future__ import annotations
@@ -16,14 +18,7 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ScheduledStep:
-    run_id: uuid.UUID
-    name: str
-    max_attempts: int
-    input: Any
+from flowhost.store.events import NewEvent
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,52 +38,61 @@ class LockedRun:
     created_at: datetime
 
 
-async def insert_runs(
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompletedStep:
+    started_at: datetime
+    finished_at: datetime
+    # Every scheduled step of the run -> its status, this one included as completed.
+    statuses: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewStep:
+    name: str
+    status: str  # "queued" or "skipped"
+    max_attempts: int = 1
+    input: Any = None
+
+    def to_json(self) -> dict[str, Any]:
+        attempt = 1 if self.status == "queued" else 0
+        return {"name": self.name, "status": self.status, "attempt": attempt,
+                "max_attempts": self.max_attempts, "input": self.input}
+
+
+@dataclasses.dataclass(slots=True)
+class Progress:
+    """What one step attempt changes in its run, written by `record_progress`."""
+
+    run_id: uuid.UUID
+    status: str
+    emitted: dict[str, Any]
+    finishing: bool
+    completed: int = 0
+    steps: list[NewStep] = dataclasses.field(default_factory=list)
+    events: list[NewEvent] = dataclasses.field(default_factory=list)
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+async def start_runs(
     conn: Connection,
     *,
     flow: str,
     definition_hash: str,
     step_count: int,
-    ids: Sequence[uuid.UUID],
-    inputs: Sequence[Any],
+    entry: str,
+    max_attempts: int,
+    runs: Sequence[tuple[uuid.UUID, Any]],
 ) -> None:
-    await conn.execute(
-        QUERIES["insert_runs"],
-        {"flow": flow, "definition_hash": definition_hash, "step_count": step_count,
-         "ids": list(ids), "inputs": [Jsonb(i) for i in inputs]},
-    )
-
-
-async def insert_steps(conn: Connection, steps: Sequence[ScheduledStep]) -> set[tuple[uuid.UUID, str]]:
-    """Schedule steps not yet scheduled in their run; returns the (run, step) pairs inserted."""
-    if not steps:
-        return set()
-    cursor = await conn.execute(
-        QUERIES["insert_steps"],
-        {
-            "run_ids": [s.run_id for s in steps],
-            "names": [s.name for s in steps],
-            "max_attempts": [s.max_attempts for s in steps],
-            "inputs": [Jsonb(s.input) for s in steps],
-        },
-    )
-    return {(row["run_id"], row["name"]) for row in await cursor.fetchall()}  # type: ignore[misc]
-
-
-async def skip_steps(conn: Connection, run_id: uuid.UUID, names: Sequence[str]) -> None:
-    if names:
-        await conn.execute(QUERIES["skip_steps"], {"run_id": run_id, "names": list(names)})
-
-
-async def count_started_runs(conn: Connection, flow: str, count: int) -> None:
-    await conn.execute(QUERIES["count_started_runs"], {"flow": flow, "count": count})
-
-
-async def count_finished_run(conn: Connection, flow: str, status: str, duration_ms: int) -> None:
-    await conn.execute(
-        QUERIES["count_finished_run"],
-        {"flow": flow, "status": status, "duration_ms": duration_ms},
-    )
+    await conn.execute(QUERIES["start_runs"], {
+        "runs": _json([{"id": str(run_id), "input": data} for run_id, data in runs]),
+        "flow": flow, "definition_hash": definition_hash, "step_count": step_count,
+        "entry": entry, "max_attempts": max_attempts,
+    })
 
 
 async def claim_step(
@@ -101,30 +105,30 @@ async def claim_step(
     row = await cursor.fetchone()
     if row is None:
         return None
-    return Claim(row["input"], row["max_attempts"], row["flow"], row["definition_hash"])  # type: ignore[arg-type]
+    return Claim(row["input"], row["max_attempts"], row["flow"], row["definition_hash"])
 
 
 async def lock_run(conn: Connection, run_id: uuid.UUID) -> LockedRun | None:
+    """Lock the run row until the transaction ends: one step ending at a time per run."""
     row = await (await conn.execute(QUERIES["lock_run"], {"run_id": run_id})).fetchone()
     if row is None:
         return None
-    return LockedRun(row["status"], row["emitted"], row["created_at"])  # type: ignore[arg-type]
-
-
-async def step_statuses(conn: Connection, run_id: uuid.UUID) -> dict[str, str]:
-    rows = await (await conn.execute(QUERIES["step_statuses"], {"run_id": run_id})).fetchall()
-    return {row["name"]: row["status"] for row in rows}  # type: ignore[misc]
+    return LockedRun(row["status"], row["emitted"], row["created_at"])
 
 
 async def complete_step(
     conn: Connection, run_id: uuid.UUID, step: str, attempt: int, result: Any
-) -> tuple[datetime, datetime] | None:
+) -> CompletedStep | None:
     """Record the result; None if this attempt is no longer the running one (a duplicate)."""
-    row = await (await conn.execute(
+    rows = await (await conn.execute(
         QUERIES["complete_step"],
         {"run_id": run_id, "step": step, "attempt": attempt, "result": Jsonb(result)},
-    )).fetchone()
-    return None if row is None else (row["started_at"], row["finished_at"])  # type: ignore[return-value]
+    )).fetchall()
+    done = next((row for row in rows if row["finished_at"] is not None), None)
+    if done is None:
+        return None
+    return CompletedStep(done["started_at"], done["finished_at"],
+                         {row["name"]: row["status"] for row in rows})
 
 
 async def retry_step(
@@ -135,7 +139,7 @@ async def retry_step(
         QUERIES["retry_step"],
         {"run_id": run_id, "step": step, "attempt": attempt, "error": Jsonb(error)},
     )).fetchone()
-    return None if row is None else int(row["attempt"])  # type: ignore[call-overload]
+    return None if row is None else int(row["attempt"])
 
 
 async def fail_step(
@@ -148,33 +152,20 @@ async def fail_step(
     return row is not None
 
 
-async def update_run(
-    conn: Connection,
-    run_id: uuid.UUID,
-    *,
-    status: str,
-    emitted: dict[str, Any],
-    step_count: int,
-    completed: int,
-    result: Any = None,
-    error: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    row = await (await conn.execute(
-        QUERIES["update_run"],
-        {
-            "run_id": run_id,
-            "status": status,
-            "emitted": Jsonb(emitted),
-            "step_count": step_count,
-            "completed": completed,
-            "result": None if result is None else Jsonb(result),
-            "error": None if error is None else Jsonb(error),
-        },
-    )).fetchone()
-    assert row is not None, "update_run runs after lock_run found the run"
-    return row
-
-
-async def notify_run_finished(conn: Connection, run_id: uuid.UUID, status: str) -> None:
-    payload = json.dumps({"run": str(run_id), "status": status})
-    await conn.execute(QUERIES["notify_run_finished"], {"payload": payload})
+async def record_progress(conn: Connection, progress: Progress) -> list[str]:
+    """Write new steps, events, the run row and (if it ends) statistics; returns the newly
+    queued step names (a step already scheduled in the run is left alone)."""
+    row = await (await conn.execute(QUERIES["record_progress"], {
+        "run_id": progress.run_id,
+        "status": progress.status,
+        "emitted": Jsonb(progress.emitted),
+        "completed": progress.completed,
+        "finishing": progress.finishing,
+        "result": None if progress.result is None else Jsonb(progress.result),
+        "error": None if progress.error is None else Jsonb(progress.error),
+        "steps": _json([step.to_json() for step in progress.steps]),
+        "events": _json([{"type": e.type, "step": e.step, "attempt": e.attempt, "data": e.data}
+                         for e in progress.events]),
+    })).fetchone()
+    assert row is not None, "record_progress always returns one row"
+    return list(row["queued"])

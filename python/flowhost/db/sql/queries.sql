@@ -12,52 +12,33 @@ ON CONFLICT (name) DO UPDATE
 -- name: ensure_flow_stats
 INSERT INTO flowhost.flow_stats (flow) VALUES (%(flow)s) ON CONFLICT (flow) DO NOTHING;
 
--- name: append_events
--- Batched append: one round trip for any number of events, of one or many runs.
-INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-SELECT e.run_id, e.type, e.step, e.attempt, e.data
-FROM unnest(%(run_ids)s::uuid[], %(types)s::text[], %(steps)s::text[], %(attempts)s::int[],
-            %(data)s::jsonb[]) WITH ORDINALITY AS e(run_id, type, step, attempt, data, position)
-ORDER BY e.position
-RETURNING id;
-
--- name: insert_runs
-INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count)
-SELECT r.id, %(flow)s, 'running', r.input, %(definition_hash)s, %(step_count)s
-FROM unnest(%(ids)s::uuid[], %(inputs)s::jsonb[]) AS r(id, input);
-
--- name: insert_steps
--- Schedules steps; a step already scheduled in the run is left alone (a step runs once per run).
-INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input)
-SELECT s.run_id, s.name, 'queued', 1, s.max_attempts, s.input
-FROM unnest(%(run_ids)s::uuid[], %(names)s::text[], %(max_attempts)s::int[],
-            %(inputs)s::jsonb[]) AS s(run_id, name, max_attempts, input)
-ON CONFLICT (run_id, name) DO NOTHING
-RETURNING run_id, name;
-
--- name: skip_steps
-INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, finished_at)
-SELECT %(run_id)s, s.name, 'skipped', 0, 0, clock_timestamp()
-FROM unnest(%(names)s::text[]) AS s(name)
-ON CONFLICT (run_id, name) DO NOTHING;
-
--- name: count_started_runs
-INSERT INTO flowhost.flow_stats AS f (flow, total, running, last_run_at)
-VALUES (%(flow)s, %(count)s, %(count)s, now())
-ON CONFLICT (flow) DO UPDATE
-    SET total = f.total + EXCLUDED.total,
-        running = f.running + EXCLUDED.running,
-        last_run_at = now();
-
--- name: count_finished_run
-UPDATE flowhost.flow_stats
-SET running = running - 1,
-    completed = completed + (%(status)s = 'completed')::int,
-    failed = failed + (%(status)s = 'failed')::int,
-    canceled = canceled + (%(status)s = 'canceled')::int,
-    total_duration_ms = total_duration_ms + %(duration_ms)s,
-    last_completed_at = CASE WHEN %(status)s = 'completed' THEN now() ELSE last_completed_at END
-WHERE flow = %(flow)s;
+-- name: start_runs
+-- Starting runs: run rows, entry-step rows, flow.started events and statistics in one statement.
+-- %(runs)s is a JSON array of {"id", "input"}; the caller enqueues the entry jobs beside it.
+WITH started AS (
+    -- jsonb_to_recordset reads a JSON null as SQL NULL; a run's input may be JSON null.
+    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input
+    FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb)
+), run_rows AS (
+    INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count)
+    SELECT id, %(flow)s, 'running', input, %(definition_hash)s, %(step_count)s FROM started
+), step_rows AS (
+    INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input)
+    SELECT id, %(entry)s, 'queued', 1, %(max_attempts)s, input FROM started
+), event_rows AS (
+    INSERT INTO flowhost.events (run_id, type, data)
+    SELECT id, 'flow.started', jsonb_build_object('flow', %(flow)s::text, 'input', input,
+                                                  'definition_hash', %(definition_hash)s::text)
+    FROM started
+), statistics AS (
+    INSERT INTO flowhost.flow_stats AS f (flow, total, running, last_run_at)
+    SELECT %(flow)s, count(*), count(*), now() FROM started
+    ON CONFLICT (flow) DO UPDATE
+        SET total = f.total + EXCLUDED.total,
+            running = f.running + EXCLUDED.running,
+            last_run_at = now()
+)
+SELECT count(*) AS started FROM started;
 
 -- name: claim_step
 -- Marks the attempt running and records step.started in one statement. Returns nothing when
@@ -80,16 +61,21 @@ SELECT input, max_attempts, flow, definition_hash FROM claimed;
 -- Serialises the end-of-step work of one run, so that parallel steps see each other's emits.
 SELECT status, emitted, created_at FROM flowhost.runs WHERE id = %(run_id)s FOR UPDATE;
 
--- name: step_statuses
--- A statement of its own after lock_run: under READ COMMITTED it then sees what the
--- transaction that held the lock before us committed.
-SELECT name, status FROM flowhost.steps WHERE run_id = %(run_id)s;
-
 -- name: complete_step
-UPDATE flowhost.steps
-SET status = 'completed', result = %(result)s, error = NULL, finished_at = clock_timestamp()
-WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s AND status = 'running'
-RETURNING started_at, finished_at;
+-- Records the result and returns every step of the run with its status as of now: the
+-- completed one patched in, since a statement does not see its own CTE's update. Returns no
+-- row with `finished_at` when this attempt is no longer the running one (a duplicate).
+WITH done AS (
+    UPDATE flowhost.steps
+    SET status = 'completed', result = %(result)s, error = NULL, finished_at = clock_timestamp()
+    WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s
+      AND status = 'running'
+    RETURNING name, started_at, finished_at
+)
+SELECT s.name, CASE WHEN d.name IS NULL THEN s.status ELSE 'completed' END AS status,
+       d.started_at, d.finished_at
+FROM flowhost.steps AS s LEFT JOIN done AS d ON d.name = s.name
+WHERE s.run_id = %(run_id)s;
 
 -- name: retry_step
 UPDATE flowhost.steps
@@ -103,21 +89,55 @@ SET status = 'failed', error = %(error)s, finished_at = clock_timestamp()
 WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s AND status = 'running'
 RETURNING started_at;
 
--- name: update_run
-UPDATE flowhost.runs
-SET status = %(status)s,
-    emitted = %(emitted)s,
-    step_count = %(step_count)s,
-    completed_steps = completed_steps + %(completed)s,
-    result = COALESCE(%(result)s, result),
-    error = COALESCE(%(error)s, error),
-    finished_at = CASE WHEN %(status)s <> 'running' THEN COALESCE(finished_at, clock_timestamp()) END,
-    version = version + 1
-WHERE id = %(run_id)s
-RETURNING flow, created_at, finished_at;
-
--- name: notify_run_finished
-SELECT pg_notify('flowhost_run_finished', %(payload)s);
+-- name: record_progress
+-- Everything that follows a step attempt, in one statement: new step rows (queued or
+-- skipped), the events in order, the run row and, when the run ends, the flow statistics and
+-- a notification. %(steps)s and %(events)s are JSON arrays. Returns the steps newly queued.
+WITH new_steps AS (
+    INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, finished_at)
+    SELECT %(run_id)s, s.name, s.status, s.attempt, s.max_attempts, s.input,
+           CASE WHEN s.status = 'skipped' THEN clock_timestamp() END
+    FROM jsonb_to_recordset(%(steps)s::jsonb)
+        AS s(name text, status text, attempt int, max_attempts int, input jsonb)
+    ON CONFLICT (run_id, name) DO NOTHING
+    RETURNING name, status
+), new_events AS (
+    INSERT INTO flowhost.events (run_id, type, step, attempt, data)
+    SELECT %(run_id)s, e.type, e.step, e.attempt, COALESCE(e.data, '{}'::jsonb)
+    FROM ROWS FROM (jsonb_to_recordset(%(events)s::jsonb)
+                    AS (type text, step text, attempt int, data jsonb))
+        WITH ORDINALITY AS e(type, step, attempt, data, position)
+    ORDER BY e.position
+), run AS (
+    UPDATE flowhost.runs
+    SET status = %(status)s,
+        emitted = %(emitted)s,
+        completed_steps = completed_steps + %(completed)s,
+        result = COALESCE(%(result)s, result),
+        error = COALESCE(%(error)s, error),
+        finished_at = CASE WHEN %(status)s <> 'running'
+                           THEN COALESCE(finished_at, clock_timestamp()) END,
+        version = version + 1
+    WHERE id = %(run_id)s
+    RETURNING flow, created_at, finished_at
+), statistics AS (
+    UPDATE flowhost.flow_stats AS f
+    SET running = f.running - 1,
+        completed = f.completed + (%(status)s = 'completed')::int,
+        failed = f.failed + (%(status)s = 'failed')::int,
+        canceled = f.canceled + (%(status)s = 'canceled')::int,
+        total_duration_ms = f.total_duration_ms
+            + (extract(epoch FROM run.finished_at - run.created_at) * 1000)::bigint,
+        last_completed_at = CASE WHEN %(status)s = 'completed' THEN now()
+                                 ELSE f.last_completed_at END
+    FROM run
+    WHERE %(finishing)s AND f.flow = run.flow
+    -- Delivered at commit: `flowhost run` and other listeners learn that the run ended.
+    RETURNING pg_notify('flowhost_run_finished',
+                        json_build_object('run', %(run_id)s, 'status', %(status)s)::text)
+)
+SELECT array(SELECT name FROM new_steps WHERE status = 'queued') AS queued,
+       (SELECT count(*) FROM statistics) AS finished;
 
 -- name: state_get
 SELECT value FROM flowhost.state WHERE run_id = %(run_id)s AND key = %(key)s;
