@@ -41,8 +41,9 @@ demo: install ## Run examples/orders on an embedded Postgres
 
 test: install test-rust test-python test-node ## Install and run every suite
 
-test-rust: ## cargo test of the Rust core
+test-rust: install ## cargo test of the Rust core, also through its Python bindings
 	cargo test --quiet
+	PYO3_PYTHON=$(abspath $(PY)) cargo test --quiet --features python
 
 test-python: install ## pytest: unit, integration (real Postgres), acceptance (the CLI), SDK
 	$(PY) -m pytest tests sdk-python/tests
@@ -55,6 +56,8 @@ lint: install ## ruff, mypy, clippy, rustfmt
 	$(VENV)/bin/mypy
 	cargo fmt --check
 	cargo clippy --all-targets --quiet -- -D warnings
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets --features python --quiet -- -D warnings
+	$(PY) -m mypy.stubtest flowhost._core
 
 bench: install ## Benchmarks with their anchors, results in bench/results/
 	$(PY) -m bench $(SCENARIOS)
