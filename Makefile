@@ -46,7 +46,7 @@ test-rust: install ## cargo test of the Rust core, also through its Python bindi
 	PYO3_PYTHON=$(abspath $(PY)) cargo test --quiet --features python
 
 test-python: install ## pytest: unit, integration (real Postgres), acceptance (the CLI), SDK
-	$(PY) -m pytest tests sdk-python/tests
+	$(PY) -m pytest tests sdk-python/tests bench/test_harness.py
 
 test-node: $(NODE_STAMP) ## node --test of the Node SDK
 	cd sdk-node && npm test && npm run typecheck

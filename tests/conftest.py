@@ -47,8 +47,11 @@ async def template_database(admin_url: str) -> AsyncIterator[str]:
     from psycopg import sql
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-            sql.Identifier(name), sql.Identifier(TEMPLATE)))
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
     yield TEMPLATE
     drop_database(admin_url, TEMPLATE)
 

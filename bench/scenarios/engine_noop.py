@@ -35,9 +35,13 @@ def chain_source() -> str:
     for index, name in enumerate(STEPS):
         emits = f"emits=['{name}.done']" if index < len(STEPS) - 1 else "emits=[]"
         role = "entry=True" if index == 0 else f"subscribes=['{STEPS[index - 1]}.done']"
-        body = (f"    await ctx.emit('{name}.done', None)\n" if index < len(STEPS) - 1 else "")
-        lines += [f"@step(flow='chain', name='{name}', {role}, {emits})",
-                  f"async def {name}(data, ctx):", body + "    return None", ""]
+        body = f"    await ctx.emit('{name}.done', None)\n" if index < len(STEPS) - 1 else ""
+        lines += [
+            f"@step(flow='chain', name='{name}', {role}, {emits})",
+            f"async def {name}(data, ctx):",
+            body + "    return None",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -75,7 +79,7 @@ async def drain_through_engine(url: str, steps: int) -> tuple[float, float]:
             await serving
             await counter
             await listener.close()
-    total = (finished[-1] - started)
+    total = finished[-1] - started
     low, high = finished[runs // 10], finished[(runs * 9) // 10]
     steady = ((runs * 9) // 10 - runs // 10) * len(STEPS) / (high - low)
     return runs * len(STEPS) / total, steady
@@ -88,8 +92,18 @@ async def run(ctx: Context) -> list[Measurement]:
     async with ctx.fresh_database("pgqueuer") as url:
         anchor = await pgqueuer_drain(url, steps)
     return [
-        Measurement("steps_per_s", engine, "steps/s", anchor="pgqueuer_drain",
-                    anchor_value=anchor.jobs_per_s),
-        Measurement("steady_steps_per_s", engine_steady, "steps/s",
-                    anchor="pgqueuer_drain_steady", anchor_value=anchor.steady_jobs_per_s),
+        Measurement(
+            "steps_per_s",
+            engine,
+            "steps/s",
+            anchor="pgqueuer_drain",
+            anchor_value=anchor.jobs_per_s,
+        ),
+        Measurement(
+            "steady_steps_per_s",
+            engine_steady,
+            "steps/s",
+            anchor="pgqueuer_drain_steady",
+            anchor_value=anchor.steady_jobs_per_s,
+        ),
     ]

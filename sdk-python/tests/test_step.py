@@ -11,44 +11,62 @@ from flowhost_worker import Backoff, RetryRequested, RunContext, StepConfigError
 
 
 def test_step_records_a_canonical_config() -> None:
-    @step(flow="orders", subscribes="order.validated", emits=["order.charged"], attempts=3,
-          backoff={"type": "exponential", "delay": 0.5, "max_delay": 4}, timeout=30)
+    @step(
+        flow="orders",
+        subscribes="order.validated",
+        emits=["order.charged"],
+        attempts=3,
+        backoff={"type": "exponential", "delay": 0.5, "max_delay": 4},
+        timeout=30,
+    )
     async def charge(events: dict[str, Any], ctx: RunContext) -> None: ...
 
     config = step_config(charge)
     assert config is not None
     assert config.to_dict() == {
-        "flow": "orders", "name": "charge", "entry": False,
-        "subscribes": ["order.validated"], "emits": ["order.charged"], "attempts": 3,
+        "flow": "orders",
+        "name": "charge",
+        "entry": False,
+        "subscribes": ["order.validated"],
+        "emits": ["order.charged"],
+        "attempts": 3,
         "backoff": {"type": "exponential", "delayMs": 500, "maxDelayMs": 4000},
         "timeoutMs": 30000,
     }
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"flow": ""}, "flow"),
-    ({"flow": "has space"}, "flow"),
-    ({"flow": "f", "entry": True, "subscribes": ["x"]}, "subscribes"),
-    ({"flow": "f"}, "subscribes"),
-    ({"flow": "f", "entry": True, "attempts": 0}, "attempts"),
-    ({"flow": "f", "entry": True, "attempts": True}, "attempts"),
-    ({"flow": "f", "entry": True, "backoff": -1}, "backoff"),
-    ({"flow": "f", "entry": True, "backoff": {"kind": "x"}}, "backoff"),
-    ({"flow": "f", "entry": True, "timeout": 0}, "timeout"),
-    ({"flow": "f", "entry": True, "emits": [1]}, "emits"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"flow": ""}, "flow"),
+        ({"flow": "has space"}, "flow"),
+        ({"flow": "f", "entry": True, "subscribes": ["x"]}, "subscribes"),
+        ({"flow": "f"}, "subscribes"),
+        ({"flow": "f", "entry": True, "attempts": 0}, "attempts"),
+        ({"flow": "f", "entry": True, "attempts": True}, "attempts"),
+        ({"flow": "f", "entry": True, "backoff": -1}, "backoff"),
+        ({"flow": "f", "entry": True, "backoff": {"kind": "x"}}, "backoff"),
+        ({"flow": "f", "entry": True, "timeout": 0}, "timeout"),
+        ({"flow": "f", "entry": True, "emits": [1]}, "emits"),
+    ],
+)
 def test_bad_declarations_name_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(StepConfigError) as caught:
+
         @step(**kwargs)
         async def handler(data: Any, ctx: Any) -> None: ...
+
     assert caught.value.field == field
 
 
 def test_handlers_must_be_async_with_two_parameters() -> None:
     with pytest.raises(StepConfigError, match="async function"):
+
         @step(flow="f", entry=True)
         def sync(data: Any, ctx: Any) -> None: ...
+
     with pytest.raises(StepConfigError, match="exactly two parameters"):
+
         @step(flow="f", entry=True)
         async def one(data: Any) -> None: ...
 
@@ -62,8 +80,10 @@ def test_backoff_delays() -> None:
 
 def test_retry_requested_crosses_process_boundaries() -> None:
     original = RetryRequested(2.5, "rate limited")
-    for copy in (pickle.loads(pickle.dumps(original)),
-                 RetryRequested.from_dict(original.to_dict())):
+    for copy in (
+        pickle.loads(pickle.dumps(original)),
+        RetryRequested.from_dict(original.to_dict()),
+    ):
         assert (copy.delay, copy.reason) == (2.5, "rate limited")
     with pytest.raises(ValueError):
         RetryRequested(-1)
@@ -95,8 +115,7 @@ class MemoryBackend:
 
 async def test_the_context_delegates_to_its_backend() -> None:
     backend = MemoryBackend()
-    ctx = RunContext(backend, run_id="r1", flow_name="f", step_name="s", attempt=2,
-                     max_attempts=3)
+    ctx = RunContext(backend, run_id="r1", flow_name="f", step_name="s", attempt=2, max_attempts=3)
     await ctx.state.set("k", {"v": 1})
     assert await ctx.state.get("k") == {"v": 1}
     assert await ctx.state.get("missing", "default") == "default"

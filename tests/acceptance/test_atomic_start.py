@@ -47,7 +47,10 @@ def counts(database_url: str) -> tuple[int, int, int, int]:
 def start(database_url: str, orders_project: Path, mode: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", STARTER, database_url, str(orders_project / "functions"), mode],
-        env=cli_env(database_url), stdout=subprocess.PIPE, text=True)
+        env=cli_env(database_url),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_killed_inside_the_start_transaction_leaves_nothing(

@@ -21,8 +21,9 @@ def count_runs(database_url: str) -> int:
 
 
 def test_run_prints_events_and_ends_with_completed(orders_project: Path, database_url: str) -> None:
-    result = flowhost("run", "orders", "--input", "@order.json", project=orders_project,
-                      database_url=database_url)
+    result = flowhost(
+        "run", "orders", "--input", "@order.json", project=orders_project, database_url=database_url
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert re.fullmatch(r"run [0-9a-f-]{36} completed", lines[-1])
@@ -31,8 +32,15 @@ def test_run_prints_events_and_ends_with_completed(orders_project: Path, databas
 
 
 def test_run_json_is_one_object(orders_project: Path, database_url: str) -> None:
-    result = flowhost("run", "orders", "--input", (orders_project / "order.json").read_text(),
-                      "--json", project=orders_project, database_url=database_url)
+    result = flowhost(
+        "run",
+        "orders",
+        "--input",
+        (orders_project / "order.json").read_text(),
+        "--json",
+        project=orders_project,
+        database_url=database_url,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert set(summary) == {"id", "flow", "status", "result", "error", "steps"}
@@ -44,14 +52,22 @@ def test_run_json_is_one_object(orders_project: Path, database_url: str) -> None
 
     listed = flowhost("runs", "list", "--json", project=orders_project, database_url=database_url)
     assert [r["id"] for r in json.loads(listed.stdout)] == [summary["id"]]
-    shown = flowhost("runs", "show", summary["id"][:8], project=orders_project,
-                     database_url=database_url)
+    shown = flowhost(
+        "runs", "show", summary["id"][:8], project=orders_project, database_url=database_url
+    )
     assert shown.returncode == 0 and "flow.completed" in shown.stdout
 
 
 def test_a_failed_run_exits_1(orders_project: Path, database_url: str) -> None:
-    result = flowhost("run", "orders", "--input", '{"id": "X"}', "--json",
-                      project=orders_project, database_url=database_url)
+    result = flowhost(
+        "run",
+        "orders",
+        "--input",
+        '{"id": "X"}',
+        "--json",
+        project=orders_project,
+        database_url=database_url,
+    )
     assert result.returncode == 1
     summary = json.loads(result.stdout)
     assert summary["status"] == "failed"
@@ -70,8 +86,9 @@ def test_unknown_flow_is_a_one_line_error_and_changes_nothing(
 def test_malformed_input_is_a_one_line_error_and_changes_nothing(
     orders_project: Path, database_url: str
 ) -> None:
-    result = flowhost("run", "orders", "--input", '{"id": ', project=orders_project,
-                      database_url=database_url)
+    result = flowhost(
+        "run", "orders", "--input", '{"id": ', project=orders_project, database_url=database_url
+    )
     assert result.returncode == 2
     assert result.stderr.strip().startswith("flowhost: error: --input is not valid JSON:")
     assert len(result.stderr.strip().splitlines()) == 1
@@ -79,12 +96,17 @@ def test_malformed_input_is_a_one_line_error_and_changes_nothing(
 
 
 def test_an_unreachable_database_is_a_one_line_error(orders_project: Path) -> None:
-    result = flowhost("run", "orders", project=orders_project,
-                      database_url="postgresql://flowhost:secret@127.0.0.1:9/none")
+    result = flowhost(
+        "run",
+        "orders",
+        project=orders_project,
+        database_url="postgresql://flowhost:secret@127.0.0.1:9/none",
+    )
     assert result.returncode == 4
     message = result.stderr.strip()
-    assert message.startswith("flowhost: error: cannot reach the database at "
-                              "postgresql://flowhost:***@127.0.0.1:9/none")
+    assert message.startswith(
+        "flowhost: error: cannot reach the database at postgresql://flowhost:***@127.0.0.1:9/none"
+    )
     assert "secret" not in message and len(message.splitlines()) == 1
 
 
@@ -97,14 +119,17 @@ def test_broken_files_are_reported_and_other_flows_still_run(
     (project / "functions" / "twice.py").write_text(
         "from flowhost_worker import step\n\n"
         "@step(flow='double', entry=True)\nasync def one(data, ctx):\n    return 1\n\n"
-        "@step(flow='double', entry=True)\nasync def two(data, ctx):\n    return 2\n")
+        "@step(flow='double', entry=True)\nasync def two(data, ctx):\n    return 2\n"
+    )
     (project / "functions" / "lonely.py").write_text(
         "from flowhost_worker import step\n\n"
         "@step(flow='lonely', entry=True)\nasync def start(data, ctx):\n    return 1\n\n"
         "@step(flow='lonely', subscribes=['never.emitted'])\nasync def wait(data, ctx):\n"
-        "    return 2\n")
-    result = flowhost("run", "orders", "--input", "@order.json", project=project,
-                      database_url=database_url)
+        "    return 2\n"
+    )
+    result = flowhost(
+        "run", "orders", "--input", "@order.json", project=project, database_url=database_url
+    )
     assert result.returncode == 0, result.stderr
     broken = str(project / "functions" / "broken.py")
     assert f"{broken}:3: SyntaxError" in result.stderr

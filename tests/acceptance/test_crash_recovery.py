@@ -19,7 +19,8 @@ def events(database_url: str, run_id: str) -> list[tuple[str, str | None, int | 
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "SELECT type, step, attempt FROM flowhost.events WHERE run_id = %s ORDER BY id",
-            (uuid.UUID(run_id),)).fetchall()
+            (uuid.UUID(run_id),),
+        ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 
 
@@ -38,31 +39,54 @@ def test_killed_host_mid_run_then_restarted_completes_the_run_once(
 ) -> None:
     seen: list[str] = []
     # The gateway is slow in the first host, so the kill lands while `charge` runs.
-    with start_flowhost("host", project=orders_project, database_url=database_url,
-                        FLOWHOST_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
-                        ORDERS_GATEWAY_LATENCY_MS="60000") as first:
+    with start_flowhost(
+        "host",
+        project=orders_project,
+        database_url=database_url,
+        FLOWHOST_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
+        ORDERS_GATEWAY_LATENCY_MS="60000",
+    ) as first:
         try:
             read_until(first, "host ready", seen)
-            started = flowhost("run", "orders", "--input", "@order.json", "--json",
-                               project=orders_project, database_url=database_url)
+            started = flowhost(
+                "run",
+                "orders",
+                "--input",
+                "@order.json",
+                "--json",
+                project=orders_project,
+                database_url=database_url,
+            )
             assert started.returncode == 0, started.stderr
             run_id = json.loads(started.stdout)["id"]
             assert json.loads(started.stdout)["status"] == "running"  # a live host took it
-            wait_for(lambda: ("step.started", "charge", 1) in events(database_url, run_id)
-                     and ("step.completed", "reserve", 2) in events(database_url, run_id),
-                     30, "charge to start and reserve to finish")
+            wait_for(
+                lambda: (
+                    ("step.started", "charge", 1) in events(database_url, run_id)
+                    and ("step.completed", "reserve", 2) in events(database_url, run_id)
+                ),
+                30,
+                "charge to start and reserve to finish",
+            )
         finally:
             first.send_signal(signal.SIGKILL)
             first.wait()
     before = events(database_url, run_id)
     assert ("step.completed", "charge", 1) not in before
 
-    with start_flowhost("host", project=orders_project, database_url=database_url,
-                        FLOWHOST_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT) as second:
+    with start_flowhost(
+        "host",
+        project=orders_project,
+        database_url=database_url,
+        FLOWHOST_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
+    ) as second:
         try:
             read_until(second, "host ready", seen)
-            wait_for(lambda: ("flow.completed", None, None) in events(database_url, run_id),
-                     60, "the run to complete on the second host")
+            wait_for(
+                lambda: ("flow.completed", None, None) in events(database_url, run_id),
+                60,
+                "the run to complete on the second host",
+            )
         finally:
             second.send_signal(signal.SIGINT)
             assert second.wait(timeout=30) == 0
@@ -72,10 +96,12 @@ def test_killed_host_mid_run_then_restarted_completes_the_run_once(
     assert sorted(completed) == ["charge", "reserve", "ship", "validate"]  # each exactly once
     # charge was started twice (once per host) with the same attempt number: not a failure.
     assert [a for kind, step, a in after if kind == "step.started" and step == "charge"] == [1, 1]
-    shown = flowhost("runs", "show", run_id, "--json", project=orders_project,
-                     database_url=database_url)
+    shown = flowhost(
+        "runs", "show", run_id, "--json", project=orders_project, database_url=database_url
+    )
     summary = json.loads(shown.stdout)
     assert summary["status"] == "completed"
     assert {s["name"]: s["status"] for s in summary["steps"]} == dict.fromkeys(
-        ["validate", "charge", "reserve", "ship"], "completed")
+        ["validate", "charge", "reserve", "ship"], "completed"
+    )
     assert summary["state"]["shipment"]["charge_id"] == summary["state"]["charge"]["id"]

@@ -21,7 +21,8 @@ def test_dev_on_embedded_postgres_reloads_and_stops_cleanly(
             assert any("embedded PostgreSQL" in line for line in seen)
             (project / "functions" / "audit.py").write_text(
                 "from flowhost_worker import step\n\n"
-                "@step(flow='audit', entry=True)\nasync def audit(data, ctx):\n    return 'ok'\n")
+                "@step(flow='audit', entry=True)\nasync def audit(data, ctx):\n    return 'ok'\n"
+            )
             read_until(dev, "flow audit", seen)
             # A second command on the same project joins the running server and host.
             result = flowhost("run", "audit", "--wait", project=project, database_url=None)

@@ -15,9 +15,12 @@ async def test_the_orders_example_is_one_valid_flow(orders_project: Path) -> Non
     assert found.problems == []
     flow = found.flows["orders"]
     assert flow.entry == "validate"
-    assert flow.subscriptions() == {"validate": [], "charge": ["order.validated"],
-                                    "reserve": ["order.validated"],
-                                    "ship": ["order.charged", "order.reserved"]}
+    assert flow.subscriptions() == {
+        "validate": [],
+        "charge": ["order.validated"],
+        "reserve": ["order.validated"],
+        "ship": ["order.charged", "order.reserved"],
+    }
     assert flow.step("reserve").attempts == 3
     assert flow.step("ship").file.endswith("functions/ship.py") and flow.step("ship").line == 6
 
@@ -31,6 +34,7 @@ async def test_printing_at_import_does_not_break_discovery(tmp_path: Path) -> No
     (tmp_path / "chatty.py").write_text(
         "print('hello from import')\n"
         "from flowhost_worker import step\n\n"
-        "@step(flow='c', entry=True)\nasync def go(data, ctx):\n    return 1\n")
+        "@step(flow='c', entry=True)\nasync def go(data, ctx):\n    return 1\n"
+    )
     found = await discover(tmp_path)
     assert list(found.flows) == ["c"] and found.problems == []

@@ -11,8 +11,10 @@ from tests.support.engine import running_host, start, wait_for_run, write_functi
 ORDER = {
     "id": "A-1",
     "customer": "ada@example.com",
-    "items": [{"sku": "BOOK", "price": 10.0, "quantity": 2}, {"sku": "MUG", "price": 5.0,
-                                                              "quantity": 1}],
+    "items": [
+        {"sku": "BOOK", "price": 10.0, "quantity": 2},
+        {"sku": "MUG", "price": 5.0, "quantity": 1},
+    ],
 }
 
 
@@ -26,13 +28,17 @@ async def test_orders_flow_completes_with_retry_and_and_join(
             steps = {s["name"]: s for s in await reads.steps_of_run(conn, run_id)}
             events = await events_of_run(conn, run_id)
             state = await reads.state_of_run(conn, run_id)
-            stats = await (await conn.execute(
-                "SELECT total, running, completed FROM flowhost.flow_stats WHERE flow = 'orders'"
-            )).fetchone()
+            stats = await (
+                await conn.execute(
+                    "SELECT total, running, completed FROM flowhost.flow_stats "
+                    "WHERE flow = 'orders'"
+                )
+            ).fetchone()
 
     assert run["status"] == "completed", run["error"]
     assert {name: s["status"] for name, s in steps.items()} == dict.fromkeys(
-        ["validate", "charge", "reserve", "ship"], "completed")
+        ["validate", "charge", "reserve", "ship"], "completed"
+    )
     assert steps["reserve"]["attempt"] == 2  # failed once, succeeded on retry
     assert steps["validate"]["result"] == {"ok": True, "total": 25.0}
     # The run's result is the result of its last step.
@@ -58,23 +64,31 @@ async def test_ship_input_is_the_payloads_of_both_events(
         run_id = await start(project, "orders", ORDER)
         await wait_for_run(project, run_id)
         async with project.database.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT input FROM flowhost.steps WHERE run_id = %s AND name = 'ship'", (run_id,)
-            )).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT input FROM flowhost.steps WHERE run_id = %s AND name = 'ship'",
+                    (run_id,),
+                )
+            ).fetchone()
     assert row is not None
     assert set(row["input"]) == {"order.charged", "order.reserved"}
     assert row["input"]["order.reserved"] == {"skus": ["BOOK", "MUG"]}
 
 
 async def test_a_step_that_keeps_failing_fails_the_run(tmp_path: Path, database_url: str) -> None:
-    project_dir = write_functions(tmp_path, {"flaky.py": '''
+    project_dir = write_functions(
+        tmp_path,
+        {
+            "flaky.py": """
 from flowhost_worker import step
 
 @step(flow="flaky", name="first", entry=True, attempts=3, backoff=0.01)
 async def first(data, ctx):
     ctx.logger.warning("trying", attempt=ctx.attempt)
     raise RuntimeError(f"boom {ctx.attempt}")
-'''})
+"""
+        },
+    )
     async with running_host(project_dir, database_url) as project:
         run_id = await start(project, "flaky", {})
         run = await wait_for_run(project, run_id)
@@ -85,9 +99,12 @@ async def first(data, ctx):
     assert run["error"]["message"] == "boom 3"
     assert [e.type for e in events if e.type.startswith(("step.", "flow."))] == [
         "flow.started",
-        "step.started", "step.retry",
-        "step.started", "step.retry",
-        "step.started", "step.failed",
+        "step.started",
+        "step.retry",
+        "step.started",
+        "step.retry",
+        "step.started",
+        "step.failed",
         "flow.failed",
     ]
     assert [e.data["fields"]["attempt"] for e in events if e.type == "log"] == [1, 2, 3]
@@ -96,7 +113,10 @@ async def first(data, ctx):
 async def test_a_branch_not_taken_is_skipped_and_the_run_completes(
     tmp_path: Path, database_url: str
 ) -> None:
-    project_dir = write_functions(tmp_path, {"branch.py": '''
+    project_dir = write_functions(
+        tmp_path,
+        {
+            "branch.py": """
 from flowhost_worker import step
 
 @step(flow="branch", name="decide", entry=True, emits=["go.left", "go.right"])
@@ -111,7 +131,9 @@ async def left(events, ctx):
 @step(flow="branch", name="right", subscribes=["go.right"])
 async def right(events, ctx):
     return "went right"
-'''})
+"""
+        },
+    )
     async with running_host(project_dir, database_url) as project:
         run_id = await start(project, "branch", {"way": "left"})
         run = await wait_for_run(project, run_id)
@@ -125,13 +147,18 @@ async def right(events, ctx):
 async def test_emitting_an_undeclared_event_fails_the_step(
     tmp_path: Path, database_url: str
 ) -> None:
-    project_dir = write_functions(tmp_path, {"loose.py": '''
+    project_dir = write_functions(
+        tmp_path,
+        {
+            "loose.py": """
 from flowhost_worker import step
 
 @step(flow="loose", name="only", entry=True, emits=["declared"])
 async def only(data, ctx):
     await ctx.emit("not.declared", {})
-'''})
+"""
+        },
+    )
     async with running_host(project_dir, database_url) as project:
         run = await wait_for_run(project, await start(project, "loose", {}))
     assert run["status"] == "failed"
@@ -139,13 +166,18 @@ async def only(data, ctx):
 
 
 async def test_a_result_that_is_not_json_fails_the_step(tmp_path: Path, database_url: str) -> None:
-    project_dir = write_functions(tmp_path, {"odd.py": '''
+    project_dir = write_functions(
+        tmp_path,
+        {
+            "odd.py": """
 from flowhost_worker import step
 
 @step(flow="odd", name="only", entry=True)
 async def only(data, ctx):
     return {1, 2}
-'''})
+"""
+        },
+    )
     async with running_host(project_dir, database_url) as project:
         run = await wait_for_run(project, await start(project, "odd", {}))
     assert run["status"] == "failed"
@@ -154,7 +186,10 @@ async def only(data, ctx):
 
 
 async def test_state_is_scoped_to_the_run(tmp_path: Path, database_url: str) -> None:
-    project_dir = write_functions(tmp_path, {"counter.py": '''
+    project_dir = write_functions(
+        tmp_path,
+        {
+            "counter.py": """
 from flowhost_worker import step
 
 @step(flow="counter", name="count", entry=True)
@@ -164,7 +199,9 @@ async def count(data, ctx):
     await ctx.state.set("scratch", "x")
     await ctx.state.delete("scratch")
     return await ctx.state.get("seen")
-'''})
+"""
+        },
+    )
     async with running_host(project_dir, database_url) as project:
         first = await wait_for_run(project, await start(project, "counter", {}))
         second = await wait_for_run(project, await start(project, "counter", {}))
@@ -174,4 +211,7 @@ async def count(data, ctx):
     assert first["result"] == 1 and second["result"] == 1
     assert state == {"seen": 1}
     assert [e.type for e in events if e.type.startswith("state.")] == [
-        "state.set", "state.set", "state.delete"]
+        "state.set",
+        "state.set",
+        "state.delete",
+    ]

@@ -11,16 +11,18 @@ FLOWHOST = [sys.executable, "-m", "flowhost"]
 
 
 def cli_env(database_url: str | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("FLOWHOST_") and k != "DATABASE_URL"}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("FLOWHOST_") and k != "DATABASE_URL"
+    }
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     env.update(extra)
     return env
 
 
-def flowhost(*args: str, project: Path, database_url: str | None, timeout: float = 60,
-             **env: str) -> subprocess.CompletedProcess[str]:
+def flowhost(
+    *args: str, project: Path, database_url: str | None, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*FLOWHOST, "-p", str(project), *args],
         env=cli_env(database_url, **env),
@@ -32,8 +34,9 @@ def flowhost(*args: str, project: Path, database_url: str | None, timeout: float
     )
 
 
-def start_flowhost(*args: str, project: Path, database_url: str | None,
-                   **env: str) -> subprocess.Popen[str]:
+def start_flowhost(
+    *args: str, project: Path, database_url: str | None, **env: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*FLOWHOST, "-p", str(project), *args],
         env=cli_env(database_url, PYTHONUNBUFFERED="1", **env),

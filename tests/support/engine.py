@@ -20,10 +20,16 @@ TERMINAL = reads.TERMINAL_STATUSES
 
 
 @contextlib.asynccontextmanager
-async def running_host(project_dir: Path, database_url: str, **settings: Any) -> AsyncIterator[Project]:
+async def running_host(
+    project_dir: Path, database_url: str, **settings: Any
+) -> AsyncIterator[Project]:
     """A project with a host serving it until the block ends."""
-    loaded = load_settings(project_dir, environ={"DATABASE_URL": database_url},
-                           heartbeat_timeout=settings.pop("heartbeat_timeout", 5.0), **settings)
+    loaded = load_settings(
+        project_dir,
+        environ={"DATABASE_URL": database_url},
+        heartbeat_timeout=settings.pop("heartbeat_timeout", 5.0),
+        **settings,
+    )
     async with open_project(loaded) as project:
         stop = asyncio.Event()
         task = asyncio.create_task(Host(project).serve(stop))

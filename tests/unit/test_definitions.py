@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from flowhost_worker import Backoff
-
 from flowhost.engine.definitions import StepDefinition, build_flows
 from flowhost.engine.transitions import progress, step_input
+from flowhost_worker import Backoff
 
 
-def make(flow: str, name: str, *, entry: bool = False, subscribes: tuple[str, ...] = (),
-         emits: tuple[str, ...] = (), line: int = 1, attempts: int = 1) -> StepDefinition:
-    return StepDefinition(flow=flow, name=name, entry=entry, subscribes=subscribes, emits=emits,
-                          attempts=attempts, backoff=Backoff(), timeout=None,
-                          file=f"functions/{name}.py", line=line, function=name)
+def make(
+    flow: str,
+    name: str,
+    *,
+    entry: bool = False,
+    subscribes: tuple[str, ...] = (),
+    emits: tuple[str, ...] = (),
+    line: int = 1,
+    attempts: int = 1,
+) -> StepDefinition:
+    return StepDefinition(
+        flow=flow,
+        name=name,
+        entry=entry,
+        subscribes=subscribes,
+        emits=emits,
+        attempts=attempts,
+        backoff=Backoff(),
+        timeout=None,
+        file=f"functions/{name}.py",
+        line=line,
+        function=name,
+    )
 
 
 ORDERS = [
@@ -35,8 +52,10 @@ def test_two_entry_steps_reject_the_flow_and_name_both() -> None:
     flows, problems = build_flows([*steps, make("other", "solo", entry=True)])
     assert "orders" not in flows and "other" in flows
     [problem] = problems
-    assert str(problem) == ("functions/again.py:7: flow 'orders' has two entry steps: "
-                            "'validate' (functions/validate.py:1) and 'again'")
+    assert str(problem) == (
+        "functions/again.py:7: flow 'orders' has two entry steps: "
+        "'validate' (functions/validate.py:1) and 'again'"
+    )
 
 
 def test_a_subscription_nobody_emits_is_reported_at_the_subscriber() -> None:
@@ -45,21 +64,28 @@ def test_a_subscription_nobody_emits_is_reported_at_the_subscriber() -> None:
     assert flows == {}
     assert [str(p) for p in problems] == [
         "functions/audit.py:3: flow 'orders': step 'audit' subscribes to 'audited', "
-        "which no step of the flow emits"]
+        "which no step of the flow emits"
+    ]
 
 
 def test_duplicate_step_names_and_missing_entry_are_reported() -> None:
-    _, problems = build_flows([make("f", "a", subscribes=("x",), emits=("x",), line=2),
-                               make("f", "a", subscribes=("x",), emits=("x",), line=9)])
+    _, problems = build_flows(
+        [
+            make("f", "a", subscribes=("x",), emits=("x",), line=2),
+            make("f", "a", subscribes=("x",), emits=("x",), line=9),
+        ]
+    )
     messages = [p.message for p in problems]
     assert any("defined twice" in m for m in messages)
     assert any("has no entry step" in m for m in messages)
 
 
 def test_steps_waiting_on_a_cycle_are_reported() -> None:
-    steps = [make("c", "start", entry=True, emits=("go",)),
-             make("c", "a", subscribes=("go", "from_b"), emits=("from_a",)),
-             make("c", "b", subscribes=("from_a",), emits=("from_b",))]
+    steps = [
+        make("c", "start", entry=True, emits=("go",)),
+        make("c", "a", subscribes=("go", "from_b"), emits=("from_a",)),
+        make("c", "b", subscribes=("from_a",), emits=("from_b",)),
+    ]
     flows, problems = build_flows(steps)
     assert flows == {}
     assert sorted(p.message.split("'")[3] for p in problems) == ["a", "b"]
@@ -67,11 +93,12 @@ def test_steps_waiting_on_a_cycle_are_reported() -> None:
 
 def test_the_definition_hash_follows_the_declaration_not_the_location() -> None:
     flows, _ = build_flows(ORDERS)
-    moved, _ = build_flows([*ORDERS[:3], make("orders", "ship", subscribes=("charged",
-                                                                           "reserved"), line=99)])
-    changed, _ = build_flows([*ORDERS[:3], make("orders", "ship", subscribes=("charged",
-                                                                             "reserved"),
-                                               attempts=5)])
+    moved, _ = build_flows(
+        [*ORDERS[:3], make("orders", "ship", subscribes=("charged", "reserved"), line=99)]
+    )
+    changed, _ = build_flows(
+        [*ORDERS[:3], make("orders", "ship", subscribes=("charged", "reserved"), attempts=5)]
+    )
     assert flows["orders"].hash == moved["orders"].hash
     assert flows["orders"].hash != changed["orders"].hash
 
@@ -81,12 +108,17 @@ def test_progress_waits_for_every_subscription() -> None:
     flow = flows["orders"]
     after_validate = progress(flow, {"validate": "completed"}, {"validated": {}})
     assert after_validate.ready == ["charge", "reserve"] and not after_validate.finished
-    half = progress(flow, {"validate": "completed", "charge": "completed", "reserve": "running"},
-                    {"validated": {}, "charged": {}})
+    half = progress(
+        flow,
+        {"validate": "completed", "charge": "completed", "reserve": "running"},
+        {"validated": {}, "charged": {}},
+    )
     assert half.ready == [] and not half.finished
-    both = progress(flow, {"validate": "completed", "charge": "completed",
-                           "reserve": "completed"}, {"validated": {}, "charged": {},
-                                                     "reserved": {}})
+    both = progress(
+        flow,
+        {"validate": "completed", "charge": "completed", "reserve": "completed"},
+        {"validated": {}, "charged": {}, "reserved": {}},
+    )
     assert both.ready == ["ship"]
 
 
@@ -97,4 +129,6 @@ def test_progress_skips_what_can_no_longer_run_once_nothing_is_in_flight() -> No
     done = progress(flow, {"validate": "completed"}, {})
     assert done.finished and done.skipped == ["charge", "reserve", "ship"]
     assert step_input(flow.step("ship"), {"charged": 1, "reserved": 2, "other": 3}) == {
-        "charged": 1, "reserved": 2}
+        "charged": 1,
+        "reserved": 2,
+    }

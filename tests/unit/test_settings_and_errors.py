@@ -26,7 +26,8 @@ def test_defaults_mean_embedded_postgres(tmp_path: Path) -> None:
 
 def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
     (tmp_path / "flowhost.toml").write_text(
-        '[flowhost]\nconcurrency = 4\ndatabase_url = "postgresql://file/db"\n')
+        '[flowhost]\nconcurrency = 4\ndatabase_url = "postgresql://file/db"\n'
+    )
     settings = load_settings(tmp_path, environ={"FLOWHOST_CONCURRENCY": "6"})
     assert settings.concurrency == 6
     assert settings.database_url == "postgresql://file/db"
@@ -35,24 +36,30 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={}, concurrency=9).concurrency == 9
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("nonsense = 1\n", "unknown setting 'nonsense'"),
-    ("concurrency = 'many'\n", "concurrency: expected int"),
-    ("concurrency = 0\n", "concurrency must be positive"),
-    ("database_url = 'mysql://x'\n", "postgresql:// URL"),
-    ("concurrency = \n", "flowhost.toml"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("nonsense = 1\n", "unknown setting 'nonsense'"),
+        ("concurrency = 'many'\n", "concurrency: expected int"),
+        ("concurrency = 0\n", "concurrency must be positive"),
+        ("database_url = 'mysql://x'\n", "postgresql:// URL"),
+        ("concurrency = \n", "flowhost.toml"),
+    ],
+)
 def test_bad_configuration_is_named(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "flowhost.toml").write_text(text)
     with pytest.raises(ConfigurationError, match=message.replace("(", r"\(")):
         load_settings(tmp_path, environ={})
 
 
-@pytest.mark.parametrize("error", [
-    FlowNotFoundError("no flow 'x'", flow="x"),
-    DatabaseUnavailableError(),
-    InvalidInputError("bad"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        FlowNotFoundError("no flow 'x'", flow="x"),
+        DatabaseUnavailableError(),
+        InvalidInputError("bad"),
+    ],
+)
 def test_errors_round_trip_through_pickle(error: Exception) -> None:
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is type(error) and str(copy) == str(error)
@@ -68,7 +75,7 @@ def test_input_is_json_text_or_a_file(tmp_path: Path) -> None:
     assert parse_input('{"a": [1, 2]}') == {"a": [1, 2]}
     (tmp_path / "in.json").write_text('{"b": true}')
     assert parse_input(f"@{tmp_path / 'in.json'}") == {"b": True}
-    with pytest.raises(InvalidInputError, match="not valid JSON: Expecting .* line 1 column 2"):
+    with pytest.raises(InvalidInputError, match=r"not valid JSON: Expecting .* line 1 column 2"):
         parse_input("{nope")
     with pytest.raises(InvalidInputError, match="cannot read input file"):
         parse_input(f"@{tmp_path / 'missing.json'}")

@@ -12,7 +12,9 @@ from flowhost.queue.jobs import StepJob
 
 
 def test_every_query_block_has_a_statement() -> None:
-    assert {"claim_step", "start_runs", "lock_run", "complete_step", "record_progress"} <= set(QUERIES)
+    assert {"claim_step", "start_runs", "lock_run", "complete_step", "record_progress"} <= set(
+        QUERIES
+    )
     assert all(text and not text.startswith("-- name") for text in QUERIES.values())
 
 

@@ -7,7 +7,7 @@ import functools
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -68,17 +68,24 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-p", "--project", type=click.Path(file_okay=False, path_type=Path),
-              default=".", envvar="FLOWHOST_PROJECT", show_default=True,
-              help="Project directory (holds flowhost.toml and functions/).")
+@click.option(
+    "-p",
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    envvar="FLOWHOST_PROJECT",
+    show_default=True,
+    help="Project directory (holds flowhost.toml and functions/).",
+)
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
 @click.version_option(__version__, prog_name="flowhost")
 @click.pass_context
 def cli(ctx: click.Context, project: Path, verbose: int) -> None:
     """flowhost: durable flows of Python steps on Postgres."""
     level = logging.WARNING - 10 * verbose
-    logging.basicConfig(level=max(level, logging.DEBUG),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = {"project": project, "verbose": verbose}
 
 
@@ -96,8 +103,14 @@ def print_flows(project: Project) -> None:
 async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
     async with open_project(settings) as project:
         click.echo(f"flowhost {__version__}: project {settings.project_dir}")
-        click.echo("database: " + ("embedded PostgreSQL in " + str(settings.state_dir / "pg")
-                                   if settings.embedded else "from settings"))
+        click.echo(
+            "database: "
+            + (
+                "embedded PostgreSQL in " + str(settings.state_dir / "pg")
+                if settings.embedded
+                else "from settings"
+            )
+        )
         print_flows(project)
         print_problems(project)
 
@@ -119,8 +132,9 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
 
 
 @cli.command()
-@click.argument("directory", required=False,
-                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @click.pass_context
 @handle_errors
 def dev(ctx: click.Context, directory: Path | None) -> None:
@@ -138,10 +152,16 @@ def host(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("flow")
-@click.option("-i", "--input", "input_text", metavar="JSON|@FILE",
-              help="The run's input: JSON text or @path to a JSON file (default {}).")
-@click.option("--wait/--no-wait", default=False,
-              help="Wait for the end when a running host serves the flow.")
+@click.option(
+    "-i",
+    "--input",
+    "input_text",
+    metavar="JSON|@FILE",
+    help="The run's input: JSON text or @path to a JSON file (default {}).",
+)
+@click.option(
+    "--wait/--no-wait", default=False, help="Wait for the end when a running host serves the flow."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 @handle_errors
@@ -175,8 +195,9 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 @handle_errors
-def runs_list(ctx: click.Context, flow: str | None, status: str | None, limit: int,
-              as_json: bool) -> None:
+def runs_list(
+    ctx: click.Context, flow: str | None, status: str | None, limit: int, as_json: bool
+) -> None:
     """The latest runs, newest first."""
 
     async def main() -> list[dict[str, Any]]:
@@ -187,10 +208,17 @@ def runs_list(ctx: click.Context, flow: str | None, status: str | None, limit: i
     if as_json:
         output.print_json(rows)
         return
-    table = [[str(r["id"]), r["flow"], output.status_text(r["status"]),
-              f"{r['completed_steps']}/{r['step_count']}",
-              r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
-              _duration(r)] for r in rows]
+    table = [
+        [
+            str(r["id"]),
+            r["flow"],
+            output.status_text(r["status"]),
+            f"{r['completed_steps']}/{r['step_count']}",
+            r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            _duration(r),
+        ]
+        for r in rows
+    ]
     click.echo(output.table(table, ["RUN", "FLOW", "STATUS", "STEPS", "STARTED", "DURATION"]))
 
 
@@ -222,11 +250,20 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
             return
         click.echo(f"run {run['id']}  flow {run['flow']}  {output.status_text(run['status'])}")
         click.echo(f"input: {output.compact(run['input'], 400)}")
-        click.echo(output.table(
-            [[s["name"], output.status_text(s["status"]), str(s["attempt"]),
-              output.compact(s["result"] if s["status"] != "failed" else s["error"], 60)]
-             for s in steps],
-            ["STEP", "STATUS", "ATTEMPTS", "RESULT"]))
+        click.echo(
+            output.table(
+                [
+                    [
+                        s["name"],
+                        output.status_text(s["status"]),
+                        str(s["attempt"]),
+                        output.compact(s["result"] if s["status"] != "failed" else s["error"], 60),
+                    ]
+                    for s in steps
+                ],
+                ["STEP", "STATUS", "ATTEMPTS", "RESULT"],
+            )
+        )
         click.echo("events:")
         for event in events:
             click.echo(output.event_line(event, run["created_at"]))
@@ -269,21 +306,34 @@ def db_status(ctx: click.Context) -> None:
     """Which migrations are applied."""
 
     async def main() -> list[Any]:
-        async with open_database(settings_of(ctx), prepare=False) as database, \
-                database.connection() as conn:
+        async with (
+            open_database(settings_of(ctx), prepare=False) as database,
+            database.connection() as conn,
+        ):
             return await migration_status(conn)
 
     rows = run_async(main())
-    click.echo(output.table(
-        [[f"{m.version:04d}", m.name, m.applied_at.isoformat() if m.applied_at else "pending"]
-         for m in rows], ["VERSION", "NAME", "APPLIED"]))
+    click.echo(
+        output.table(
+            [
+                [
+                    f"{m.version:04d}",
+                    m.name,
+                    m.applied_at.isoformat() if m.applied_at else "pending",
+                ]
+                for m in rows
+            ],
+            ["VERSION", "NAME", "APPLIED"],
+        )
+    )
     if any(m.applied_at is None for m in rows):
         sys.exit(exit_codes.RUN_FAILED)
 
 
 @db.command("sql")
-@click.option("--queue/--no-queue", default=True, show_default=True,
-              help="Include PgQueuer's schema.")
+@click.option(
+    "--queue/--no-queue", default=True, show_default=True, help="Include PgQueuer's schema."
+)
 def db_sql(queue: bool) -> None:
     """Print the SQL that `db migrate` applies."""
     click.echo(migrations_sql(), nl=False)

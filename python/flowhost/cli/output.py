@@ -11,8 +11,14 @@ import click
 
 from flowhost.store.events import Event
 
-STATUS_COLOURS = {"completed": "green", "failed": "red", "running": "yellow",
-                  "canceled": "magenta", "skipped": "bright_black", "queued": "cyan"}
+STATUS_COLOURS = {
+    "completed": "green",
+    "failed": "red",
+    "running": "yellow",
+    "canceled": "magenta",
+    "skipped": "bright_black",
+    "queued": "cyan",
+}
 
 
 def colour_enabled() -> bool:
@@ -40,7 +46,9 @@ def _event_detail(event: Event) -> str:
     data = event.data
     match event.type:
         case "log":
-            fields = " ".join(f"{k}={compact(v, 60)}" for k, v in (data.get("fields") or {}).items())
+            fields = " ".join(
+                f"{k}={compact(v, 60)}" for k, v in (data.get("fields") or {}).items()
+            )
             return f"[{data.get('level')}] {data.get('message')} {fields}".rstrip()
         case "emit":
             return f"{data.get('name')} {compact(data.get('payload'), 80)}"
@@ -52,8 +60,10 @@ def _event_detail(event: Event) -> str:
             return f"({data.get('duration_ms')} ms) → {compact(data.get('result'), 80)}"
         case "step.retry":
             error = data.get("error") or {}
-            return (f"{error.get('type')}: {error.get('message')} "
-                    f"(attempt {data.get('next_attempt')} in {data.get('delay')}s)")
+            return (
+                f"{error.get('type')}: {error.get('message')} "
+                f"(attempt {data.get('next_attempt')} in {data.get('delay')}s)"
+            )
         case "step.failed" | "flow.failed":
             error = data.get("error") or {}
             return f"{error.get('type')}: {error.get('message')}"
@@ -72,8 +82,12 @@ def run_summary(run: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, A
         "result": run["result"],
         "error": run["error"],
         "steps": [
-            {"name": s["name"], "status": s["status"], "attempts": s["attempt"],
-             "result": s["result"]}
+            {
+                "name": s["name"],
+                "status": s["status"],
+                "attempts": s["attempt"],
+                "result": s["result"],
+            }
             for s in steps
         ],
     }
@@ -84,8 +98,14 @@ def print_json(value: Any) -> None:
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
-    widths = [max(len(h), *(len(click.unstyle(r[i])) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(click.unstyle(r[i])) for r in rows)) if rows else len(h)
+        for i, h in enumerate(headers)
+    ]
+
     def line(cells: list[str]) -> str:
-        return "  ".join(c + " " * (w - len(click.unstyle(c))) for c, w in zip(cells, widths, strict=True)).rstrip()
+        return "  ".join(
+            c + " " * (w - len(click.unstyle(c))) for c, w in zip(cells, widths, strict=True)
+        ).rstrip()
+
     return "\n".join([line(headers), *(line(r) for r in rows)])

@@ -54,14 +54,17 @@ def find_flow(project: Project, name: str) -> FlowDefinition:
     raise FlowNotFoundError(f"unknown flow {name!r} (flows: {known})")
 
 
-async def run_flow(project: Project, flow_name: str, data: Any, *, wait: bool, as_json: bool) -> str:
+async def run_flow(
+    project: Project, flow_name: str, data: Any, *, wait: bool, as_json: bool
+) -> str:
     """Start a run; returns its final status, or "running" when not waiting for it."""
     flow = find_flow(project, flow_name)
     async with project.database.transaction() as conn:
         [run_id] = await start_runs(conn, flow, [data])
     async with project.database.connection() as conn:
         served = await reads.hosts_serving(
-            conn, flow.name, stale_after=3 * project.settings.host_heartbeat_interval)
+            conn, flow.name, stale_after=3 * project.settings.host_heartbeat_interval
+        )
     if not as_json:
         where = "a running host" if served else "a host started by this command"
         click.echo(f"run {run_id} started: flow {flow.name}, run by {where}")
@@ -116,7 +119,9 @@ async def follow(
         if run["status"] == "completed":
             click.echo(f"result: {output.compact(run['result'], 400)}")
         elif run["error"]:
-            click.echo(f"error: {run['error'].get('type')}: {run['error'].get('message')} "
-                       f"(step {run['error'].get('step')})")
+            click.echo(
+                f"error: {run['error'].get('type')}: {run['error'].get('message')} "
+                f"(step {run['error'].get('step')})"
+            )
         click.echo(f"run {run_id} {run['status']}")
     return str(run["status"])

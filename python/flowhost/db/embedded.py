@@ -7,6 +7,7 @@ one project share the server; the last one to stop it stops it (the wheel counts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -71,10 +72,9 @@ class EmbeddedPostgres:
                 "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
             ).fetchone()
             if not exists:
-                try:
+                # Another process of the project may create it first.
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-                except psycopg.errors.DuplicateDatabase:
-                    pass  # another process of the project created it first
 
     def _forget_dead_handles(self) -> None:
         # The wheel records each process holding the server and stops it when the last one

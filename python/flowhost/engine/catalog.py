@@ -8,10 +8,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from flowhost_worker.loader import MODULE_PREFIX, function_files, load_module
-
 from flowhost.engine.definitions import DefinitionProblem, FlowDefinition, StepDefinition
 from flowhost.engine.discovery import discover
+from flowhost_worker.loader import MODULE_PREFIX, function_files, load_module
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 Fingerprint = frozenset[tuple[str, int, int]]
@@ -46,7 +45,9 @@ class FunctionCatalog:
         self.flows, self.problems = found.flows, found.problems
         self._modules.clear()
         # Forget imported function modules, so the in-process runtime imports the new code.
-        for name in [n for n in sys.modules if n == MODULE_PREFIX or n.startswith(MODULE_PREFIX + ".")]:
+        for name in [
+            n for n in sys.modules if n == MODULE_PREFIX or n.startswith(MODULE_PREFIX + ".")
+        ]:
             del sys.modules[name]
 
     def handler(self, step: StepDefinition) -> Handler:

@@ -14,6 +14,7 @@ from typing import Any
 
 from flowhost_worker import Backoff
 
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepDefinition:
     flow: str
@@ -59,7 +60,9 @@ class StepDefinition:
             subscribes=tuple(config["subscribes"]),
             emits=tuple(config["emits"]),
             attempts=int(config["attempts"]),
-            backoff=Backoff(backoff["type"], backoff["delayMs"] / 1000, backoff["maxDelayMs"] / 1000),
+            backoff=Backoff(
+                backoff["type"], backoff["delayMs"] / 1000, backoff["maxDelayMs"] / 1000
+            ),
             timeout=None if timeout_ms is None else timeout_ms / 1000,
             file=entry["file"],
             line=int(entry["line"]),
@@ -141,8 +144,10 @@ def _build_flow(
     for step in steps:
         if step.name in unique:
             first = unique[step.name]
-            problem(step, f"flow {name!r}: step {step.name!r} is defined twice "
-                          f"(also at {first.location})")
+            problem(
+                step,
+                f"flow {name!r}: step {step.name!r} is defined twice (also at {first.location})",
+            )
         else:
             unique[step.name] = step
 
@@ -151,19 +156,28 @@ def _build_flow(
         first = min(unique.values(), key=lambda s: (s.file, s.line))
         problem(first, f"flow {name!r} has no entry step (mark one step with entry=True)")
     for extra in entries[1:]:
-        problem(extra, f"flow {name!r} has two entry steps: {entries[0].name!r} "
-                       f"({entries[0].location}) and {extra.name!r}")
+        problem(
+            extra,
+            f"flow {name!r} has two entry steps: {entries[0].name!r} "
+            f"({entries[0].location}) and {extra.name!r}",
+        )
 
     emitted = {event for step in unique.values() for event in step.emits}
     for step in unique.values():
         for event in step.subscribes:
             if event not in emitted:
-                problem(step, f"flow {name!r}: step {step.name!r} subscribes to {event!r}, "
-                              "which no step of the flow emits")
+                problem(
+                    step,
+                    f"flow {name!r}: step {step.name!r} subscribes to {event!r}, "
+                    "which no step of the flow emits",
+                )
 
     if not problems:
         for step in _steps_in_cycles(unique):
-            problem(step, f"flow {name!r}: step {step.name!r} waits on a cycle of steps and can never run")
+            problem(
+                step,
+                f"flow {name!r}: step {step.name!r} waits on a cycle of steps and can never run",
+            )
 
     if problems:
         return None, problems
@@ -182,5 +196,6 @@ def _steps_in_cycles(steps: Mapping[str, StepDefinition]) -> list[StepDefinition
                 reachable.add(step.name)
                 events.update(step.emits)
                 changed = True
-    return sorted((s for s in steps.values() if s.name not in reachable),
-                  key=lambda s: (s.file, s.line))
+    return sorted(
+        (s for s in steps.values() if s.name not in reachable), key=lambda s: (s.file, s.line)
+    )

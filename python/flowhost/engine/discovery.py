@@ -30,7 +30,10 @@ async def discover(functions_dir: Path, python: str = sys.executable) -> Discove
     if not functions_dir.is_dir():
         raise DiscoveryError(f"no functions directory at {functions_dir}")
     process = await asyncio.create_subprocess_exec(
-        python, "-m", "flowhost_worker.describe", str(functions_dir),
+        python,
+        "-m",
+        "flowhost_worker.describe",
+        str(functions_dir),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -51,8 +54,10 @@ async def discover(functions_dir: Path, python: str = sys.executable) -> Discove
     try:
         description = json.loads(stdout)
         steps = [StepDefinition.from_description(item) for item in description["steps"]]
-        load_problems = [DefinitionProblem(p["file"], int(p["line"]), p["message"])
-                         for p in description["problems"]]
+        load_problems = [
+            DefinitionProblem(p["file"], int(p["line"]), p["message"])
+            for p in description["problems"]
+        ]
     except (ValueError, KeyError, TypeError) as exc:
         raise DiscoveryError(f"unreadable description of {functions_dir}: {exc}") from exc
     flows, flow_problems = build_flows(steps)

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import logging
 
-from flowhost_worker import RetryRequested, RunContext
-
 from flowhost.db.database import Database
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.inprocess import InProcessBackend, as_json
@@ -19,6 +17,7 @@ from flowhost.engine.orchestrator import (
 )
 from flowhost.queue.jobs import StepJob
 from flowhost.store import runs
+from flowhost_worker import RetryRequested, RunContext
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +40,23 @@ class StepExecutor:
             return  # stale: the attempt already ended, or the run is over
         step = flow.step(job.step)
         record = AttemptRecord()
-        backend = InProcessBackend(self._database, run_id=job.run_id, flow=job.flow,
-                                   step=job.step, attempt=job.attempt, emits=step.emits,
-                                   record=record)
-        ctx = RunContext(backend, run_id=str(job.run_id), flow_name=job.flow,
-                         step_name=job.step, attempt=job.attempt,
-                         max_attempts=claim.max_attempts)
+        backend = InProcessBackend(
+            self._database,
+            run_id=job.run_id,
+            flow=job.flow,
+            step=job.step,
+            attempt=job.attempt,
+            emits=step.emits,
+            record=record,
+        )
+        ctx = RunContext(
+            backend,
+            run_id=str(job.run_id),
+            flow_name=job.flow,
+            step_name=job.step,
+            attempt=job.attempt,
+            max_attempts=claim.max_attempts,
+        )
         try:
             handler = self._catalog.handler(step)
             timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
@@ -58,8 +68,15 @@ class StepExecutor:
                 exc = TimeoutError(f"step {job.step!r} timed out after {step.timeout:g}s")
             retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
             async with self._database.transaction() as conn:
-                await fail_attempt(conn, flow, job, describe_error(exc), record,
-                                   max_attempts=claim.max_attempts, retry_delay=retry_delay)
+                await fail_attempt(
+                    conn,
+                    flow,
+                    job,
+                    describe_error(exc),
+                    record,
+                    max_attempts=claim.max_attempts,
+                    retry_delay=retry_delay,
+                )
             return
         async with self._database.transaction() as conn:
             await complete_attempt(conn, flow, job, result, record)

@@ -25,9 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 class Host:
-    def __init__(self, project: Project, *, watch: bool = False,
-                 on_ready: Callable[[Project], None] | None = None,
-                 on_reload: Callable[[Project], None] | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        watch: bool = False,
+        on_ready: Callable[[Project], None] | None = None,
+        on_reload: Callable[[Project], None] | None = None,
+    ) -> None:
         self.project = project
         self.id = uuid.uuid4()
         self._watch = watch
@@ -40,8 +45,10 @@ class Host:
         settings = self.project.settings
         await self._register_flows()
         database = self.project.database
-        async with database.dedicated_connection() as queue_conn, \
-                database.dedicated_connection() as listen_conn:
+        async with (
+            database.dedicated_connection() as queue_conn,
+            database.dedicated_connection() as listen_conn,
+        ):
             self._consumer = StepConsumer(
                 queue_conn,
                 listen_conn,
@@ -55,8 +62,11 @@ class Host:
             async with asyncio.TaskGroup() as tasks:
                 consumer = tasks.create_task(self._consumer.run(), name="flowhost-consumer")
                 alive = tasks.create_task(self._heartbeat(stop), name="flowhost-heartbeat")
-                watcher = (tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
-                           if self._watch else None)
+                watcher = (
+                    tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
+                    if self._watch
+                    else None
+                )
                 if self._on_ready is not None:
                     self._on_ready(self.project)
                 await stop.wait()
@@ -71,17 +81,28 @@ class Host:
     async def _register_flows(self) -> None:
         async with self.project.database.transaction() as conn:
             for flow in self.project.catalog.flows.values():
-                await conn.execute(QUERIES["upsert_flow"], {
-                    "name": flow.name, "definition": Jsonb(flow.to_json()),
-                    "definition_hash": flow.hash})
+                await conn.execute(
+                    QUERIES["upsert_flow"],
+                    {
+                        "name": flow.name,
+                        "definition": Jsonb(flow.to_json()),
+                        "definition_hash": flow.hash,
+                    },
+                )
                 await conn.execute(QUERIES["ensure_flow_stats"], {"flow": flow.name})
 
     async def _record_alive(self) -> None:
         """Say this host is alive and which flows it serves (what `flowhost run` checks)."""
         async with self.project.database.connection() as conn:
-            await conn.execute(QUERIES["host_alive"], {
-                "id": self.id, "hostname": socket.gethostname(), "pid": os.getpid(),
-                "flows": sorted(self.project.catalog.flows)})
+            await conn.execute(
+                QUERIES["host_alive"],
+                {
+                    "id": self.id,
+                    "hostname": socket.gethostname(),
+                    "pid": os.getpid(),
+                    "flows": sorted(self.project.catalog.flows),
+                },
+            )
 
     async def _heartbeat(self, stop: asyncio.Event) -> None:
         interval = self.project.settings.host_heartbeat_interval
@@ -99,15 +120,22 @@ class Host:
         catalog = self.project.catalog
         # Wakes on file events and at least every second; comparing fingerprints also catches
         # changes made before the watch began or missed by the file system's notifications.
-        async for _changes in awatch(catalog.functions_dir, stop_event=stop, debounce=200,
-                                     recursive=True, yield_on_timeout=True, rust_timeout=1000):
+        async for _changes in awatch(
+            catalog.functions_dir,
+            stop_event=stop,
+            debounce=200,
+            recursive=True,
+            yield_on_timeout=True,
+            rust_timeout=1000,
+        ):
             if catalog.fingerprint() == catalog.loaded_fingerprint:
                 continue
             try:
                 await catalog.reload()
             except Exception:
-                logger.exception("reloading %s failed; keeping the previous functions",
-                                 catalog.functions_dir)
+                logger.exception(
+                    "reloading %s failed; keeping the previous functions", catalog.functions_dir
+                )
                 continue
             await self._register_flows()
             if self._consumer is not None:

@@ -16,8 +16,12 @@ from flowhost.store.events import LOG, NewEvent
 
 logger = logging.getLogger("flowhost.steps")
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def as_json(value: Any, what: str) -> Any:
@@ -70,14 +74,22 @@ class InProcessBackend:
     async def emit(self, name: str, payload: Any) -> None:
         if name not in self._emits:
             declared = ", ".join(self._emits) or "nothing"
-            raise ValueError(
-                f"step {self._step!r} emits {name!r} but declares emits=[{declared}]"
-            )
+            raise ValueError(f"step {self._step!r} emits {name!r} but declares emits=[{declared}]")
         self._record.emits.append((name, as_json(payload, f"payload of {name!r}")))
 
     def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        data = {"level": level, "message": message,
-                "fields": json.loads(json.dumps(fields, default=repr))}
+        data = {
+            "level": level,
+            "message": message,
+            "fields": json.loads(json.dumps(fields, default=repr)),
+        }
         self._record.logs.append(NewEvent(self._run_id, LOG, data, self._step, self._attempt))
-        logger.log(_LEVELS.get(level, logging.INFO), "%s/%s: %s %s", self._flow, self._step,
-                   message, fields or "", extra={"run_id": str(self._run_id)})
+        logger.log(
+            _LEVELS.get(level, logging.INFO),
+            "%s/%s: %s %s",
+            self._flow,
+            self._step,
+            message,
+            fields or "",
+            extra={"run_id": str(self._run_id)},
+        )

@@ -58,10 +58,15 @@ async def start_runs(
     """Create runs of `flow` and enqueue their entry step; call inside a transaction."""
     run_ids = list(ids) if ids is not None else [uuid.uuid4() for _ in inputs]
     entry = flow.step(flow.entry)
-    await runs.start_runs(conn, flow=flow.name, definition_hash=flow.hash,
-                          step_count=len(flow.steps), entry=entry.name,
-                          max_attempts=entry.attempts,
-                          runs=list(zip(run_ids, inputs, strict=True)))
+    await runs.start_runs(
+        conn,
+        flow=flow.name,
+        definition_hash=flow.hash,
+        step_count=len(flow.steps),
+        entry=entry.name,
+        max_attempts=entry.attempts,
+        runs=list(zip(run_ids, inputs, strict=True)),
+    )
     await enqueue_steps(conn, [StepJob(run_id, flow.name, entry.name, 1) for run_id in run_ids])
     return run_ids
 
@@ -76,34 +81,53 @@ async def complete_attempt(
     done = await runs.complete_step(conn, job.run_id, job.step, job.attempt, result)
     if done is None:
         return  # a duplicate delivery of an attempt that already ended
-    change = runs.Progress(job.run_id, run.status, dict(run.emitted), finishing=False,
-                           completed=1, events=list(record.logs))
+    change = runs.Progress(
+        job.run_id,
+        run.status,
+        dict(run.emitted),
+        finishing=False,
+        completed=1,
+        events=list(record.logs),
+    )
     for name, payload in record.emits:
         change.emitted.setdefault(name, payload)
-        change.events.append(NewEvent(job.run_id, EMIT, {"name": name, "payload": payload},
-                                      job.step, job.attempt))
+        change.events.append(
+            NewEvent(job.run_id, EMIT, {"name": name, "payload": payload}, job.step, job.attempt)
+        )
     duration_ms = round((done.finished_at - done.started_at).total_seconds() * 1000, 3)
-    change.events.append(NewEvent(job.run_id, STEP_COMPLETED,
-                                  {"result": result, "duration_ms": duration_ms},
-                                  job.step, job.attempt))
+    change.events.append(
+        NewEvent(
+            job.run_id,
+            STEP_COMPLETED,
+            {"result": result, "duration_ms": duration_ms},
+            job.step,
+            job.attempt,
+        )
+    )
     if run.status == "running":
         _advance(flow, change, done.statuses, result)
     queued = await runs.record_progress(conn, change)
     await enqueue_steps(conn, [StepJob(job.run_id, flow.name, name, 1) for name in queued])
 
 
-def _advance(flow: FlowDefinition, change: runs.Progress, statuses: dict[str, str],
-             result: Any) -> None:
+def _advance(
+    flow: FlowDefinition, change: runs.Progress, statuses: dict[str, str], result: Any
+) -> None:
     """Schedule the steps that became ready; end the run when nothing is left to run."""
     next_steps = progress(flow, statuses, change.emitted)
-    change.steps = [runs.NewStep(name, "queued", flow.step(name).attempts,
-                                 step_input(flow.step(name), change.emitted))
-                    for name in next_steps.ready]
+    change.steps = [
+        runs.NewStep(
+            name, "queued", flow.step(name).attempts, step_input(flow.step(name), change.emitted)
+        )
+        for name in next_steps.ready
+    ]
     if not next_steps.finished:
         return
     change.steps += [runs.NewStep(name, "skipped") for name in next_steps.skipped]
-    change.events += [NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
-                      for name in next_steps.skipped]
+    change.events += [
+        NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
+        for name in next_steps.skipped
+    ]
     change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, {"result": result}))
     change.status, change.result, change.finishing = "completed", result, True
 
@@ -122,25 +146,34 @@ async def fail_attempt(
     run = await runs.lock_run(conn, job.run_id)
     if run is None:
         return
-    change = runs.Progress(job.run_id, run.status, run.emitted, finishing=False,
-                           events=list(record.logs))
+    change = runs.Progress(
+        job.run_id, run.status, run.emitted, finishing=False, events=list(record.logs)
+    )
     if job.attempt < max_attempts:
         next_attempt = await runs.retry_step(conn, job.run_id, job.step, job.attempt, error)
         if next_attempt is None:
             return
-        delay = (retry_delay if retry_delay is not None
-                 else flow.step(job.step).backoff.delay_before(next_attempt))
-        change.events.append(NewEvent(job.run_id, STEP_RETRY, {
-            "error": error, "next_attempt": next_attempt, "delay": delay}, job.step, job.attempt))
+        delay = (
+            retry_delay
+            if retry_delay is not None
+            else flow.step(job.step).backoff.delay_before(next_attempt)
+        )
+        change.events.append(
+            NewEvent(
+                job.run_id,
+                STEP_RETRY,
+                {"error": error, "next_attempt": next_attempt, "delay": delay},
+                job.step,
+                job.attempt,
+            )
+        )
         await runs.record_progress(conn, change)
         await enqueue_steps(conn, [StepJob(job.run_id, flow.name, job.step, next_attempt, delay)])
         return
     if not await runs.fail_step(conn, job.run_id, job.step, job.attempt, error):
         return
-    change.events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step,
-                                  job.attempt))
+    change.events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step, job.attempt))
     if run.status == "running":
-        change.events.append(NewEvent(job.run_id, FLOW_FAILED, {"step": job.step,
-                                                                "error": error}))
+        change.events.append(NewEvent(job.run_id, FLOW_FAILED, {"step": job.step, "error": error}))
         change.status, change.error, change.finishing = "failed", {"step": job.step, **error}, True
     await runs.record_progress(conn, change)

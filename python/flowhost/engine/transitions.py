@@ -22,7 +22,9 @@ class Progress:
     finished: bool
 
 
-def progress(flow: FlowDefinition, statuses: Mapping[str, str], emitted: Mapping[str, Any]) -> Progress:
+def progress(
+    flow: FlowDefinition, statuses: Mapping[str, str], emitted: Mapping[str, Any]
+) -> Progress:
     """`statuses`: every scheduled step of the run -> its status, after the step that just ended."""
     ready = ready_steps(flow.subscriptions(), emitted.keys(), statuses.keys())
     if ready or any(status in IN_FLIGHT for status in statuses.values()):

@@ -30,7 +30,12 @@ class StepJob:
 
     def encode(self) -> bytes:
         return json.dumps(
-            {"run": str(self.run_id), "flow": self.flow, "step": self.step, "attempt": self.attempt},
+            {
+                "run": str(self.run_id),
+                "flow": self.flow,
+                "step": self.step,
+                "attempt": self.attempt,
+            },
             separators=(",", ":"),
         ).encode()
 

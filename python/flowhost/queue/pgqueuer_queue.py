@@ -9,7 +9,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any, cast
 
+import psycopg
 from pgqueuer.db import PsycopgDriver
 from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
@@ -37,10 +39,13 @@ class SplitPsycopgDriver(PsycopgDriver):
         super().__init__(connection)  # type: ignore[arg-type]
         self._listen_connection = listen_connection
 
-    async def add_listener(self, channel: str, callback: Callable[[str | bytes | bytearray], None]) -> None:
+    async def add_listener(
+        self, channel: str, callback: Callable[[str | bytes | bytearray], None]
+    ) -> None:
         if channel not in self._listeners:
             await self._listen_connection.execute(
-                sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                sql.SQL("LISTEN {}").format(sql.Identifier(channel))
+            )
             self._listeners[channel] = []
         self._listeners[channel].append(callback)
         if self._watcher is None:
@@ -56,15 +61,22 @@ class SplitPsycopgDriver(PsycopgDriver):
                     except Exception:
                         logger.exception("NOTIFY callback failed on channel %s", note.channel)
 
-    async def remove_listener(self, channel: str, callback: Callable[[str | bytes | bytearray], None]) -> None:
+    async def remove_listener(
+        self, channel: str, callback: Callable[[str | bytes | bytearray], None]
+    ) -> None:
         callbacks = self._listeners.get(channel, [])
         if callback in callbacks:
             callbacks.remove(callback)
 
 
+def _queries(conn: Connection) -> Queries:
+    # PgQueuer's driver is typed for tuple rows; it makes its own dict-row cursors anyway.
+    return Queries(PsycopgDriver(cast("psycopg.AsyncConnection[Any]", conn)))
+
+
 async def install_queue_schema(conn: Connection) -> bool:
     """Install PgQueuer's tables if absent, else apply its pending upgrades; True if installed."""
-    queries = Queries(PsycopgDriver(conn))
+    queries = _queries(conn)
     if await queries.schema_is_installed():
         await queries.upgrade()
         return False
@@ -82,7 +94,7 @@ async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob]) -> None:
     """Enqueue on `conn`, so the jobs commit or roll back with the caller's transaction."""
     if not jobs:
         return
-    queries = Queries(PsycopgDriver(conn))
+    queries = _queries(conn)
     await queries.enqueue(
         [job.entrypoint for job in jobs],
         [job.encode() for job in jobs],
@@ -95,7 +107,7 @@ async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob]) -> None:
 
 async def queued_jobs(conn: Connection, flow: str) -> int:
     """Jobs of `flow` waiting or running (for status displays and tests)."""
-    queries = Queries(PsycopgDriver(conn))
+    queries = _queries(conn)
     return await queries.queued_work([entrypoint_for(flow)])  # type: ignore[list-item]
 
 

@@ -26,8 +26,9 @@ async def steps_of_run(conn: Connection, run_id: uuid.UUID) -> list[dict[str, An
 async def list_runs(
     conn: Connection, *, flow: str | None = None, status: str | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
-    cursor = await conn.execute(QUERIES["list_runs"],
-                                {"flow": flow, "status": status, "limit": limit})
+    cursor = await conn.execute(
+        QUERIES["list_runs"], {"flow": flow, "status": status, "limit": limit}
+    )
     return await cursor.fetchall()
 
 
@@ -56,6 +57,7 @@ async def state_of_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def hosts_serving(conn: Connection, flow: str, stale_after: float) -> int:
-    row = await (await conn.execute(
-        QUERIES["hosts_serving"], {"flow": flow, "stale_after": stale_after})).fetchone()
+    row = await (
+        await conn.execute(QUERIES["hosts_serving"], {"flow": flow, "stale_after": stale_after})
+    ).fetchone()
     return int(row["hosts"]) if row else 0

@@ -55,8 +55,13 @@ class NewStep:
 
     def to_json(self) -> dict[str, Any]:
         attempt = 1 if self.status == "queued" else 0
-        return {"name": self.name, "status": self.status, "attempt": attempt,
-                "max_attempts": self.max_attempts, "input": self.input}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "attempt": attempt,
+            "max_attempts": self.max_attempts,
+            "input": self.input,
+        }
 
 
 @dataclasses.dataclass(slots=True)
@@ -88,16 +93,20 @@ async def start_runs(
     max_attempts: int,
     runs: Sequence[tuple[uuid.UUID, Any]],
 ) -> None:
-    await conn.execute(QUERIES["start_runs"], {
-        "runs": _json([{"id": str(run_id), "input": data} for run_id, data in runs]),
-        "flow": flow, "definition_hash": definition_hash, "step_count": step_count,
-        "entry": entry, "max_attempts": max_attempts,
-    })
+    await conn.execute(
+        QUERIES["start_runs"],
+        {
+            "runs": _json([{"id": str(run_id), "input": data} for run_id, data in runs]),
+            "flow": flow,
+            "definition_hash": definition_hash,
+            "step_count": step_count,
+            "entry": entry,
+            "max_attempts": max_attempts,
+        },
+    )
 
 
-async def claim_step(
-    conn: Connection, run_id: uuid.UUID, step: str, attempt: int
-) -> Claim | None:
+async def claim_step(conn: Connection, run_id: uuid.UUID, step: str, attempt: int) -> Claim | None:
     cursor = await conn.execute(
         QUERIES["claim_step"],
         {"run_id": run_id, "step": step, "attempt": attempt, "data": Jsonb({})},
@@ -120,52 +129,68 @@ async def complete_step(
     conn: Connection, run_id: uuid.UUID, step: str, attempt: int, result: Any
 ) -> CompletedStep | None:
     """Record the result; None if this attempt is no longer the running one (a duplicate)."""
-    rows = await (await conn.execute(
-        QUERIES["complete_step"],
-        {"run_id": run_id, "step": step, "attempt": attempt, "result": Jsonb(result)},
-    )).fetchall()
+    rows = await (
+        await conn.execute(
+            QUERIES["complete_step"],
+            {"run_id": run_id, "step": step, "attempt": attempt, "result": Jsonb(result)},
+        )
+    ).fetchall()
     done = next((row for row in rows if row["finished_at"] is not None), None)
     if done is None:
         return None
-    return CompletedStep(done["started_at"], done["finished_at"],
-                         {row["name"]: row["status"] for row in rows})
+    return CompletedStep(
+        done["started_at"], done["finished_at"], {row["name"]: row["status"] for row in rows}
+    )
 
 
 async def retry_step(
     conn: Connection, run_id: uuid.UUID, step: str, attempt: int, error: dict[str, Any]
 ) -> int | None:
     """Queue the next attempt; returns its number, None if this attempt is not running."""
-    row = await (await conn.execute(
-        QUERIES["retry_step"],
-        {"run_id": run_id, "step": step, "attempt": attempt, "error": Jsonb(error)},
-    )).fetchone()
+    row = await (
+        await conn.execute(
+            QUERIES["retry_step"],
+            {"run_id": run_id, "step": step, "attempt": attempt, "error": Jsonb(error)},
+        )
+    ).fetchone()
     return None if row is None else int(row["attempt"])
 
 
 async def fail_step(
     conn: Connection, run_id: uuid.UUID, step: str, attempt: int, error: dict[str, Any]
 ) -> bool:
-    row = await (await conn.execute(
-        QUERIES["fail_step"],
-        {"run_id": run_id, "step": step, "attempt": attempt, "error": Jsonb(error)},
-    )).fetchone()
+    row = await (
+        await conn.execute(
+            QUERIES["fail_step"],
+            {"run_id": run_id, "step": step, "attempt": attempt, "error": Jsonb(error)},
+        )
+    ).fetchone()
     return row is not None
 
 
 async def record_progress(conn: Connection, progress: Progress) -> list[str]:
     """Write new steps, events, the run row and (if it ends) statistics; returns the newly
     queued step names (a step already scheduled in the run is left alone)."""
-    row = await (await conn.execute(QUERIES["record_progress"], {
-        "run_id": progress.run_id,
-        "status": progress.status,
-        "emitted": Jsonb(progress.emitted),
-        "completed": progress.completed,
-        "finishing": progress.finishing,
-        "result": None if progress.result is None else Jsonb(progress.result),
-        "error": None if progress.error is None else Jsonb(progress.error),
-        "steps": _json([step.to_json() for step in progress.steps]),
-        "events": _json([{"type": e.type, "step": e.step, "attempt": e.attempt, "data": e.data}
-                         for e in progress.events]),
-    })).fetchone()
+    row = await (
+        await conn.execute(
+            QUERIES["record_progress"],
+            {
+                "run_id": progress.run_id,
+                "status": progress.status,
+                "emitted": Jsonb(progress.emitted),
+                "completed": progress.completed,
+                "finishing": progress.finishing,
+                "result": None if progress.result is None else Jsonb(progress.result),
+                "error": None if progress.error is None else Jsonb(progress.error),
+                "steps": _json([step.to_json() for step in progress.steps]),
+                "events": _json(
+                    [
+                        {"type": e.type, "step": e.step, "attempt": e.attempt, "data": e.data}
+                        for e in progress.events
+                    ]
+                ),
+            },
+        )
+    ).fetchone()
     assert row is not None, "record_progress always returns one row"
     return list(row["queued"])

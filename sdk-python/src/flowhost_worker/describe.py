@@ -27,12 +27,19 @@ def describe(root: Path) -> dict[str, Any]:
                 module = load_module(root, path)
         except Exception as exc:
             problem = problem_from(exc, path)
-            problems.append({"file": problem.file, "line": problem.line,
-                             "message": problem.message})
+            problems.append(
+                {"file": problem.file, "line": problem.line, "message": problem.message}
+            )
             continue
         for found in steps_of(module, path):
-            steps.append({"file": found.file, "line": found.line, "function": found.function,
-                          "config": found.config.to_dict()})
+            steps.append(
+                {
+                    "file": found.file,
+                    "line": found.line,
+                    "function": found.function,
+                    "config": found.config.to_dict(),
+                }
+            )
     return {"steps": steps, "problems": problems}
 
 

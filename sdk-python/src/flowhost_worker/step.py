@@ -33,6 +33,7 @@ def step(
     """
 
     def register(handler: Handler) -> Handler:
+        declared = handler  # iscoroutinefunction narrows `handler`; return it as given
         if not inspect.iscoroutinefunction(handler):
             raise StepConfigError(
                 f"step {handler.__name__!r} must be an async function (async def)", field="handler"
@@ -53,8 +54,8 @@ def step(
             backoff=Backoff.parse(backoff),
             timeout=timeout,
         )
-        setattr(handler, STEP_ATTRIBUTE, config)
-        return handler
+        setattr(declared, STEP_ATTRIBUTE, config)
+        return declared
 
     return register
 
