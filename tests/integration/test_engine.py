@@ -215,3 +215,38 @@ async def count(data, ctx):
         "state.set",
         "state.delete",
     ]
+
+
+async def test_many_runs_of_a_wide_fan_in_complete_with_every_payload(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Parallel steps of one run end in the same group-commit batch: the join must still see all.
+    width = 6
+    source = ["from flowhost_worker import step", ""]
+    source += [
+        "@step(flow='fan', name='start', entry=True, "
+        f"emits=[{', '.join(repr(f'go.{i}') for i in range(width))}])",
+        "async def start(data, ctx):",
+        *(f"    await ctx.emit('go.{i}', {i})" for i in range(width)),
+        "    return data",
+        "",
+    ]
+    for i in range(width):
+        source += [
+            f"@step(flow='fan', name='branch{i}', subscribes=['go.{i}'], emits=['done.{i}'])",
+            f"async def branch{i}(events, ctx):",
+            f"    await ctx.emit('done.{i}', events['go.{i}'] * 10)",
+            "",
+        ]
+    joined = ", ".join(repr(f"done.{i}") for i in range(width))
+    source += [
+        f"@step(flow='fan', name='join', subscribes=[{joined}])",
+        "async def join(events, ctx):",
+        "    return sorted(events.values())",
+    ]
+    project_dir = write_functions(tmp_path, {"fan.py": "\n".join(source) + "\n"})
+    async with running_host(project_dir, database_url) as project:
+        ids = [await start(project, "fan", {"n": n}) for n in range(40)]
+        finished = [await wait_for_run(project, run_id) for run_id in ids]
+    assert {run["status"] for run in finished} == {"completed"}
+    assert all(run["result"] == [i * 10 for i in range(width)] for run in finished)

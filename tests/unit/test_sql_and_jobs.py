@@ -12,7 +12,7 @@ from flowhost.queue.jobs import StepJob
 
 
 def test_every_query_block_has_a_statement() -> None:
-    assert {"claim_step", "start_runs", "lock_run", "complete_step", "record_progress"} <= set(
+    assert {"claim_steps", "start_runs", "lock_runs", "complete_steps", "record_progress"} <= set(
         QUERIES
     )
     assert all(text and not text.startswith("-- name") for text in QUERIES.values())

@@ -10,8 +10,14 @@ from flowhost_worker import step
 GATEWAY_LATENCY = float(os.environ.get("ORDERS_GATEWAY_LATENCY_MS", "20")) / 1000
 
 
-@step(flow="orders", name="charge", subscribes=["order.validated"], emits=["order.charged"],
-      attempts=3, backoff=0.5)
+@step(
+    flow="orders",
+    name="charge",
+    subscribes=["order.validated"],
+    emits=["order.charged"],
+    attempts=3,
+    backoff=0.5,
+)
 async def charge(events: dict, ctx) -> dict:
     order = events["order.validated"]
     await asyncio.sleep(GATEWAY_LATENCY)

@@ -3,8 +3,14 @@
 from flowhost_worker import step
 
 
-@step(flow="orders", name="reserve", subscribes=["order.validated"], emits=["order.reserved"],
-      attempts=3, backoff=0.2)
+@step(
+    flow="orders",
+    name="reserve",
+    subscribes=["order.validated"],
+    emits=["order.reserved"],
+    attempts=3,
+    backoff=0.2,
+)
 async def reserve(events: dict, ctx) -> dict:
     order = await ctx.state.get("order")
     if ctx.attempt == 1:

@@ -1,41 +1,66 @@
-"""Runs one step job: claim the attempt, call the handler, record the outcome atomically."""
+"""Runs step jobs: claim the attempt, call the handler, record the outcome atomically.
+
+Claims and completions of concurrent jobs are grouped into one statement / one transaction per
+batch (group commit); a failed attempt is recorded on its own.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from flowhost.db.database import Database
+from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.inprocess import InProcessBackend, as_json
 from flowhost.engine.orchestrator import (
     AttemptRecord,
-    complete_attempt,
+    Completion,
+    complete_attempts,
     describe_error,
     fail_attempt,
 )
-from flowhost.queue.jobs import StepJob
+from flowhost.errors import FlowhostError
+from flowhost.queue.jobs import RequeueJob, StepJob
 from flowhost.store import runs
 from flowhost_worker import RetryRequested, RunContext
 
 logger = logging.getLogger(__name__)
 
+# A job whose bookkeeping failed (database away, say) is offered again after this long.
+REQUEUE_DELAY = 1.0
+
 
 class StepExecutor:
     """The queue consumer's handler for step jobs, running steps in this process."""
 
-    def __init__(self, database: Database, catalog: FunctionCatalog) -> None:
+    def __init__(self, database: Database, catalog: FunctionCatalog, *, max_batch: int) -> None:
         self._database = database
         self._catalog = catalog
+        self._claims = GroupCommitter(self._claim_batch, max_batch=max_batch)
+        self._completions = GroupCommitter(self._complete_batch, max_batch=max_batch)
+
+    async def _claim_batch(self, jobs: Sequence[runs.JobKey]) -> list[runs.Claim | None]:
+        async with self._database.connection() as conn:
+            claims = await runs.claim_steps(conn, jobs)
+        return [claims.get(job) for job in jobs]
+
+    async def _complete_batch(self, completions: Sequence[Completion]) -> list[None]:
+        async with self._database.transaction() as conn:
+            await complete_attempts(conn, completions)
+        return [None] * len(completions)
 
     async def __call__(self, job: StepJob) -> None:
         flow = self._catalog.flows.get(job.flow)
         if flow is None or job.step not in flow.steps:
             # Reached only after a reload removed the step: leave the job for a host serving it.
-            raise LookupError(f"this host does not serve step {job.flow}/{job.step}")
-        async with self._database.connection() as conn:
-            claim = await runs.claim_step(conn, job.run_id, job.step, job.attempt)
+            raise RequeueJob(f"this host does not serve step {job.flow}/{job.step}", delay=5.0)
+        try:
+            claim = await self._claims.submit((job.run_id, job.step, job.attempt))
+        except FlowhostError as exc:
+            raise RequeueJob(f"could not claim the attempt: {exc}", REQUEUE_DELAY) from exc
         if claim is None:
             return  # stale: the attempt already ended, or the run is over
         step = flow.step(job.step)
@@ -67,16 +92,22 @@ class StepExecutor:
             if isinstance(exc, TimeoutError) and step.timeout:
                 exc = TimeoutError(f"step {job.step!r} timed out after {step.timeout:g}s")
             retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
-            async with self._database.transaction() as conn:
-                await fail_attempt(
-                    conn,
-                    flow,
-                    job,
-                    describe_error(exc),
-                    record,
-                    max_attempts=claim.max_attempts,
-                    retry_delay=retry_delay,
-                )
+            try:
+                async with self._database.transaction() as conn:
+                    await fail_attempt(
+                        conn,
+                        flow,
+                        job,
+                        describe_error(exc),
+                        record,
+                        max_attempts=claim.max_attempts,
+                        retry_delay=retry_delay,
+                    )
+            except FlowhostError as error:
+                raise RequeueJob(f"could not record the failure: {error}", REQUEUE_DELAY) from error
             return
-        async with self._database.transaction() as conn:
-            await complete_attempt(conn, flow, job, result, record)
+        try:
+            await self._completions.submit(Completion(flow, job, result, record))
+        except FlowhostError as exc:
+            # Nothing of the attempt was recorded: the job comes back and the attempt runs again.
+            raise RequeueJob(f"could not record the result: {exc}", REQUEUE_DELAY) from exc

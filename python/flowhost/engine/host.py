@@ -52,7 +52,9 @@ class Host:
             self._consumer = StepConsumer(
                 queue_conn,
                 listen_conn,
-                StepExecutor(self.project.database, self.project.catalog),
+                StepExecutor(
+                    self.project.database, self.project.catalog, max_batch=settings.concurrency
+                ),
                 concurrency=settings.concurrency,
                 batch_size=settings.batch_size,
                 heartbeat_timeout=settings.heartbeat_timeout,

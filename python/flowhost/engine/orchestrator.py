@@ -2,7 +2,8 @@
 
 Starting runs, and ending a step attempt, are each one transaction: the events, the projections
 and the queue jobs they imply commit together or not at all (DESIGN §3). Ending an attempt
-costs four statements: lock the run, record the attempt, record its consequences, enqueue.
+costs four statements for a whole batch of attempts: lock the runs, record the attempts,
+record their consequences, enqueue what became ready.
 """
 
 from __future__ import annotations
@@ -71,43 +72,62 @@ async def start_runs(
     return run_ids
 
 
-async def complete_attempt(
-    conn: Connection, flow: FlowDefinition, job: StepJob, result: Any, record: AttemptRecord
-) -> None:
-    """Record a successful attempt and schedule what it made ready; call inside a transaction."""
-    run = await runs.lock_run(conn, job.run_id)
-    if run is None:
-        return
-    done = await runs.complete_step(conn, job.run_id, job.step, job.attempt, result)
-    if done is None:
-        return  # a duplicate delivery of an attempt that already ended
-    change = runs.Progress(
-        job.run_id,
-        run.status,
-        dict(run.emitted),
-        finishing=False,
-        completed=1,
-        events=list(record.logs),
+@dataclasses.dataclass(frozen=True, slots=True)
+class Completion:
+    """A successful attempt, waiting to be recorded."""
+
+    flow: FlowDefinition
+    job: StepJob
+    result: Any
+    record: AttemptRecord
+
+
+async def complete_attempts(conn: Connection, completions: Sequence[Completion]) -> None:
+    """Record successful attempts of any runs and schedule what they made ready; call inside a
+    transaction. Attempts that are no longer running (duplicate deliveries) change nothing."""
+    locked = await runs.lock_runs(conn, [c.job.run_id for c in completions])
+    live = [c for c in completions if c.job.run_id in locked]
+    done = await runs.complete_steps(
+        conn, [((c.job.run_id, c.job.step, c.job.attempt), c.result) for c in live]
     )
-    for name, payload in record.emits:
-        change.emitted.setdefault(name, payload)
+    changes: dict[uuid.UUID, runs.Progress] = {}
+    last: dict[uuid.UUID, Completion] = {}
+    for completion in live:
+        job, record = completion.job, completion.record
+        times = done.get(job.run_id, runs.CompletedSteps()).times.get(job.step)
+        if times is None:
+            continue  # a duplicate delivery of an attempt that already ended
+        run = locked[job.run_id]
+        change = changes.setdefault(
+            job.run_id, runs.Progress(job.run_id, run.status, dict(run.emitted), finishing=False)
+        )
+        change.completed += 1
+        change.events += record.logs
+        for name, payload in record.emits:
+            change.emitted.setdefault(name, payload)
+            change.events.append(
+                NewEvent(
+                    job.run_id, EMIT, {"name": name, "payload": payload}, job.step, job.attempt
+                )
+            )
+        duration_ms = round((times[1] - times[0]).total_seconds() * 1000, 3)
         change.events.append(
-            NewEvent(job.run_id, EMIT, {"name": name, "payload": payload}, job.step, job.attempt)
+            NewEvent(
+                job.run_id,
+                STEP_COMPLETED,
+                {"result": completion.result, "duration_ms": duration_ms},
+                job.step,
+                job.attempt,
+            )
         )
-    duration_ms = round((done.finished_at - done.started_at).total_seconds() * 1000, 3)
-    change.events.append(
-        NewEvent(
-            job.run_id,
-            STEP_COMPLETED,
-            {"result": result, "duration_ms": duration_ms},
-            job.step,
-            job.attempt,
-        )
+        last[job.run_id] = completion
+    for run_id, change in changes.items():
+        if change.status == "running":
+            _advance(last[run_id].flow, change, done[run_id].statuses, last[run_id].result)
+    queued = await runs.record_progress(conn, list(changes.values()))
+    await enqueue_steps(
+        conn, [StepJob(run_id, last[run_id].flow.name, name, 1) for run_id, name in queued]
     )
-    if run.status == "running":
-        _advance(flow, change, done.statuses, result)
-    queued = await runs.record_progress(conn, change)
-    await enqueue_steps(conn, [StepJob(job.run_id, flow.name, name, 1) for name in queued])
 
 
 def _advance(
@@ -117,13 +137,17 @@ def _advance(
     next_steps = progress(flow, statuses, change.emitted)
     change.steps = [
         runs.NewStep(
-            name, "queued", flow.step(name).attempts, step_input(flow.step(name), change.emitted)
+            change.run_id,
+            name,
+            "queued",
+            flow.step(name).attempts,
+            step_input(flow.step(name), change.emitted),
         )
         for name in next_steps.ready
     ]
     if not next_steps.finished:
         return
-    change.steps += [runs.NewStep(name, "skipped") for name in next_steps.skipped]
+    change.steps += [runs.NewStep(change.run_id, name, "skipped") for name in next_steps.skipped]
     change.events += [
         NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
         for name in next_steps.skipped
@@ -143,7 +167,7 @@ async def fail_attempt(
     retry_delay: float | None = None,
 ) -> None:
     """Record a failed attempt: schedule the next one, or fail the step and the run."""
-    run = await runs.lock_run(conn, job.run_id)
+    run = (await runs.lock_runs(conn, [job.run_id])).get(job.run_id)
     if run is None:
         return
     change = runs.Progress(
@@ -167,7 +191,7 @@ async def fail_attempt(
                 job.attempt,
             )
         )
-        await runs.record_progress(conn, change)
+        await runs.record_progress(conn, [change])
         await enqueue_steps(conn, [StepJob(job.run_id, flow.name, job.step, next_attempt, delay)])
         return
     if not await runs.fail_step(conn, job.run_id, job.step, job.attempt, error):
@@ -176,4 +200,4 @@ async def fail_attempt(
     if run.status == "running":
         change.events.append(NewEvent(job.run_id, FLOW_FAILED, {"step": job.step, "error": error}))
         change.status, change.error, change.finishing = "failed", {"step": job.step, **error}, True
-    await runs.record_progress(conn, change)
+    await runs.record_progress(conn, [change])

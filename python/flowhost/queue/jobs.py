@@ -10,6 +10,15 @@ from typing import Any
 ENTRYPOINT_PREFIX = "flow:"
 
 
+class RequeueJob(Exception):
+    """Raised by a job handler: put the job back, to be offered again after `delay` seconds."""
+
+    def __init__(self, reason: str, delay: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepJob:
     run_id: uuid.UUID

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import psycopg
 from pgqueuer.db import PsycopgDriver
+from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
 from pgqueuer.queries import Queries
@@ -20,7 +21,7 @@ from pgqueuer.types import QueueExecutionMode
 from psycopg import sql
 
 from flowhost.db.database import Connection
-from flowhost.queue.jobs import StepJob, entrypoint_for
+from flowhost.queue.jobs import RequeueJob, StepJob, entrypoint_for
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,17 @@ class StepConsumer:
     async def _dispatch(self, job: Job) -> None:
         step_job = StepJob.decode(job.payload)
         async with self._executing:
-            await self._handler(step_job)
+            try:
+                await self._handler(step_job)
+            except RequeueJob as requeue:
+                logger.warning(
+                    "job %s of %s/%s put back: %s",
+                    job.id,
+                    step_job.flow,
+                    step_job.step,
+                    requeue.reason,
+                )
+                raise RetryRequested(timedelta(seconds=requeue.delay), requeue.reason) from requeue
 
     async def run(self, *, drain: bool = False) -> None:
         await self._manager.run(

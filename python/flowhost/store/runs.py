@@ -27,27 +27,27 @@ class Claim:
 
     input: Any
     max_attempts: int
-    flow: str
-    definition_hash: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LockedRun:
     status: str
     emitted: dict[str, Any]
-    created_at: datetime
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class CompletedStep:
-    started_at: datetime
-    finished_at: datetime
-    # Every scheduled step of the run -> its status, this one included as completed.
-    statuses: dict[str, str]
+@dataclasses.dataclass(slots=True)
+class CompletedSteps:
+    """What `complete_steps` found for one run."""
+
+    # Every scheduled step of the run -> its status, the ones completed now included.
+    statuses: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Steps completed by this batch -> (started_at, finished_at).
+    times: dict[str, tuple[datetime, datetime]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewStep:
+    run_id: uuid.UUID
     name: str
     status: str  # "queued" or "skipped"
     max_attempts: int = 1
@@ -56,6 +56,7 @@ class NewStep:
     def to_json(self) -> dict[str, Any]:
         attempt = 1 if self.status == "queued" else 0
         return {
+            "run_id": str(self.run_id),
             "name": self.name,
             "status": self.status,
             "attempt": attempt,
@@ -77,6 +78,17 @@ class Progress:
     events: list[NewEvent] = dataclasses.field(default_factory=list)
     result: Any = None
     error: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": str(self.run_id),
+            "status": self.status,
+            "emitted": self.emitted,
+            "completed": self.completed,
+            "finishing": self.finishing,
+            "result": self.result,
+            "error": self.error,
+        }
 
 
 def _json(value: Any) -> str:
@@ -106,41 +118,62 @@ async def start_runs(
     )
 
 
-async def claim_step(conn: Connection, run_id: uuid.UUID, step: str, attempt: int) -> Claim | None:
-    cursor = await conn.execute(
-        QUERIES["claim_step"],
-        {"run_id": run_id, "step": step, "attempt": attempt, "data": Jsonb({})},
-    )
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    return Claim(row["input"], row["max_attempts"], row["flow"], row["definition_hash"])
+JobKey = tuple[uuid.UUID, str, int]  # run, step, attempt
 
 
-async def lock_run(conn: Connection, run_id: uuid.UUID) -> LockedRun | None:
-    """Lock the run row until the transaction ends: one step ending at a time per run."""
-    row = await (await conn.execute(QUERIES["lock_run"], {"run_id": run_id})).fetchone()
-    if row is None:
-        return None
-    return LockedRun(row["status"], row["emitted"], row["created_at"])
-
-
-async def complete_step(
-    conn: Connection, run_id: uuid.UUID, step: str, attempt: int, result: Any
-) -> CompletedStep | None:
-    """Record the result; None if this attempt is no longer the running one (a duplicate)."""
+async def claim_steps(conn: Connection, jobs: Sequence[JobKey]) -> dict[JobKey, Claim]:
+    """Mark attempts running; the stale ones (finished, superseded, run over) are left out."""
     rows = await (
         await conn.execute(
-            QUERIES["complete_step"],
-            {"run_id": run_id, "step": step, "attempt": attempt, "result": Jsonb(result)},
+            QUERIES["claim_steps"],
+            {
+                "jobs": _json(
+                    [
+                        {"run_id": str(run_id), "step": step, "attempt": attempt}
+                        for run_id, step, attempt in jobs
+                    ]
+                )
+            },
         )
     ).fetchall()
-    done = next((row for row in rows if row["finished_at"] is not None), None)
-    if done is None:
-        return None
-    return CompletedStep(
-        done["started_at"], done["finished_at"], {row["name"]: row["status"] for row in rows}
-    )
+    return {
+        (row["run_id"], row["name"], row["attempt"]): Claim(row["input"], row["max_attempts"])
+        for row in rows
+    }
+
+
+async def lock_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedRun]:
+    """Lock the runs' rows until the transaction ends: one batch ending steps of a run at once."""
+    rows = await (
+        await conn.execute(QUERIES["lock_runs"], {"run_ids": sorted(set(run_ids))})
+    ).fetchall()
+    return {row["id"]: LockedRun(row["status"], row["emitted"]) for row in rows}
+
+
+async def complete_steps(
+    conn: Connection, results: Sequence[tuple[JobKey, Any]]
+) -> dict[uuid.UUID, CompletedSteps]:
+    """Record results of running attempts; an attempt no longer running is not in `times`."""
+    rows = await (
+        await conn.execute(
+            QUERIES["complete_steps"],
+            {
+                "steps": _json(
+                    [
+                        {"run_id": str(run_id), "step": step, "attempt": attempt, "result": result}
+                        for (run_id, step, attempt), result in results
+                    ]
+                )
+            },
+        )
+    ).fetchall()
+    found: dict[uuid.UUID, CompletedSteps] = {}
+    for row in rows:
+        run = found.setdefault(row["run_id"], CompletedSteps())
+        run.statuses[row["name"]] = row["status"]
+        if row["finished_at"] is not None:
+            run.times[row["name"]] = (row["started_at"], row["finished_at"])
+    return found
 
 
 async def retry_step(
@@ -168,29 +201,32 @@ async def fail_step(
     return row is not None
 
 
-async def record_progress(conn: Connection, progress: Progress) -> list[str]:
-    """Write new steps, events, the run row and (if it ends) statistics; returns the newly
-    queued step names (a step already scheduled in the run is left alone)."""
+async def record_progress(
+    conn: Connection, changes: Sequence[Progress]
+) -> list[tuple[uuid.UUID, str]]:
+    """Write new steps, events, run rows and (for runs that end) statistics; returns the
+    (run, step) pairs newly queued (a step already scheduled in its run is left alone)."""
     row = await (
         await conn.execute(
             QUERIES["record_progress"],
             {
-                "run_id": progress.run_id,
-                "status": progress.status,
-                "emitted": Jsonb(progress.emitted),
-                "completed": progress.completed,
-                "finishing": progress.finishing,
-                "result": None if progress.result is None else Jsonb(progress.result),
-                "error": None if progress.error is None else Jsonb(progress.error),
-                "steps": _json([step.to_json() for step in progress.steps]),
+                "runs": _json([change.to_json() for change in changes]),
+                "steps": _json([step.to_json() for change in changes for step in change.steps]),
                 "events": _json(
                     [
-                        {"type": e.type, "step": e.step, "attempt": e.attempt, "data": e.data}
-                        for e in progress.events
+                        {
+                            "run_id": str(e.run_id),
+                            "type": e.type,
+                            "step": e.step,
+                            "attempt": e.attempt,
+                            "data": e.data,
+                        }
+                        for change in changes
+                        for e in change.events
                     ]
                 ),
             },
         )
     ).fetchone()
     assert row is not None, "record_progress always returns one row"
-    return list(row["queued"])
+    return [(uuid.UUID(item["run_id"]), item["name"]) for item in row["queued"]]

@@ -40,42 +40,57 @@ WITH started AS (
 )
 SELECT count(*) AS started FROM started;
 
--- name: claim_step
--- Marks the attempt running and records step.started in one statement. Returns nothing when
--- the job is stale: the step finished, a later attempt exists, or the run is over.
-WITH claimed AS (
+-- name: claim_steps
+-- Marks a batch of attempts running and records their step.started events, in one statement.
+-- %(jobs)s is a JSON array of {"run_id", "step", "attempt"}. A job is left out when it is
+-- stale: its step finished, a later attempt exists, or its run is over.
+WITH wanted AS (
+    SELECT j.run_id, j.step, j.attempt
+    FROM jsonb_to_recordset(%(jobs)s::jsonb) AS j(run_id uuid, step text, attempt int)
+), claimed AS (
     UPDATE flowhost.steps AS s
     SET status = 'running', started_at = clock_timestamp()
-    FROM flowhost.runs AS r
-    WHERE s.run_id = %(run_id)s AND s.name = %(step)s AND s.attempt = %(attempt)s
+    FROM wanted AS w, flowhost.runs AS r
+    WHERE s.run_id = w.run_id AND s.name = w.step AND s.attempt = w.attempt
       AND s.status IN ('queued', 'running')
       AND r.id = s.run_id AND r.status = 'running'
-    RETURNING s.input, s.max_attempts, r.flow, r.definition_hash
+    RETURNING s.run_id, s.name, s.attempt, s.input, s.max_attempts
 ), started AS (
-    INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-    SELECT %(run_id)s, 'step.started', %(step)s, %(attempt)s, %(data)s FROM claimed
+    INSERT INTO flowhost.events (run_id, type, step, attempt)
+    SELECT run_id, 'step.started', name, attempt FROM claimed
 )
-SELECT input, max_attempts, flow, definition_hash FROM claimed;
+SELECT run_id, name, attempt, input, max_attempts FROM claimed;
 
--- name: lock_run
--- Serialises the end-of-step work of one run, so that parallel steps see each other's emits.
-SELECT status, emitted, created_at FROM flowhost.runs WHERE id = %(run_id)s FOR UPDATE;
+-- name: lock_runs
+-- Serialises the end-of-step work of each run, so that parallel steps see each other's emits.
+-- Locks in id order, so that two batches sharing runs cannot deadlock.
+SELECT id, status, emitted FROM flowhost.runs
+WHERE id = ANY (%(run_ids)s::uuid[])
+ORDER BY id
+FOR UPDATE;
 
--- name: complete_step
--- Records the result and returns every step of the run with its status as of now: the
--- completed one patched in, since a statement does not see its own CTE's update. Returns no
--- row with `finished_at` when this attempt is no longer the running one (a duplicate).
-WITH done AS (
-    UPDATE flowhost.steps
-    SET status = 'completed', result = %(result)s, error = NULL, finished_at = clock_timestamp()
-    WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s
-      AND status = 'running'
-    RETURNING name, started_at, finished_at
+-- name: complete_steps
+-- Records a batch of results and returns every step of the runs concerned with its status as
+-- of now: the completed ones patched in, since a statement does not see its own CTE's update.
+-- A step completed here has `finished_at`; an attempt no longer running (a duplicate) has not.
+-- Runs after lock_runs, in a statement of its own, so that its snapshot sees what the
+-- transactions that held those locks before committed.
+WITH results AS (
+    SELECT d.run_id, d.step, d.attempt, COALESCE(d.result, 'null'::jsonb) AS result
+    FROM jsonb_to_recordset(%(steps)s::jsonb) AS d(run_id uuid, step text, attempt int, result jsonb)
+), done AS (
+    UPDATE flowhost.steps AS s
+    SET status = 'completed', result = d.result, error = NULL, finished_at = clock_timestamp()
+    FROM results AS d
+    WHERE s.run_id = d.run_id AND s.name = d.step AND s.attempt = d.attempt
+      AND s.status = 'running'
+    RETURNING s.run_id, s.name, s.started_at, s.finished_at
 )
-SELECT s.name, CASE WHEN d.name IS NULL THEN s.status ELSE 'completed' END AS status,
+SELECT s.run_id, s.name, CASE WHEN d.name IS NULL THEN s.status ELSE 'completed' END AS status,
        d.started_at, d.finished_at
-FROM flowhost.steps AS s LEFT JOIN done AS d ON d.name = s.name
-WHERE s.run_id = %(run_id)s;
+FROM flowhost.steps AS s
+LEFT JOIN done AS d ON d.run_id = s.run_id AND d.name = s.name
+WHERE s.run_id IN (SELECT run_id FROM results);
 
 -- name: retry_step
 UPDATE flowhost.steps
@@ -90,54 +105,73 @@ WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s AND stat
 RETURNING started_at;
 
 -- name: record_progress
--- Everything that follows a step attempt, in one statement: new step rows (queued or
--- skipped), the events in order, the run row and, when the run ends, the flow statistics and
--- a notification. %(steps)s and %(events)s are JSON arrays. Returns the steps newly queued.
-WITH new_steps AS (
+-- Everything that follows a batch of step attempts, in one statement: new step rows (queued or
+-- skipped), the events in order, the run rows and, for runs that end, the flow statistics and
+-- a notification (delivered at commit). %(runs)s, %(steps)s and %(events)s are JSON arrays.
+-- Returns the steps newly queued; a step already scheduled in its run is left alone.
+WITH changes AS (
+    SELECT c.run_id, c.status, c.emitted, c.completed, c.finishing, c.result, c.error
+    FROM jsonb_to_recordset(%(runs)s::jsonb) AS c(run_id uuid, status text, emitted jsonb,
+                                                 completed int, finishing boolean,
+                                                 result jsonb, error jsonb)
+), new_steps AS (
     INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, finished_at)
-    SELECT %(run_id)s, s.name, s.status, s.attempt, s.max_attempts, s.input,
+    SELECT s.run_id, s.name, s.status, s.attempt, s.max_attempts, s.input,
            CASE WHEN s.status = 'skipped' THEN clock_timestamp() END
     FROM jsonb_to_recordset(%(steps)s::jsonb)
-        AS s(name text, status text, attempt int, max_attempts int, input jsonb)
+        AS s(run_id uuid, name text, status text, attempt int, max_attempts int, input jsonb)
     ON CONFLICT (run_id, name) DO NOTHING
-    RETURNING name, status
+    RETURNING run_id, name, status
 ), new_events AS (
     INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-    SELECT %(run_id)s, e.type, e.step, e.attempt, COALESCE(e.data, '{}'::jsonb)
+    SELECT e.run_id, e.type, e.step, e.attempt, COALESCE(e.data, '{}'::jsonb)
     FROM ROWS FROM (jsonb_to_recordset(%(events)s::jsonb)
-                    AS (type text, step text, attempt int, data jsonb))
-        WITH ORDINALITY AS e(type, step, attempt, data, position)
+                    AS (run_id uuid, type text, step text, attempt int, data jsonb))
+        WITH ORDINALITY AS e(run_id, type, step, attempt, data, position)
     ORDER BY e.position
-), run AS (
-    UPDATE flowhost.runs
-    SET status = %(status)s,
-        emitted = %(emitted)s,
-        completed_steps = completed_steps + %(completed)s,
-        result = COALESCE(%(result)s, result),
-        error = COALESCE(%(error)s, error),
-        finished_at = CASE WHEN %(status)s <> 'running'
-                           THEN COALESCE(finished_at, clock_timestamp()) END,
-        version = version + 1
-    WHERE id = %(run_id)s
-    RETURNING flow, created_at, finished_at
+), updated AS (
+    UPDATE flowhost.runs AS r
+    SET status = c.status,
+        emitted = c.emitted,
+        completed_steps = r.completed_steps + c.completed,
+        result = CASE WHEN c.finishing AND c.status = 'completed'
+                      THEN COALESCE(c.result, 'null'::jsonb) ELSE r.result END,
+        error = COALESCE(c.error, r.error),
+        finished_at = CASE WHEN c.status <> 'running'
+                           THEN COALESCE(r.finished_at, clock_timestamp()) END,
+        version = r.version + 1
+    FROM changes AS c
+    WHERE r.id = c.run_id
+    RETURNING r.id, r.flow, r.created_at, r.finished_at, c.status, c.finishing
+), finished AS (
+    SELECT flow,
+           count(*) AS runs,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           count(*) FILTER (WHERE status = 'canceled') AS canceled,
+           sum((extract(epoch FROM finished_at - created_at) * 1000)::bigint) AS duration_ms
+    FROM updated WHERE finishing
+    GROUP BY flow
 ), statistics AS (
     UPDATE flowhost.flow_stats AS f
-    SET running = f.running - 1,
-        completed = f.completed + (%(status)s = 'completed')::int,
-        failed = f.failed + (%(status)s = 'failed')::int,
-        canceled = f.canceled + (%(status)s = 'canceled')::int,
-        total_duration_ms = f.total_duration_ms
-            + (extract(epoch FROM run.finished_at - run.created_at) * 1000)::bigint,
-        last_completed_at = CASE WHEN %(status)s = 'completed' THEN now()
-                                 ELSE f.last_completed_at END
-    FROM run
-    WHERE %(finishing)s AND f.flow = run.flow
-    -- Delivered at commit: `flowhost run` and other listeners learn that the run ended.
-    RETURNING pg_notify('flowhost_run_finished',
-                        json_build_object('run', %(run_id)s, 'status', %(status)s)::text)
+    SET running = f.running - n.runs,
+        completed = f.completed + n.completed,
+        failed = f.failed + n.failed,
+        canceled = f.canceled + n.canceled,
+        total_duration_ms = f.total_duration_ms + n.duration_ms,
+        last_completed_at = CASE WHEN n.completed > 0 THEN now() ELSE f.last_completed_at END
+    FROM finished AS n
+    WHERE f.flow = n.flow
+), notified AS (
+    -- `flowhost run` and other listeners learn that a run ended.
+    SELECT pg_notify('flowhost_run_finished',
+                     json_build_object('run', id, 'status', status)::text)
+    FROM updated WHERE finishing
 )
-SELECT array(SELECT name FROM new_steps WHERE status = 'queued') AS queued,
-       (SELECT count(*) FROM statistics) AS finished;
+SELECT (SELECT COALESCE(jsonb_agg(jsonb_build_object('run_id', run_id, 'name', name)),
+                        '[]'::jsonb)
+        FROM new_steps WHERE status = 'queued') AS queued,
+       (SELECT count(*) FROM notified) AS notified;
 
 -- name: state_get
 SELECT value FROM flowhost.state WHERE run_id = %(run_id)s AND key = %(key)s;
