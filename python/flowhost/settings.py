@@ -25,10 +25,11 @@ class Settings:
     project_dir: Path
     database_url: str | None = None
     functions_dir: str = "functions"
-    # Concurrent step executions per host.
-    concurrency: int = 16
+    # Concurrent step executions per host. Steps mostly wait (on I/O, on Postgres), and their
+    # bookkeeping is group-committed, so more in flight means bigger batches per transaction.
+    concurrency: int = 100
     # Jobs fetched per dequeue round trip.
-    batch_size: int = 10
+    batch_size: int = 25
     # A job whose host stops heartbeating for this long is picked again by another host.
     heartbeat_timeout: float = 30.0
     # How often a host records itself as alive, and how stale a record may be to count as alive.
