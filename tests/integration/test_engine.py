@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
+from flowhost.db.database import Connection
 from flowhost.store import reads
 from flowhost.store.events import events_of_run
 from tests.support.engine import running_host, start, wait_for_run, write_functions
@@ -250,3 +253,88 @@ async def test_many_runs_of_a_wide_fan_in_complete_with_every_payload(
         finished = [await wait_for_run(project, run_id) for run_id in ids]
     assert {run["status"] for run in finished} == {"completed"}
     assert all(run["result"] == [i * 10 for i in range(width)] for run in finished)
+
+
+async def test_the_host_reconnects_when_postgres_drops_its_connections(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A Postgres restart or failover cuts every connection: runs in flight still complete."""
+    source = (
+        "import asyncio\n"
+        "from flowhost_worker import step\n\n"
+        "@step(flow='slow', name='wait', entry=True, emits=['waited'])\n"
+        "async def wait(data, ctx):\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    await ctx.emit('waited', data)\n\n"
+        "@step(flow='slow', name='after', subscribes=['waited'])\n"
+        "async def after(events, ctx):\n"
+        "    return events['waited']\n"
+    )
+    project_dir = write_functions(tmp_path, {"slow.py": source})
+    async with running_host(project_dir, database_url, heartbeat_timeout=2.0) as project:
+        ids = [await start(project, "slow", n) for n in range(5)]
+        async with project.database.connection() as conn:
+            await wait_until_steps_run(conn, ids)
+            cursor = await conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) AS cut FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert ((await cursor.fetchone()) or {}).get("cut", 0) >= 2
+        finished = [await wait_for_run(project, run_id, timeout=60) for run_id in ids]
+        async with project.database.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) AS n FROM flowhost.events "
+                "WHERE type = 'step.completed' AND run_id = ANY(%s)",
+                [ids],
+            )
+            completed_events = ((await cursor.fetchone()) or {}).get("n")
+    assert [run["status"] for run in finished] == ["completed"] * 5
+    assert [run["result"] for run in finished] == list(range(5))
+    assert completed_events == 10  # each step completed once, none twice
+
+
+async def test_a_lost_listening_connection_makes_the_host_reconnect(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Without its LISTEN connection a host would only poll; it reconnects instead."""
+    project_dir = write_functions(tmp_path, {"one.py": ONE_STEP})
+    async with running_host(project_dir, database_url) as project:
+        async with project.database.connection() as conn:
+            first = await listening_backend(conn)
+            await conn.execute("SELECT pg_terminate_backend(%s)", [first])
+            async with asyncio.timeout(10):
+                while (second := await listening_backend(conn)) in (None, first):
+                    await asyncio.sleep(0.05)
+        run = await wait_for_run(project, await start(project, "one", 7), timeout=10)
+    assert second != first
+    assert run["status"] == "completed" and run["result"] == 7
+
+
+ONE_STEP = (
+    "from flowhost_worker import step\n\n"
+    "@step(flow='one', name='only', entry=True)\n"
+    "async def only(data, ctx):\n"
+    "    return data\n"
+)
+
+
+async def listening_backend(conn: Connection) -> int | None:
+    cursor = await conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        "AND query LIKE 'LISTEN %%' ORDER BY backend_start DESC LIMIT 1"
+    )
+    row = await cursor.fetchone()
+    return None if row is None else int(row["pid"])
+
+
+async def wait_until_steps_run(conn: Connection, run_ids: list[uuid.UUID]) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            cursor = await conn.execute(
+                "SELECT count(*) AS n FROM flowhost.steps WHERE status = 'running' "
+                "AND run_id = ANY(%s)",
+                [run_ids],
+            )
+            if ((await cursor.fetchone()) or {}).get("n") == len(run_ids):
+                return
+            await asyncio.sleep(0.02)

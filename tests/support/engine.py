@@ -12,6 +12,7 @@ from typing import Any
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.host import Host
 from flowhost.engine.orchestrator import start_runs
+from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project, open_project
 from flowhost.settings import load_settings
 from flowhost.store import reads
@@ -47,11 +48,14 @@ async def start(project: Project, flow: str, data: Any) -> uuid.UUID:
 
 
 async def wait_for_run(project: Project, run_id: uuid.UUID, timeout: float = 30) -> dict[str, Any]:
-    """Poll until the run ends (deadline-bounded)."""
+    """Poll until the run ends (deadline-bounded); a dropped connection is polled again."""
     async with asyncio.timeout(timeout):
         while True:
-            async with project.database.connection() as conn:
-                run = await reads.get_run(conn, run_id)
+            try:
+                async with project.database.connection() as conn:
+                    run = await reads.get_run(conn, run_id)
+            except DatabaseUnavailableError:
+                run = {"status": "unknown"}
             if run["status"] in TERMINAL:
                 return run
             await asyncio.sleep(0.02)

@@ -14,14 +14,20 @@ import socket
 import uuid
 from collections.abc import Callable
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from flowhost.db.queries import QUERIES
 from flowhost.engine.executor import StepExecutor
+from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
 
 logger = logging.getLogger(__name__)
+
+# Backoff between attempts to reconnect after the database dropped the host's connections.
+RECONNECT_DELAY_MIN = 0.5
+RECONNECT_DELAY_MAX = 10.0
 
 
 class Host:
@@ -39,11 +45,45 @@ class Host:
         self._on_ready = on_ready
         self._on_reload = on_reload
         self._consumer: StepConsumer | None = None
+        self._reconnect_delay = RECONNECT_DELAY_MIN
 
     async def serve(self, stop: asyncio.Event) -> None:
-        """Run until `stop` is set; in-flight steps finish before this returns."""
+        """Run until `stop` is set; in-flight steps finish before this returns.
+
+        When Postgres drops the host's connections (a restart, a failover, a terminated
+        backend), the host reconnects with backoff. Jobs it held are picked again once their
+        heartbeat is stale, and attempts re-run from their claim: nothing recorded is lost.
+        """
         settings = self.project.settings
         await self._register_flows()
+        executor = StepExecutor(
+            self.project.database, self.project.catalog, max_batch=settings.concurrency
+        )
+        self._reconnect_delay = RECONNECT_DELAY_MIN
+        try:
+            while not stop.is_set():
+                lost: BaseException | None = None
+                try:
+                    await self._serve_connected(stop, executor)
+                except* (psycopg.OperationalError, DatabaseUnavailableError) as group:
+                    lost = group.exceptions[0]
+                if lost is None:
+                    return
+                logger.warning(
+                    "lost the database (%s); reconnecting in %.1fs",
+                    str(lost).splitlines()[0] if str(lost) else type(lost).__name__,
+                    self._reconnect_delay,
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._reconnect_delay)
+                self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_DELAY_MAX)
+        finally:
+            with contextlib.suppress(DatabaseUnavailableError):
+                async with self.project.database.connection() as conn:
+                    await conn.execute(QUERIES["host_gone"], {"id": self.id})
+
+    async def _serve_connected(self, stop: asyncio.Event, executor: StepExecutor) -> None:
+        settings = self.project.settings
         database = self.project.database
         async with (
             database.dedicated_connection() as queue_conn,
@@ -52,15 +92,14 @@ class Host:
             self._consumer = StepConsumer(
                 queue_conn,
                 listen_conn,
-                StepExecutor(
-                    self.project.database, self.project.catalog, max_batch=settings.concurrency
-                ),
+                executor,
                 concurrency=settings.concurrency,
                 batch_size=settings.batch_size,
                 heartbeat_timeout=settings.heartbeat_timeout,
             )
             self._consumer.serve(sorted(self.project.catalog.flows))
             await self._record_alive()
+            self._reconnect_delay = RECONNECT_DELAY_MIN
             async with asyncio.TaskGroup() as tasks:
                 consumer = tasks.create_task(self._consumer.run(), name="flowhost-consumer")
                 alive = tasks.create_task(self._heartbeat(stop), name="flowhost-heartbeat")
@@ -71,14 +110,13 @@ class Host:
                 )
                 if self._on_ready is not None:
                     self._on_ready(self.project)
+                    self._on_ready = None  # once, not again after a reconnect
                 await stop.wait()
                 self._consumer.stop()
                 await consumer
                 await alive
                 if watcher is not None:
                     await watcher
-        async with self.project.database.connection() as conn:
-            await conn.execute(QUERIES["host_gone"], {"id": self.id})
 
     async def _register_flows(self) -> None:
         async with self.project.database.transaction() as conn:

@@ -36,9 +36,17 @@ class SplitPsycopgDriver(PsycopgDriver):
     waits up to a second behind the watcher. Listening on a second connection removes the wait.
     """
 
-    def __init__(self, connection: Connection, listen_connection: Connection) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        listen_connection: Connection,
+        on_lost: Callable[[], None],
+    ) -> None:
         super().__init__(connection)  # type: ignore[arg-type]
         self._listen_connection = listen_connection
+        self._on_lost = on_lost
+        # Set when the listening connection broke: the consumer stops and raises it.
+        self.lost: psycopg.OperationalError | None = None
 
     async def add_listener(
         self, channel: str, callback: Callable[[str | bytes | bytearray], None]
@@ -54,13 +62,19 @@ class SplitPsycopgDriver(PsycopgDriver):
             self._tm.add(self._watcher)
 
     async def watch_notifies(self) -> None:
-        while not self.shutdown.is_set():
-            async for note in self._listen_connection.notifies(timeout=0.5, stop_after=1):
-                for callback in list(self._listeners.get(note.channel, [])):
-                    try:
-                        callback(note.payload)
-                    except Exception:
-                        logger.exception("NOTIFY callback failed on channel %s", note.channel)
+        try:
+            while not self.shutdown.is_set():
+                async for note in self._listen_connection.notifies(timeout=0.5, stop_after=1):
+                    for callback in list(self._listeners.get(note.channel, [])):
+                        try:
+                            callback(note.payload)
+                        except Exception:
+                            logger.exception("NOTIFY callback failed on channel %s", note.channel)
+        except psycopg.OperationalError as exc:
+            # Without notifications the consumer would only poll: stop it, so its host
+            # reconnects both connections.
+            self.lost = exc
+            self._on_lost()
 
     async def remove_listener(
         self, channel: str, callback: Callable[[str | bytes | bytearray], None]
@@ -126,7 +140,8 @@ class StepConsumer:
         heartbeat_timeout: float,
     ) -> None:
         self._handler = handler
-        self._manager = QueueManager(Queries(SplitPsycopgDriver(conn, listen_conn)))
+        self._driver = SplitPsycopgDriver(conn, listen_conn, on_lost=self.stop)
+        self._manager = QueueManager(Queries(self._driver))
         self._batch_size = max(1, batch_size)
         # `concurrency` bounds the steps executing at once. PgQueuer's own cap counts a job as
         # in flight until its buffered completion is logged (up to 0.1 s later), and a capped
@@ -165,6 +180,8 @@ class StepConsumer:
             mode=QueueExecutionMode.drain if drain else QueueExecutionMode.continuous,
             dequeue_timeout=timedelta(seconds=5),
         )
+        if self._driver.lost is not None:
+            raise self._driver.lost
 
     def stop(self) -> None:
         self._manager.shutdown.set()
