@@ -6,6 +6,7 @@
 
 pub mod build_info;
 pub mod error;
+pub mod event_log;
 pub mod readiness;
 
 #[cfg(feature = "python")]

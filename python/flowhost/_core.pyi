@@ -4,11 +4,12 @@ Built from ``core-rs/`` by maturin. This stub is written by hand and checked aga
 module with ``python -m mypy.stubtest flowhost._core``.
 """
 
+import uuid
 from collections.abc import Collection, Mapping, Sequence
-from typing import Final
+from typing import Any, Final
 
 # PyO3 lists every name it adds to the module in `__all__`.
-__all__ = ["InvalidArgumentError", "__version__", "build_info", "ready_steps"]
+__all__ = ["InvalidArgumentError", "__version__", "build_info", "encode_events", "ready_steps"]
 
 __version__: Final[str]
 """The version of the Rust core, e.g. ``"0.1.0"``."""
@@ -25,6 +26,33 @@ def build_info() -> dict[str, str]:
     - ``rustc``: the compiler's ``--version`` line, e.g. ``"rustc 1.85.0 (4d91de4e4 2025-02-17)"``;
     - ``target``: the target triple, e.g. ``"x86_64-unknown-linux-gnu"``;
     - ``profile``: ``"release"`` for optimised builds, ``"debug"`` otherwise.
+    """
+
+def encode_events(
+    events: Sequence[tuple[uuid.UUID, str, str | None, int | None, Any]],
+) -> bytes:
+    """Encodes events as one binary ``COPY`` stream for ``flowhost.events``.
+
+    The stream fills the columns ``run_id, type, step, attempt, data`` and carries its own header
+    and trailer: write it whole to ``COPY flowhost.events (run_id, type, step, attempt, data)
+    FROM STDIN (FORMAT BINARY)``.
+
+    Args:
+        events: ``(run_id, type, step, attempt, data)`` tuples. ``data`` is JSON data made of
+            ``dict`` (with ``str`` keys), ``list``, ``tuple``, ``str``, ``int``, ``float``,
+            ``bool`` and ``None``, nested at most 256 levels; it is serialised here, as
+            ``json.dumps`` would with ``allow_nan=False``.
+
+    Returns:
+        The stream, header to trailer.
+
+    Raises:
+        TypeError: an event is not a 5-tuple, a field has the wrong type, or ``data`` holds a value
+            that is not JSON data (the message gives the event's index and the path in ``data``).
+        ValueError: ``attempt`` does not fit in 32 bits, a float is NaN or infinite, or ``data`` is
+            nested too deeply (or contains itself).
+        InvalidArgumentError: a string holds a NUL character (Postgres ``text`` and ``jsonb``
+            cannot store it) or a lone surrogate.
     """
 
 def ready_steps(

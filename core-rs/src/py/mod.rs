@@ -6,6 +6,7 @@
 mod build_info;
 mod convert;
 mod errors;
+mod event_log;
 mod readiness;
 #[cfg(test)]
 mod tests;
@@ -23,6 +24,8 @@ mod _core {
     use super::build_info::build_info;
     #[pymodule_export]
     use super::errors::InvalidArgumentError;
+    #[pymodule_export]
+    use super::event_log::encode_events;
     #[pymodule_export]
     use super::readiness::ready_steps;
 

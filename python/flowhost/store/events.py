@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from flowhost._core import encode_events
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
 
@@ -46,6 +48,19 @@ class Event:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Event:
         return cls(row["id"], row["type"], row["step"], row["attempt"], row["ts"], row["data"])
+
+
+async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
+    """Append `events` to their runs' streams, in order, in one round trip (binary COPY).
+
+    Runs in the caller's transaction, if any. Data that is not JSON (or holds a NUL character,
+    which Postgres cannot store) raises before anything is sent.
+    """
+    if not events:
+        return
+    stream = encode_events([(e.run_id, e.type, e.step, e.attempt, e.data) for e in events])
+    async with conn.cursor().copy(QUERIES["copy_events"]) as copy:
+        await copy.write(stream)
 
 
 async def events_of_run(

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
-from flowhost.store.events import NewEvent
+from flowhost.store.events import NewEvent, append_events
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -206,25 +206,13 @@ async def record_progress(
 ) -> list[tuple[uuid.UUID, str]]:
     """Write new steps, events, run rows and (for runs that end) statistics; returns the
     (run, step) pairs newly queued (a step already scheduled in its run is left alone)."""
+    await append_events(conn, [event for change in changes for event in change.events])
     row = await (
         await conn.execute(
             QUERIES["record_progress"],
             {
                 "runs": _json([change.to_json() for change in changes]),
                 "steps": _json([step.to_json() for change in changes for step in change.steps]),
-                "events": _json(
-                    [
-                        {
-                            "run_id": str(e.run_id),
-                            "type": e.type,
-                            "step": e.step,
-                            "attempt": e.attempt,
-                            "data": e.data,
-                        }
-                        for change in changes
-                        for e in change.events
-                    ]
-                ),
             },
         )
     ).fetchone()

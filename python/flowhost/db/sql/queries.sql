@@ -92,6 +92,11 @@ FROM flowhost.steps AS s
 LEFT JOIN done AS d ON d.run_id = s.run_id AND d.name = s.name
 WHERE s.run_id IN (SELECT run_id FROM results);
 
+-- name: copy_events
+-- Appends a batch of events in one round trip: the stream comes from flowhost._core.encode_events
+-- (binary COPY: no text parsing on the server). Column order is the encoder's.
+COPY flowhost.events (run_id, type, step, attempt, data) FROM STDIN (FORMAT BINARY);
+
 -- name: retry_step
 UPDATE flowhost.steps
 SET status = 'queued', attempt = attempt + 1, error = %(error)s, started_at = NULL
@@ -105,9 +110,10 @@ WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s AND stat
 RETURNING started_at;
 
 -- name: record_progress
--- Everything that follows a batch of step attempts, in one statement: new step rows (queued or
--- skipped), the events in order, the run rows and, for runs that end, the flow statistics and
--- a notification (delivered at commit). %(runs)s, %(steps)s and %(events)s are JSON arrays.
+-- Everything that follows a batch of step attempts but its events (appended just before by
+-- copy_events), in one statement: new step rows (queued or skipped), the run rows and, for runs
+-- that end, the flow statistics and a notification (delivered at commit). %(runs)s and
+-- %(steps)s are JSON arrays.
 -- Returns the steps newly queued; a step already scheduled in its run is left alone.
 WITH changes AS (
     SELECT c.run_id, c.status, c.emitted, c.completed, c.finishing, c.result, c.error
@@ -122,13 +128,6 @@ WITH changes AS (
         AS s(run_id uuid, name text, status text, attempt int, max_attempts int, input jsonb)
     ON CONFLICT (run_id, name) DO NOTHING
     RETURNING run_id, name, status
-), new_events AS (
-    INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-    SELECT e.run_id, e.type, e.step, e.attempt, COALESCE(e.data, '{}'::jsonb)
-    FROM ROWS FROM (jsonb_to_recordset(%(events)s::jsonb)
-                    AS (run_id uuid, type text, step text, attempt int, data jsonb))
-        WITH ORDINALITY AS e(run_id, type, step, attempt, data, position)
-    ORDER BY e.position
 ), updated AS (
     UPDATE flowhost.runs AS r
     SET status = c.status,
