@@ -7,7 +7,13 @@ import uuid
 from pathlib import Path
 
 from flowhost.db.database import Connection
-from flowhost.store import reads
+from flowhost.engine.executor import StepExecutor
+from flowhost.engine.orchestrator import AttemptRecord, Completion
+from flowhost.errors import FlowhostError
+from flowhost.project import open_project
+from flowhost.queue.jobs import StepJob
+from flowhost.settings import load_settings
+from flowhost.store import reads, runs
 from flowhost.store.events import events_of_run
 from tests.support.engine import running_host, start, wait_for_run, write_functions
 
@@ -338,3 +344,70 @@ async def wait_until_steps_run(conn: Connection, run_ids: list[uuid.UUID]) -> No
             if ((await cursor.fetchone()) or {}).get("n") == len(run_ids):
                 return
             await asyncio.sleep(0.02)
+
+
+HOSTILE_OUTPUT = (
+    "import math\n"
+    "from flowhost_worker import step\n\n"
+    "@step(flow='hostile', name='only', entry=True, attempts=1)\n"
+    "async def only(kind, ctx):\n"
+    "    ctx.logger.info('nul \\0 in a log', ratio=math.nan, who=object)\n"
+    "    if kind == 'result':\n"
+    "        return {'text': 'a\\0b'}\n"
+    "    if kind == 'raise':\n"
+    "        raise RuntimeError('bad \\0 message')\n"
+    "    return {'fine': kind}\n"
+)
+
+
+async def test_output_postgres_cannot_store_fails_only_its_own_attempt(
+    tmp_path: Path, database_url: str
+) -> None:
+    project_dir = write_functions(tmp_path, {"hostile.py": HOSTILE_OUTPUT})
+    async with running_host(project_dir, database_url) as project:
+        kinds = ["ok", "result", "raise"] * 10
+        ids = [await start(project, "hostile", kind) for kind in kinds]
+        runs = [await wait_for_run(project, run_id) for run_id in ids]
+        async with project.database.connection() as conn:
+            logs = [e for e in await events_of_run(conn, ids[0]) if e.type == "log"]
+    outcomes = {(kind, run["status"]) for kind, run in zip(kinds, runs, strict=True)}
+    assert outcomes == {("ok", "completed"), ("result", "failed"), ("raise", "failed")}
+    by_kind = dict(zip(kinds, runs, strict=False))
+    assert "must not contain NUL characters" in by_kind["result"]["error"]["message"]
+    assert by_kind["raise"]["error"]["message"] == "bad \ufffd message"
+    assert logs[0].data["message"] == "nul \ufffd in a log"
+    assert logs[0].data["fields"] == {"ratio": "NaN", "who": "<class 'object'>"}
+
+
+async def test_a_result_postgres_refuses_fails_alone_in_its_batch(
+    orders_project: Path, database_url: str
+) -> None:
+    """Group commit falls back to one transaction per result when Postgres refuses a batch."""
+    settings = load_settings(orders_project, environ={"DATABASE_URL": database_url})
+    async with open_project(settings) as project:
+        flow = project.catalog.flows["orders"]
+        good, bad = await start(project, "orders", ORDER), await start(project, "orders", ORDER)
+        async with project.database.connection() as conn:
+            claimed = await runs.claim_steps(conn, [(good, "validate", 1), (bad, "validate", 1)])
+        assert len(claimed) == 2
+        executor = StepExecutor(project.database, project.catalog, max_batch=8)
+        outcomes = await executor._complete_batch(
+            [
+                Completion(
+                    flow, StepJob(good, "orders", "validate", 1), {"ok": True}, AttemptRecord()
+                ),
+                # A lone surrogate: valid JSON text, refused by jsonb (as_json keeps it out of
+                # real results; this stands for anything Postgres refuses).
+                Completion(
+                    flow, StepJob(bad, "orders", "validate", 1), {"x": "\ud800"}, AttemptRecord()
+                ),
+            ]
+        )
+        async with project.database.connection() as conn:
+            statuses = {
+                run_id: {s["name"]: s["status"] for s in await reads.steps_of_run(conn, run_id)}
+                for run_id in (good, bad)
+            }
+    assert outcomes[0] is None and isinstance(outcomes[1], FlowhostError)
+    assert statuses[good]["validate"] == "completed"
+    assert statuses[bad] == {"validate": "running"}  # left for the executor to fail

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from flowhost.db.database import Database
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
-from flowhost.engine.inprocess import InProcessBackend, as_json
+from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.inprocess import InProcessBackend
 from flowhost.engine.orchestrator import (
     AttemptRecord,
     Completion,
@@ -22,9 +23,10 @@ from flowhost.engine.orchestrator import (
     describe_error,
     fail_attempt,
 )
-from flowhost.errors import FlowhostError
+from flowhost.errors import DatabaseUnavailableError, FlowhostError
 from flowhost.queue.jobs import RequeueJob, StepJob
 from flowhost.store import runs
+from flowhost.store.json_data import as_json
 from flowhost_worker import RetryRequested, RunContext
 
 logger = logging.getLogger(__name__)
@@ -47,10 +49,25 @@ class StepExecutor:
             claims = await runs.claim_steps(conn, jobs)
         return [claims.get(job) for job in jobs]
 
-    async def _complete_batch(self, completions: Sequence[Completion]) -> list[None]:
-        async with self._database.transaction() as conn:
-            await complete_attempts(conn, completions)
-        return [None] * len(completions)
+    async def _complete_batch(self, completions: Sequence[Completion]) -> list[Exception | None]:
+        """Records a batch in one transaction. If that fails for a reason other than the
+        database being away, each completion is recorded alone, so that one attempt whose
+        output Postgres refuses fails alone; its error is its outcome."""
+        try:
+            async with self._database.transaction() as conn:
+                await complete_attempts(conn, completions)
+            return [None] * len(completions)
+        except DatabaseUnavailableError:
+            raise
+        except Exception as exc:
+            if len(completions) == 1:
+                return [exc]
+            logger.warning(
+                "recording %d results together failed (%s); recording them one by one",
+                len(completions),
+                exc,
+            )
+        return [(await self._complete_batch([completion]))[0] for completion in completions]
 
     async def __call__(self, job: StepJob) -> None:
         flow = self._catalog.flows.get(job.flow)
@@ -91,23 +108,37 @@ class StepExecutor:
         except Exception as exc:
             if isinstance(exc, TimeoutError) and step.timeout:
                 exc = TimeoutError(f"step {job.step!r} timed out after {step.timeout:g}s")
-            retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
-            try:
-                async with self._database.transaction() as conn:
-                    await fail_attempt(
-                        conn,
-                        flow,
-                        job,
-                        describe_error(exc),
-                        record,
-                        max_attempts=claim.max_attempts,
-                        retry_delay=retry_delay,
-                    )
-            except FlowhostError as error:
-                raise RequeueJob(f"could not record the failure: {error}", REQUEUE_DELAY) from error
+            await self._record_failure(flow, job, exc, record, claim.max_attempts)
             return
         try:
-            await self._completions.submit(Completion(flow, job, result, record))
+            refused = await self._completions.submit(Completion(flow, job, result, record))
         except FlowhostError as exc:
             # Nothing of the attempt was recorded: the job comes back and the attempt runs again.
             raise RequeueJob(f"could not record the result: {exc}", REQUEUE_DELAY) from exc
+        if refused is not None:
+            # Postgres refused what the attempt produced: the attempt fails, without its logs
+            # (they may be what was refused).
+            await self._record_failure(flow, job, refused, AttemptRecord(), claim.max_attempts)
+
+    async def _record_failure(
+        self,
+        flow: FlowDefinition,
+        job: StepJob,
+        exc: Exception,
+        record: AttemptRecord,
+        max_attempts: int,
+    ) -> None:
+        retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
+        try:
+            async with self._database.transaction() as conn:
+                await fail_attempt(
+                    conn,
+                    flow,
+                    job,
+                    describe_error(exc),
+                    record,
+                    max_attempts=max_attempts,
+                    retry_delay=retry_delay,
+                )
+        except FlowhostError as error:
+            raise RequeueJob(f"could not record the failure: {error}", REQUEUE_DELAY) from error

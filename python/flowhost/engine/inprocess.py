@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -13,6 +12,7 @@ from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.engine.orchestrator import AttemptRecord
 from flowhost.store.events import LOG, NewEvent
+from flowhost.store.json_data import as_json, as_loose_json
 
 logger = logging.getLogger("flowhost.steps")
 
@@ -22,14 +22,6 @@ _LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
-
-
-def as_json(value: Any, what: str) -> Any:
-    """`value` as plain JSON data; a TypeError naming `what` if it cannot be."""
-    try:
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{what} must be JSON-serialisable: {exc}") from exc
 
 
 class InProcessBackend:
@@ -78,11 +70,7 @@ class InProcessBackend:
         self._record.emits.append((name, as_json(payload, f"payload of {name!r}")))
 
     def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        data = {
-            "level": level,
-            "message": message,
-            "fields": json.loads(json.dumps(fields, default=repr)),
-        }
+        data = as_loose_json({"level": level, "message": message, "fields": fields})
         self._record.logs.append(NewEvent(self._run_id, LOG, data, self._step, self._attempt))
         logger.log(
             _LEVELS.get(level, logging.INFO),

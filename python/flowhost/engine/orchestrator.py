@@ -30,6 +30,7 @@ from flowhost.store.events import (
     STEP_SKIPPED,
     NewEvent,
 )
+from flowhost.store.json_data import storable_text
 
 SKIP_REASON = "its subscriptions can no longer be satisfied"
 
@@ -45,8 +46,8 @@ class AttemptRecord:
 def describe_error(exc: BaseException) -> dict[str, Any]:
     return {
         "type": type(exc).__name__,
-        "message": str(exc),
-        "stack": "".join(traceback.format_exception(exc)),
+        "message": storable_text(str(exc)),
+        "stack": storable_text("".join(traceback.format_exception(exc))),
     }
 
 
