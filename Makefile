@@ -39,7 +39,7 @@ install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) ## Create .venv, build the ex
 demo: install ## Run examples/orders on an embedded Postgres
 	cd examples/orders && ../../$(VENV)/bin/flowhost run orders --input @order.json
 
-test: install test-rust test-python test-node ## Install and run every suite
+test: install lint test-rust test-python test-node ## Install, lint (ruff, mypy, clippy, stubtest) and run every suite
 
 test-rust: install ## cargo test of the Rust core, also through its Python bindings
 	cargo test --quiet
@@ -51,8 +51,9 @@ test-python: install ## pytest: unit, integration (real Postgres), acceptance (t
 test-node: $(NODE_STAMP) ## node --test of the Node SDK
 	cd sdk-node && npm test && npm run typecheck
 
-lint: install ## ruff, mypy, clippy, rustfmt
-	$(VENV)/bin/ruff check python sdk-python tests bench
+lint: install ## ruff (format + checks), mypy, rustfmt, clippy, stubtest
+	$(VENV)/bin/ruff format --check python sdk-python tests bench examples
+	$(VENV)/bin/ruff check python sdk-python tests bench examples
 	$(VENV)/bin/mypy
 	cargo fmt --check
 	cargo clippy --all-targets --quiet -- -D warnings

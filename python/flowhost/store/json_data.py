@@ -1,9 +1,9 @@
 """What the event store accepts as data: JSON that Postgres `jsonb` can hold.
 
 `jsonb` refuses some of what JSON text allows: NUL characters in strings (`\\u0000`) and lone
-surrogates; and JSON has no NaN or infinities. Data from step code is checked here before it reaches a
-transaction, so a bad value fails its own attempt with a clear message instead of failing the
-batch of results it would have been written with.
+surrogates; and JSON has no NaN or infinities. Data from step code is checked here before it
+reaches a transaction, so a bad value fails its own attempt with a clear message instead of
+failing the batch of results it would have been written with.
 """
 
 from __future__ import annotations
