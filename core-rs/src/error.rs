@@ -10,6 +10,9 @@ pub enum CoreError {
     /// An argument has the right type but a value the operation cannot use.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A cron expression is invalid or can never fire.
+    #[error("{0}")]
+    CronSyntax(crate::cron::CronSyntaxError),
 }
 
 /// The result of a core operation.

@@ -5,6 +5,7 @@
 //! turns on when it builds the extension.
 
 pub mod build_info;
+pub mod cron;
 pub mod error;
 pub mod event_log;
 pub mod readiness;
