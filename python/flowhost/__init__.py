@@ -6,6 +6,7 @@ Steps are written with the `flowhost_worker` SDK; this package hosts and runs th
 from flowhost._core import __version__
 from flowhost.errors import (
     ConfigurationError,
+    CronSyntaxError,
     DatabaseError,
     DatabaseUnavailableError,
     DiscoveryError,
@@ -20,6 +21,7 @@ from flowhost.settings import Settings, load_settings
 
 __all__ = [
     "ConfigurationError",
+    "CronSyntaxError",
     "DatabaseError",
     "DatabaseUnavailableError",
     "DiscoveryError",

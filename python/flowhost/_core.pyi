@@ -6,10 +6,18 @@ module with ``python -m mypy.stubtest flowhost._core``.
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Final
+from datetime import datetime
+from typing import Any, Final, final
 
 # PyO3 lists every name it adds to the module in `__all__`.
-__all__ = ["InvalidArgumentError", "__version__", "build_info", "encode_events", "ready_steps"]
+__all__ = [
+    "CronSchedule",
+    "InvalidArgumentError",
+    "__version__",
+    "build_info",
+    "encode_events",
+    "ready_steps",
+]
 
 __version__: Final[str]
 """The version of the Rust core, e.g. ``"0.1.0"``."""
@@ -83,3 +91,72 @@ def ready_steps(
             iterable, or a step or event name is not a ``str``.
         InvalidArgumentError: a step or event name contains a lone surrogate (it has no UTF-8 form).
     """
+
+@final
+class CronSchedule:
+    """A cron expression bound to an IANA time zone (re-exported as ``flowhost.cron.CronSchedule``).
+
+    Five fields (minute hour day-of-month month day-of-week), six with the seconds first, or a
+    macro (``@yearly``, ``@annually``, ``@monthly``, ``@weekly``, ``@daily``, ``@midnight``,
+    ``@hourly``). Fields take ``*``, values, names (``JAN``, ``mon``, any case), lists, ranges,
+    steps (``*/15``, ``1-30/2``, ``5/10``); 0 and 7 are Sunday; ``?`` means ``*`` in the two day
+    fields; day-of-month takes ``L`` and ``L-n``, day-of-week ``5L`` (last Friday) and ``5#2``
+    (second Friday). When both day fields are restricted (neither starts with ``*`` or ``?``), a
+    day matching either one fires (Vixie cron). DST: a fixed-hour job whose time falls in a
+    spring-forward gap fires once when the gap ends, and once (the first time) in a repeated
+    hour; jobs with a wildcard or step hour follow real time. See docs/cron.md.
+
+    Raises:
+        flowhost.errors.CronSyntaxError: the expression is invalid or can never fire; its
+            ``field`` and ``token`` name the culprit.
+        InvalidArgumentError: ``tz`` is not an IANA time zone name.
+        TypeError: ``expression`` or ``tz`` is not a ``str``.
+    """
+
+    def __new__(cls, expression: str, tz: str | None = None) -> CronSchedule:
+        """Parse ``expression`` for the zone ``tz`` (``"UTC"`` when ``None``)."""
+
+    @property
+    def expression(self) -> str:
+        """The expression as given."""
+
+    @property
+    def tz(self) -> str:
+        """The time zone's IANA name as the database spells it (``"europe/berlin"`` gives
+        ``"Europe/Berlin"``)."""
+
+    def next_after(self, start: datetime, count: int = 1) -> list[datetime]:
+        """The next ``count`` fire times strictly after ``start``, earliest first.
+
+        ``start`` must be an aware datetime (any tzinfo); the results are aware datetimes in the
+        schedule's zone (``zoneinfo.ZoneInfo(tz)``, with ``fold=1`` for the second occurrence of
+        a repeated wall-clock time). The list is shorter than ``count`` only when the schedule
+        has no more fire times before the year 10000.
+
+        Raises:
+            TypeError: ``start`` is not a datetime, or ``count`` not an int.
+            ValueError: ``start`` is naive, or ``count`` is not 1 to 10,000
+                (``InvalidArgumentError``).
+        """
+
+    def previous_before(self, start: datetime, count: int = 1) -> list[datetime]:
+        """The previous ``count`` fire times strictly before ``start``, latest first.
+
+        Like :meth:`next_after` backwards; the list is shorter than ``count`` only when the
+        schedule has no more fire times after the start of year 1.
+        """
+
+    def matches(self, dt: datetime) -> bool:
+        """Whether the aware datetime ``dt`` is exactly a fire time (to the microsecond).
+
+        Raises:
+            TypeError: ``dt`` is not a datetime.
+            ValueError: ``dt`` is naive.
+        """
+
+    def describe(self) -> str:
+        """The schedule in English, e.g. ``"at 09:00, on Monday through Friday (UTC)"``."""
+
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __reduce__(self) -> tuple[type[CronSchedule], tuple[str, str]]: ...

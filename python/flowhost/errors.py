@@ -56,3 +56,25 @@ class FlowDefinitionError(FlowhostError, ValueError):
 
 class DiscoveryError(FlowhostError):
     """The step functions could not be discovered."""
+
+
+class CronSyntaxError(FlowhostError, ValueError):
+    """The cron expression is invalid."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str = "expression",
+        token: str = "",
+        expression: str = "",
+        **details: Any,
+    ) -> None:
+        super().__init__(message, field=field, token=token, expression=expression, **details)
+        self.field = field
+        """The field at fault: ``"second"``, ``"minute"``, ``"hour"``, ``"day-of-month"``,
+        ``"month"``, ``"day-of-week"``, or ``"expression"`` for the expression as a whole."""
+        self.token = token
+        """The offending item of the field (or the field, or the whole expression)."""
+        self.expression = expression
+        """The expression as given."""

@@ -1,8 +1,11 @@
 //! The Python exceptions of `flowhost._core`, and the one conversion from `CoreError`.
 
 use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::{create_exception, PyErr};
 
+use crate::cron::CronSyntaxError;
 use crate::CoreError;
 
 create_exception!(
@@ -16,6 +19,26 @@ impl From<CoreError> for PyErr {
     fn from(error: CoreError) -> Self {
         match error {
             CoreError::InvalidArgument(message) => InvalidArgumentError::new_err(message),
+            CoreError::CronSyntax(error) => cron_syntax_error(&error),
         }
     }
+}
+
+/// `flowhost.errors.CronSyntaxError(message, field=…, token=…, expression=…)`.
+///
+/// The class lives in Python, with flowhost's other exceptions, so it is imported when raised;
+/// should that fail (`flowhost._core` loaded without its package), the error is still a
+/// `ValueError` with the same message.
+fn cron_syntax_error(error: &CronSyntaxError) -> PyErr {
+    let message = error.to_string();
+    Python::attach(|py| {
+        let class = py.import("flowhost.errors")?.getattr("CronSyntaxError")?;
+        let details = PyDict::new(py);
+        details.set_item("field", error.field)?;
+        details.set_item("token", &error.token)?;
+        details.set_item("expression", &error.expression)?;
+        let instance = class.call((&message,), Some(&details))?;
+        Ok::<_, PyErr>(PyErr::from_value(instance))
+    })
+    .unwrap_or_else(|_| InvalidArgumentError::new_err(message))
 }

@@ -5,6 +5,7 @@
 
 mod build_info;
 mod convert;
+mod cron;
 mod errors;
 mod event_log;
 mod readiness;
@@ -15,13 +16,15 @@ use pyo3::prelude::*;
 
 /// Rust core of flowhost. Private: import from `flowhost` instead.
 // `gil_used = false` (PyO3's default since 0.28, stated here on purpose): the module keeps no state
-// between calls, defines no classes, has no `unsafe` code (the crate denies it), and reads its
+// between calls but a cache of `zoneinfo.ZoneInfo` objects in a dict, its one class is frozen, has no `unsafe` code (the crate denies it), and reads its
 // arguments only through PyO3's safe API, so it is safe to call from several threads at once on
 // free-threaded Python.
 #[pymodule(gil_used = false)]
 mod _core {
     #[pymodule_export]
     use super::build_info::build_info;
+    #[pymodule_export]
+    use super::cron::CronSchedule;
     #[pymodule_export]
     use super::errors::InvalidArgumentError;
     #[pymodule_export]
