@@ -51,17 +51,26 @@ def test_start_in_any_zone_or_fixed_offset() -> None:
 def test_spring_forward_fixed_hour_fires_once_at_the_end_of_the_gap() -> None:
     schedule = CronSchedule("30 2 * * *", tz="America/New_York")
     fires = schedule.next_after(utc(2024, 3, 9, 12), count=2)
-    assert [fire.astimezone(UTC) for fire in fires] == [utc(2024, 3, 10, 7), utc(2024, 3, 11, 6, 30)]
+    assert [fire.astimezone(UTC) for fire in fires] == [
+        utc(2024, 3, 10, 7),
+        utc(2024, 3, 11, 6, 30),
+    ]
     assert (fires[0].hour, fires[0].minute) == (3, 0)
 
 
 def test_fall_back_fixed_hour_fires_once_and_wildcard_hour_twice() -> None:
     fixed = CronSchedule("30 1 * * *", tz="America/New_York").next_after(utc(2024, 11, 3), count=2)
-    assert [fire.astimezone(UTC) for fire in fixed] == [utc(2024, 11, 3, 5, 30), utc(2024, 11, 4, 6, 30)]
+    assert [fire.astimezone(UTC) for fire in fixed] == [
+        utc(2024, 11, 3, 5, 30),
+        utc(2024, 11, 4, 6, 30),
+    ]
     hourly = CronSchedule("30 * * * *", tz="America/New_York").next_after(
         utc(2024, 11, 3, 5), count=2
     )
-    assert [fire.astimezone(UTC) for fire in hourly] == [utc(2024, 11, 3, 5, 30), utc(2024, 11, 3, 6, 30)]
+    assert [fire.astimezone(UTC) for fire in hourly] == [
+        utc(2024, 11, 3, 5, 30),
+        utc(2024, 11, 3, 6, 30),
+    ]
     assert [(fire.hour, fire.minute, fire.fold) for fire in hourly] == [(1, 30, 0), (1, 30, 1)]
 
 
@@ -123,7 +132,9 @@ def test_value_semantics_and_pickle() -> None:
         ("", "expression", ""),
     ],
 )
-def test_invalid_expressions_raise_cron_syntax_error(expression: str, field: str, token: str) -> None:
+def test_invalid_expressions_raise_cron_syntax_error(
+    expression: str, field: str, token: str
+) -> None:
     with pytest.raises(CronSyntaxError) as raised:
         CronSchedule(expression)
     assert (raised.value.field, raised.value.token) == (field, token)

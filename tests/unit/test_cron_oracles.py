@@ -49,9 +49,9 @@ def field(low: int, high: int) -> st.SearchStrategy[str]:
     return st.one_of(st.just("*"), st.lists(item, min_size=1, max_size=3).map(",".join))
 
 
-EXPRESSIONS = st.tuples(
-    field(0, 59), field(0, 23), field(1, 31), field(1, 12), field(0, 7)
-).map(" ".join)
+EXPRESSIONS = st.tuples(field(0, 59), field(0, 23), field(1, 31), field(1, 12), field(0, 7)).map(
+    " ".join
+)
 STARTS = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2050, 1, 1))
 
 
