@@ -1,5 +1,8 @@
 //! Criterion benches of cron parsing and next/previous fire-time search.
 
+// `criterion_group!` and `criterion_main!` generate functions that cannot carry doc comments.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use flowhost_core::cron::Schedule;
 use std::hint::black_box;

@@ -151,7 +151,7 @@ def test_invalid_expressions_raise_cron_syntax_error(
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'|\"Mars/Olympus\""):
+    with pytest.raises(ValueError, match=r"unknown time zone .Mars/Olympus."):
         CronSchedule("* * * * *", tz="Mars/Olympus")
     with pytest.raises(TypeError, match="expression must be str, not int"):
         CronSchedule(5)  # type: ignore[arg-type]

@@ -4,8 +4,9 @@ Compared only where the libraries agree on the semantics (docs/cron.md, "Where i
 disagree"); each exclusion below names the disagreement it steps around:
 
 - croniter treats a day field that starts with ``*`` but is not ``*`` itself (``*/2``), or has
-  a ``*`` item in a list, as restricted (and its ``get_prev`` disagrees with its ``get_next``), so ``0 0 */2 * 1`` is "odd days OR Mondays" there; Vixie cron, cronsim and flowhost
-  read it as "odd days AND Mondays".
+  a ``*`` item in a list, as restricted, so ``0 0 */2 * 1`` is "odd days OR Mondays" there
+  (and its ``get_prev`` and ``get_next`` disagree on ``1,*/7``); Vixie cron, cronsim and
+  flowhost read it as "odd days AND Mondays".
 - One-value ranges (``1-1``, ``0-0/1``): croniter reads them as ``*`` in every field, cronsim
   in the weekday and month fields; flowhost reads ``a-a`` as ``a`` (test_cron.py), and the
   generated ranges here always span two values or more.

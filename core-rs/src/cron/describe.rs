@@ -47,10 +47,7 @@ pub fn describe(parsed: &Parsed, zone_name: &str) -> String {
 }
 
 fn is_every(field: &Field) -> bool {
-    field
-        .items
-        .iter()
-        .any(|item| *item == Item::Every { step: 1 })
+    field.items.contains(&Item::Every { step: 1 })
 }
 
 /// The single values of a field, when every item is one.

@@ -78,7 +78,7 @@ pub enum Item {
 }
 
 /// A field as parsed: its text and items.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Field {
     /// The field's text as written.
     pub text: String,
@@ -211,20 +211,19 @@ pub fn parse(expression: &str) -> Result<Parsed, CronSyntaxError> {
             )))
         }
     };
-    let mut fields = Vec::with_capacity(6);
-    for (spec, text) in SPECS.iter().zip(&texts) {
+    let mut fields: [Field; 6] = Default::default();
+    for ((spec, text), parsed) in SPECS.iter().zip(&texts).zip(&mut fields) {
         let items = parse_field(spec, text).map_err(|(token, reason)| CronSyntaxError {
             expression: expression.to_owned(),
             field: spec.name,
             token,
             reason,
         })?;
-        fields.push(Field {
+        *parsed = Field {
             text: (*text).to_owned(),
             items,
-        });
+        };
     }
-    let fields: [Field; 6] = fields.try_into().expect("six specs, six fields");
     let pattern = build_pattern(&fields);
     if !pattern.can_match() {
         let (field, text) = if pattern.day_of_month_star {
@@ -316,22 +315,20 @@ fn parse_item(spec: &Spec, token: &str) -> Result<Item, String> {
             step: step.unwrap_or(1),
         });
     }
-    let (start, end) = match range.split_once('-') {
-        Some((start, end)) => {
-            let (start, end) = (value(spec, start)?, value(spec, end)?);
-            if start > end {
-                return Err(format!(
-                    "range runs backwards ({start} > {end}); write it as two items, e.g. {start}-{},{}-{end}",
-                    spec.max, spec.min
-                ));
-            }
-            (start, end)
+    let (start, end) = if let Some((start, end)) = range.split_once('-') {
+        let (start, end) = (value(spec, start)?, value(spec, end)?);
+        if start > end {
+            return Err(format!(
+                "range runs backwards ({start} > {end}); write it as two items, e.g. \
+                 {start}-{},{}-{end}",
+                spec.max, spec.min
+            ));
         }
+        (start, end)
+    } else {
         // `a/s` runs from `a` to the field's end; a bare value is itself.
-        None => {
-            let start = value(spec, range)?;
-            (start, if step.is_some() { spec.max } else { start })
-        }
+        let start = value(spec, range)?;
+        (start, if step.is_some() { spec.max } else { start })
     };
     Ok(Item::Range {
         start,

@@ -328,7 +328,7 @@ fn previous_bit(bits: u64, from: i32) -> Option<i32> {
     let below = bits & (u64::MAX >> (63 - from));
     // At most 63, so the cast is lossless.
     #[allow(clippy::cast_possible_wrap)]
-    (below != 0).then(|| (63 - below.leading_zeros()) as i32)
+    (below != 0).then(|| below.ilog2() as i32)
 }
 
 #[cfg(test)]
@@ -336,19 +336,7 @@ mod tests {
     use super::*;
 
     fn every_day() -> Pattern {
-        Pattern::new(
-            1,
-            1,
-            1,
-            u32::MAX & !1,
-            0,
-            0x1ffe,
-            0x7f,
-            [0; 7],
-            0,
-            (true, true),
-            false,
-        )
+        Pattern::new(1, 1, 1, !1, 0, 0x1ffe, 0x7f, [0; 7], 0, (true, true), false)
     }
 
     #[test]
@@ -371,7 +359,7 @@ mod tests {
             1,
             1,
             1,
-            u32::MAX & !1,
+            !1,
             0,
             0x1ffe,
             0b10,

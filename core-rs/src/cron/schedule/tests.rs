@@ -258,12 +258,12 @@ fn fall_back_wildcard_hour_jobs_fire_in_both_occurrences() {
 struct Lcg(u64);
 
 impl Lcg {
-    fn below(&mut self, bound: u64) -> u64 {
+    fn below(&mut self, bound: usize) -> usize {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % bound
+        usize::try_from(self.0 >> 33).unwrap() % bound
     }
 }
 
@@ -348,8 +348,8 @@ fn next_and_previous_are_inverse_on_random_schedules() {
     ];
     let mut random = Lcg(7);
     for _ in 0..600 {
-        let expression = expressions[random.below(expressions.len() as u64) as usize];
-        let zone = zones[random.below(zones.len() as u64) as usize];
+        let expression = expressions[random.below(expressions.len())];
+        let zone = zones[random.below(zones.len())];
         let schedule = schedule(expression, zone);
         let start = utc(1990, 1, 1, 0, 0) + i64::try_from(random.below(60 * 365 * 86_400)).unwrap();
         let fire = schedule.next_after(start).unwrap();
