@@ -9,6 +9,7 @@ RUST_SOURCES := $(shell find core-rs -name '*.rs' -o -name Cargo.toml) Cargo.tom
 DEPS_STAMP := $(VENV)/.deps-installed
 CORE_STAMP := $(VENV)/.core-built
 NODE_STAMP := sdk-node/node_modules/.package-lock.json
+CRON_ORACLES_STAMP := tests/oracles/cron/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-rust test-python test-node lint bench clean
@@ -34,7 +35,12 @@ $(NODE_STAMP): sdk-node/package.json sdk-node/package-lock.json
 	cd sdk-node && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
-install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
+# cron-parser and croner, the npm oracles of tests/unit/test_cron_node_oracles.py.
+$(CRON_ORACLES_STAMP): tests/oracles/cron/package.json tests/oracles/cron/package-lock.json
+	cd tests/oracles/cron && npm ci --no-audit --no-fund
+	touch $(CRON_ORACLES_STAMP)
+
+install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) $(CRON_ORACLES_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
 
 demo: install ## Run examples/orders on an embedded Postgres
 	cd examples/orders && ../../$(VENV)/bin/flowhost run orders --input @order.json
