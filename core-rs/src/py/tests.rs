@@ -169,3 +169,25 @@ assert core.ready_steps(flow, {"x"}, set()) == ["a", "b"]
 "#,
     );
 }
+
+#[test]
+fn cron_schedule_answers_and_maps_errors_without_the_python_package() {
+    // Here `flowhost` is a bare module without `errors`, so a syntax error falls back to
+    // InvalidArgumentError (still a ValueError); pytest covers flowhost.errors.CronSyntaxError.
+    run_python(
+        cr#"
+import datetime
+schedule = core.CronSchedule("*/15 * * * *", "Europe/Berlin")
+start = datetime.datetime(2024, 5, 1, 10, 0, tzinfo=datetime.timezone.utc)
+fires = schedule.next_after(start, 2)
+assert [fire.minute for fire in fires] == [15, 30], fires
+assert str(fires[0].tzinfo) == "Europe/Berlin"
+try:
+    core.CronSchedule("0 0 30 2 *")
+except core.InvalidArgumentError as error:
+    assert "day-of-month" in str(error), error
+else:
+    raise AssertionError("no error")
+"#,
+    );
+}
