@@ -8,6 +8,7 @@ pub mod build_info;
 pub mod cron;
 pub mod error;
 pub mod event_log;
+pub mod ratelimit;
 pub mod readiness;
 
 #[cfg(feature = "python")]
