@@ -5,14 +5,16 @@ module with ``python -m mypy.stubtest flowhost._core``.
 """
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, final
+from typing import Any, Final, Literal, final
 
 # PyO3 lists every name it adds to the module in `__all__`.
 __all__ = [
     "CronSchedule",
+    "Decision",
     "InvalidArgumentError",
+    "RateLimiter",
     "__version__",
     "build_info",
     "encode_events",
@@ -160,3 +162,119 @@ class CronSchedule:
     def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[type[CronSchedule], tuple[str, str]]: ...
+
+@final
+class Decision:
+    """What one hit decided. Truthy when the hit was allowed.
+
+    Attributes:
+        allowed: whether the hit was allowed (and, for ``hit``, counted).
+        limit: the most cost the key admits at once: ``limit``, or ``burst + 1`` for GCRA.
+        remaining: the cost the key would still admit now, after this hit.
+        retry_after: seconds until the same hit would be allowed; ``-1.0`` when it was allowed,
+            ``math.inf`` when its cost exceeds ``limit`` (it never will be).
+        reset_after: seconds until the key is back to full capacity (``remaining == limit``);
+            ``0.0`` when it is.
+    """
+
+    def __new__(
+        cls,
+        *,
+        allowed: bool,
+        limit: int,
+        remaining: int,
+        retry_after: float,
+        reset_after: float,
+    ) -> Decision: ...
+    @property
+    def allowed(self) -> bool: ...
+    @property
+    def limit(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def retry_after(self) -> float: ...
+    @property
+    def reset_after(self) -> float: ...
+    def __bool__(self) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
+    __hash__: None  # type: ignore[assignment]
+
+@final
+class RateLimiter:
+    """A rate limiter over many keys, by one strategy; safe to share between threads.
+
+    Args:
+        strategy: ``"gcra"``, ``"fixed_window"``, ``"moving_window"`` or
+            ``"sliding_window_counter"``.
+        limit: the most cost admitted per period, from 1 to 10**12 (GCRA: the sustained rate).
+        period: the period in seconds, from 1 ns to 2**63 ns (about 292 years).
+        burst: GCRA only: its ``max_burst`` (a fresh key admits ``burst + 1`` at once); ``None``
+            means ``limit - 1``. The windows take no burst.
+
+    Raises:
+        TypeError: an argument has the wrong type (``bool`` is not taken as an ``int``).
+        InvalidArgumentError: an unknown strategy, a value out of range, or a burst for a window.
+    """
+
+    def __new__(
+        cls,
+        strategy: Literal["gcra", "fixed_window", "moving_window", "sliding_window_counter"],
+        limit: int,
+        period: float,
+        burst: int | None = None,
+    ) -> RateLimiter: ...
+    def hit(self, key: str, cost: int = 1, now: float | None = None) -> Decision:
+        """Decides a hit of ``cost`` on ``key`` at ``now`` and counts it if allowed.
+
+        ``now`` is in seconds since the Unix epoch; ``None`` reads the wall clock. A ``cost`` of 0
+        only reports. A refused hit counts nothing.
+
+        Raises:
+            TypeError: ``key`` is not a ``str``, ``cost`` not an ``int``, ``now`` not a number.
+            InvalidArgumentError: ``cost`` is negative, ``now`` is not finite or out of range, or
+                ``key`` contains a lone surrogate.
+        """
+
+    def test(self, key: str, cost: int = 1, now: float | None = None) -> bool:
+        """Whether ``hit(key, cost, now)`` would be allowed; counts nothing."""
+
+    def allow(self, key: str, cost: int = 1, now: float | None = None) -> bool:
+        """``hit(key, cost, now).allowed``, without building a ``Decision``."""
+
+    def hit_many(
+        self, keys: Iterable[str], costs: Iterable[int] | None = None, now: float | None = None
+    ) -> list[bool]:
+        """Hits each key in turn at one time ``now``; whether each hit was allowed.
+
+        A key given twice is hit twice, in order. ``costs`` has one cost per key (default 1 each).
+        Every argument is checked before the first hit, so an error counts nothing.
+
+        Raises:
+            TypeError: ``keys`` or ``costs`` is not iterable (or is a ``str`` or bytes), or an item
+                has the wrong type.
+            InvalidArgumentError: ``costs`` has another length than ``keys``, or an item or
+                ``now`` has a bad value.
+        """
+
+    def clear(self) -> None:
+        """Forgets every key."""
+
+    def __len__(self) -> int:
+        """How many keys the limiter holds state for (expired ones are dropped lazily)."""
+
+    @property
+    def strategy(self) -> Literal["gcra", "fixed_window", "moving_window", "sliding_window_counter"]:
+        """The strategy's name."""
+
+    @property
+    def limit(self) -> int:
+        """The most cost admitted per period."""
+
+    @property
+    def period(self) -> float:
+        """The period in seconds, as given."""
+
+    @property
+    def burst(self) -> int | None:
+        """GCRA's burst (``limit - 1`` unless given); ``None`` for the windows."""

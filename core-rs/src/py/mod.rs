@@ -8,6 +8,7 @@ mod convert;
 mod cron;
 mod errors;
 mod event_log;
+mod ratelimit;
 mod readiness;
 #[cfg(test)]
 mod tests;
@@ -16,9 +17,10 @@ use pyo3::prelude::*;
 
 /// Rust core of flowhost. Private: import from `flowhost` instead.
 // `gil_used = false` (PyO3's default since 0.28, stated here on purpose): the module keeps no state
-// between calls but a cache of `zoneinfo.ZoneInfo` objects in a dict, its one class is frozen, has no `unsafe` code (the crate denies it), and reads its
-// arguments only through PyO3's safe API, so it is safe to call from several threads at once on
-// free-threaded Python.
+// between calls but a cache of `zoneinfo.ZoneInfo` objects in a dict, its classes are frozen
+// (`RateLimiter` guards its keys with its own mutexes), it has no `unsafe` code (the crate
+// denies it), and reads its arguments only through PyO3's safe API, so it is safe to call from
+// several threads at once on free-threaded Python.
 #[pymodule(gil_used = false)]
 mod _core {
     #[pymodule_export]
@@ -29,6 +31,7 @@ mod _core {
     use super::errors::InvalidArgumentError;
     #[pymodule_export]
     use super::event_log::encode_events;
+    use super::ratelimit::{PyDecision, PyRateLimiter};
     #[pymodule_export]
     use super::readiness::ready_steps;
 

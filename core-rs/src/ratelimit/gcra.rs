@@ -14,7 +14,7 @@
 //! - A cost above `burst + 1` never conforms: `retry_after` is [`RetryAfter::Never`], where
 //!   redis-cell reports -1 as if the hit had been allowed; and `reset_after` is never negative.
 
-use super::{ceil_div_saturating, Algorithm, Decision, Nanos, Quota, RetryAfter};
+use super::{ceil_div_saturating, div_u128, Algorithm, Decision, Nanos, Quota, RetryAfter};
 
 /// The GCRA parameters, in units of `1 / limit` nanoseconds (so `T` is a whole number of units).
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +52,7 @@ impl Gcra {
         // `ahead` exceeds the tolerance only if the clock stepped back since the last hit.
         let room = self.delay_variation_tolerance.saturating_sub(ahead);
         // At most `capacity`.
-        u64::try_from(room / self.emission_interval).unwrap_or(self.capacity)
+        u64::try_from(div_u128(room, self.emission_interval, false)).unwrap_or(self.capacity)
     }
 
     fn nanos_of(&self, units: u128) -> Nanos {

@@ -224,25 +224,28 @@ pub trait Algorithm: Send + Sync {
 
 /// A rate limiter of any strategy, over many keys; safe to share between threads.
 #[derive(Debug)]
-pub enum RateLimiter {
-    /// [`Strategy::Gcra`].
+pub struct RateLimiter {
+    quota: Quota,
+    keyed: ByStrategy,
+}
+
+/// The keyed limiter of each strategy: a `match` per call picks the monomorphic code.
+#[derive(Debug)]
+enum ByStrategy {
     Gcra(Keyed<gcra::Gcra>),
-    /// [`Strategy::FixedWindow`].
     FixedWindow(Keyed<fixed_window::FixedWindow>),
-    /// [`Strategy::MovingWindow`].
     MovingWindow(Keyed<moving_window::MovingWindow>),
-    /// [`Strategy::SlidingWindowCounter`].
     SlidingWindowCounter(Keyed<sliding_window_counter::SlidingWindowCounter>),
 }
 
-/// Calls `$body` with `$keyed` bound to the limiter of whichever strategy `$limiter` holds.
+/// Evaluates `$body` with `$keyed` bound to the keyed limiter of whichever strategy `$limiter` has.
 macro_rules! with_keyed {
     ($limiter:expr, $keyed:ident => $body:expr) => {
-        match $limiter {
-            RateLimiter::Gcra($keyed) => $body,
-            RateLimiter::FixedWindow($keyed) => $body,
-            RateLimiter::MovingWindow($keyed) => $body,
-            RateLimiter::SlidingWindowCounter($keyed) => $body,
+        match &$limiter.keyed {
+            ByStrategy::Gcra($keyed) => $body,
+            ByStrategy::FixedWindow($keyed) => $body,
+            ByStrategy::MovingWindow($keyed) => $body,
+            ByStrategy::SlidingWindowCounter($keyed) => $body,
         }
     };
 }
@@ -260,29 +263,36 @@ impl RateLimiter {
         burst: Option<u64>,
     ) -> CoreResult<Self> {
         let quota = Quota::new(strategy, limit, period, burst)?;
-        Ok(match strategy {
-            Strategy::Gcra => Self::Gcra(Keyed::new(gcra::Gcra::new(&quota))),
+        let keyed = match strategy {
+            Strategy::Gcra => ByStrategy::Gcra(Keyed::new(gcra::Gcra::new(&quota))),
             Strategy::FixedWindow => {
-                Self::FixedWindow(Keyed::new(fixed_window::FixedWindow::new(&quota)))
+                ByStrategy::FixedWindow(Keyed::new(fixed_window::FixedWindow::new(&quota)))
             }
             Strategy::MovingWindow => {
-                Self::MovingWindow(Keyed::new(moving_window::MovingWindow::new(&quota)))
+                ByStrategy::MovingWindow(Keyed::new(moving_window::MovingWindow::new(&quota)))
             }
-            Strategy::SlidingWindowCounter => Self::SlidingWindowCounter(Keyed::new(
+            Strategy::SlidingWindowCounter => ByStrategy::SlidingWindowCounter(Keyed::new(
                 sliding_window_counter::SlidingWindowCounter::new(&quota),
             )),
-        })
+        };
+        Ok(Self { quota, keyed })
     }
 
     /// The strategy of this limiter.
     #[must_use]
     pub fn strategy(&self) -> Strategy {
-        match self {
-            Self::Gcra(_) => Strategy::Gcra,
-            Self::FixedWindow(_) => Strategy::FixedWindow,
-            Self::MovingWindow(_) => Strategy::MovingWindow,
-            Self::SlidingWindowCounter(_) => Strategy::SlidingWindowCounter,
+        match self.keyed {
+            ByStrategy::Gcra(_) => Strategy::Gcra,
+            ByStrategy::FixedWindow(_) => Strategy::FixedWindow,
+            ByStrategy::MovingWindow(_) => Strategy::MovingWindow,
+            ByStrategy::SlidingWindowCounter(_) => Strategy::SlidingWindowCounter,
         }
+    }
+
+    /// The quota this limiter enforces.
+    #[must_use]
+    pub fn quota(&self) -> Quota {
+        self.quota
     }
 
     /// Decides a hit of `cost` on `key` at `now`, and counts it if allowed.
@@ -319,11 +329,31 @@ impl RateLimiter {
     pub fn clear(&self) {
         with_keyed!(self, keyed => keyed.clear());
     }
+
+    /// As [`hit`](Self::hit) or [`test`](Self::test), but never dropping a key.
+    #[cfg(test)]
+    fn decide_without_sweeping(&self, key: &str, cost: u64, now: Nanos, consume: bool) -> Decision {
+        with_keyed!(self, keyed => keyed.decide_without_sweeping(key, cost, now, consume))
+    }
 }
 
 /// `numerator / denominator` rounded up, saturated to `Nanos`.
 fn ceil_div_saturating(numerator: u128, denominator: u128) -> Nanos {
-    Nanos::try_from(numerator.div_ceil(denominator)).unwrap_or(Nanos::MAX)
+    Nanos::try_from(div_u128(numerator, denominator, true)).unwrap_or(Nanos::MAX)
+}
+
+/// `numerator / denominator`, rounded up if `ceil`, else down; `denominator` is not 0.
+///
+/// Divides in 64 bits when both fit, as they nearly always do: a 128-bit division is a call to a
+/// routine several times slower, and GCRA divides twice per decision.
+#[inline]
+fn div_u128(numerator: u128, denominator: u128, ceil: bool) -> u128 {
+    match (u64::try_from(numerator), u64::try_from(denominator)) {
+        (Ok(numerator), Ok(denominator)) if ceil => u128::from(numerator.div_ceil(denominator)),
+        (Ok(numerator), Ok(denominator)) => u128::from(numerator / denominator),
+        _ if ceil => numerator.div_ceil(denominator),
+        _ => numerator / denominator,
+    }
 }
 
 #[cfg(test)]

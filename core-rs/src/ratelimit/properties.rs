@@ -263,12 +263,7 @@ proptest! {
             now += call.after;
             for key in 0..keys {
                 let key = format!("{key}:{}", call.key);
-                let expected = match &reference {
-                    RateLimiter::Gcra(keyed) => keyed.decide_without_sweeping(&key, call.cost, now, call.consume),
-                    RateLimiter::FixedWindow(keyed) => keyed.decide_without_sweeping(&key, call.cost, now, call.consume),
-                    RateLimiter::MovingWindow(keyed) => keyed.decide_without_sweeping(&key, call.cost, now, call.consume),
-                    RateLimiter::SlidingWindowCounter(keyed) => keyed.decide_without_sweeping(&key, call.cost, now, call.consume),
-                };
+                let expected = reference.decide_without_sweeping(&key, call.cost, now, call.consume);
                 let decision = if call.consume {
                     limiter.hit(&key, call.cost, now)
                 } else {
