@@ -7,7 +7,7 @@ module with ``python -m mypy.stubtest flowhost._core``.
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, Literal, final
+from typing import Any, Final, Literal, TypeAlias, final
 
 # PyO3 lists every name it adds to the module in `__all__`.
 __all__ = [
@@ -93,6 +93,8 @@ def ready_steps(
             iterable, or a step or event name is not a ``str``.
         InvalidArgumentError: a step or event name contains a lone surrogate (it has no UTF-8 form).
     """
+
+_Strategy: TypeAlias = Literal["gcra", "fixed_window", "moving_window", "sliding_window_counter"]
 
 @final
 class CronSchedule:
@@ -219,7 +221,7 @@ class RateLimiter:
 
     def __new__(
         cls,
-        strategy: Literal["gcra", "fixed_window", "moving_window", "sliding_window_counter"],
+        strategy: _Strategy,
         limit: int,
         period: float,
         burst: int | None = None,
@@ -264,7 +266,7 @@ class RateLimiter:
         """How many keys the limiter holds state for (expired ones are dropped lazily)."""
 
     @property
-    def strategy(self) -> Literal["gcra", "fixed_window", "moving_window", "sliding_window_counter"]:
+    def strategy(self) -> _Strategy:
         """The strategy's name."""
 
     @property
