@@ -188,6 +188,31 @@ except core.InvalidArgumentError as error:
     assert "day-of-month" in str(error), error
 else:
     raise AssertionError("no error")
+
+fn rate_limiter_decides_and_refuses_bad_arguments() {
+    run_python(
+        cr#"
+limiter = core.RateLimiter("gcra", 1, 1.0, burst=4)
+first = limiter.hit("k", 1, 100.0)
+assert first and first.limit == 5 and first.remaining == 4, first
+assert first.retry_after == -1.0 and first.reset_after == 1.0, first
+assert limiter.hit("k", 6, 100.0).retry_after == float("inf")
+assert limiter.test("k", 4, 100.0) and not limiter.test("k", 5, 100.0)
+assert limiter.hit_many(["k", "j"], [4, 1], now=100.0) == [True, True]
+assert len(limiter) == 2
+for arguments, error in [((1,), TypeError), (("k", -1), ValueError), (("k", 1, float("nan")), ValueError)]:
+    try:
+        limiter.hit(*arguments)
+    except error:
+        pass
+    else:
+        raise AssertionError(arguments)
+try:
+    core.RateLimiter("leaky", 1, 1.0)
+except core.InvalidArgumentError as error:
+    assert '"sliding_window_counter"' in str(error), error
+else:
+    raise AssertionError("unknown strategy accepted")
 "#,
     );
 }
