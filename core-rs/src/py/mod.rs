@@ -31,6 +31,7 @@ mod _core {
     use super::errors::InvalidArgumentError;
     #[pymodule_export]
     use super::event_log::encode_events;
+    #[pymodule_export]
     use super::ratelimit::{PyDecision, PyRateLimiter};
     #[pymodule_export]
     use super::readiness::ready_steps;

@@ -188,7 +188,11 @@ except core.InvalidArgumentError as error:
     assert "day-of-month" in str(error), error
 else:
     raise AssertionError("no error")
+"#,
+    );
+}
 
+#[test]
 fn rate_limiter_decides_and_refuses_bad_arguments() {
     run_python(
         cr#"
