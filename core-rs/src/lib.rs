@@ -10,6 +10,7 @@ pub mod error;
 pub mod event_log;
 pub mod ratelimit;
 pub mod readiness;
+pub mod triggers;
 
 #[cfg(feature = "python")]
 mod py;
