@@ -5,7 +5,7 @@ module with ``python -m mypy.stubtest flowhost._core``.
 """
 
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, TypeAlias, final
 
@@ -15,10 +15,12 @@ __all__ = [
     "Decision",
     "InvalidArgumentError",
     "RateLimiter",
+    "TriggerIndex",
     "__version__",
     "build_info",
     "encode_events",
     "ready_steps",
+    "step_progress",
 ]
 
 __version__: Final[str]
@@ -280,3 +282,100 @@ class RateLimiter:
     @property
     def burst(self) -> int | None:
         """GCRA's burst (``limit - 1`` unless given); ``None`` for the windows."""
+
+def step_progress(
+    subscriptions: Mapping[str, Collection[str]],
+    emits: Mapping[str, Collection[str]],
+    emitted: Collection[str],
+    statuses: Mapping[str, str],
+) -> tuple[list[str], list[str], bool]:
+    """What a run should do next: ``(ready, skipped, finished)``.
+
+    The steps of the flow are the keys of ``subscriptions``; those not in ``statuses`` are
+    unscheduled. Of those:
+
+    - *ready*: it subscribes to at least one event and every one is in ``emitted`` (AND-join);
+    - *skipped*: an event it subscribes to is not emitted, and no step that can still run may emit
+      it. Steps that can still run: those queued or running, unscheduled entry steps (no
+      subscriptions; the run's input starts them), and, recursively, unscheduled steps whose
+      missing events all can come from steps that can still run. Steps in a cycle that only they
+      could feed are skipped.
+
+    ``finished`` is true when no status is ``queued`` or ``running``, nothing is ready and no
+    entry step is unscheduled; then every unscheduled non-entry step is in ``skipped``.
+
+    Args:
+        subscriptions: each step of the flow -> the event names it subscribes to.
+        emits: each step -> the event names it may emit (``emits=``); a missing step emits
+            nothing; steps not in ``subscriptions`` are ignored.
+        emitted: the event names emitted so far in the run.
+        statuses: each scheduled step -> ``"queued"``, ``"running"``, ``"completed"``,
+            ``"failed"`` or ``"skipped"``. A queued or running name outside the flow still keeps
+            the run from finishing.
+
+    Returns:
+        ``ready`` and ``skipped`` as new lists sorted by code point (their items are the key
+        objects of ``subscriptions``), and ``finished``.
+
+    Raises:
+        TypeError: an argument has the wrong type (as for ``ready_steps``), or a status is not a
+            ``str``.
+        InvalidArgumentError: a status is not one of the five, or a name contains a lone
+            surrogate.
+    """
+
+@final
+class TriggerIndex:
+    """Patterns of event names or MQTT topics, each holding values, matched against names.
+
+    ``syntax="event"``: dot-separated names; ``*`` matches one segment, ``#`` zero or more.
+    ``syntax="mqtt"``: ``/``-separated topics; ``+`` matches one level, ``#`` (last level only)
+    the rest, including the parent (``sport/#`` matches ``sport``); a topic starting with ``$``
+    is not matched by a leading wildcard.
+
+    Values are any hashable objects, compared the way dict keys are. A method called while
+    another runs on the same index (from another thread, or from a value's ``__eq__``) raises
+    ``RuntimeError``.
+    """
+
+    def __new__(cls, *, syntax: Literal["event", "mqtt"] = "event") -> TriggerIndex:
+        """An empty index; ``InvalidArgumentError`` for another ``syntax``."""
+
+    @property
+    def syntax(self) -> Literal["event", "mqtt"]:
+        """The syntax of the patterns and names."""
+
+    def add(self, pattern: str, value: Hashable) -> None:
+        """Registers ``value`` under ``pattern``; registering the same pair again does nothing.
+
+        Raises:
+            flowhost.errors.PatternError: ``pattern`` is invalid (the error names the problem).
+            TypeError: ``value`` is not hashable.
+        """
+
+    def remove(self, pattern: str, value: Hashable) -> bool:
+        """Unregisters ``value`` from ``pattern``; returns whether it was registered there.
+
+        Raises:
+            flowhost.errors.PatternError: ``pattern`` is invalid.
+        """
+
+    def match(self, name: str) -> list[Hashable]:
+        """The values whose patterns match ``name``, each once, in registration order.
+
+        A value registered under several matching patterns comes at the place of its earliest
+        matching registration.
+
+        Raises:
+            flowhost.errors.EventNameError: ``name`` is empty or contains a wildcard (``*``/``#``,
+                or ``+``/``#`` for MQTT), or, for events, has an empty segment.
+        """
+
+    def patterns(self) -> list[str]:
+        """The patterns holding at least one value, sorted by code point."""
+
+    def registrations(self) -> list[tuple[str, Hashable]]:
+        """Every ``(pattern, value)`` registration, in registration order."""
+
+    def __len__(self) -> int:
+        """The number of ``(pattern, value)`` registrations."""

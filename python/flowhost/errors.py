@@ -78,3 +78,11 @@ class CronSyntaxError(FlowhostError, ValueError):
         """The offending item of the field (or the field, or the whole expression)."""
         self.expression = expression
         """The expression as given."""
+
+
+class PatternError(FlowhostError, ValueError):
+    """The trigger pattern is invalid."""
+
+
+class EventNameError(FlowhostError, ValueError):
+    """The name cannot be matched against trigger patterns."""

@@ -20,6 +20,22 @@ impl From<CoreError> for PyErr {
         match error {
             CoreError::InvalidArgument(message) => InvalidArgumentError::new_err(message),
             CoreError::CronSyntax(error) => cron_syntax_error(&error),
+            CoreError::InvalidPattern {
+                ref pattern,
+                ref problem,
+            } => flowhost_error(
+                "PatternError",
+                &error.to_string(),
+                [("pattern", pattern), ("problem", problem)],
+            ),
+            CoreError::InvalidName {
+                ref name,
+                ref problem,
+            } => flowhost_error(
+                "EventNameError",
+                &error.to_string(),
+                [("name", name), ("problem", problem)],
+            ),
         }
     }
 }
@@ -41,4 +57,29 @@ fn cron_syntax_error(error: &CronSyntaxError) -> PyErr {
         Ok::<_, PyErr>(PyErr::from_value(instance))
     })
     .unwrap_or_else(|_| InvalidArgumentError::new_err(message))
+}
+
+/// An instance of `flowhost.errors.<class_name>(message, **details)`.
+///
+/// Errors users catch derive from `flowhost.errors.FlowhostError`, which is Python code; it is
+/// imported when an error is raised, not when `flowhost._core` loads, so the core keeps no
+/// import-time dependency on the package around it. Should that import fail, the error is still
+/// raised, as the core's own `InvalidArgumentError` (a `ValueError`) with the import error as its
+/// cause.
+fn flowhost_error(class_name: &str, message: &str, details: [(&str, &String); 2]) -> PyErr {
+    Python::attach(|py| {
+        let build = || -> PyResult<PyErr> {
+            let class = py.import("flowhost.errors")?.getattr(class_name)?;
+            let keywords = PyDict::new(py);
+            for (key, value) in details {
+                keywords.set_item(key, value)?;
+            }
+            Ok(PyErr::from_value(class.call((message,), Some(&keywords))?))
+        };
+        build().unwrap_or_else(|import_error| {
+            let error = InvalidArgumentError::new_err(message.to_owned());
+            error.set_cause(py, Some(import_error));
+            error
+        })
+    })
 }

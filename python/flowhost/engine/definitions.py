@@ -98,6 +98,10 @@ class FlowDefinition:
         """step name -> the events it waits for (empty for the entry step)."""
         return {name: list(step.subscribes) for name, step in self.steps.items()}
 
+    def emits(self) -> dict[str, list[str]]:
+        """step name -> the events it may emit (`emits=`; a step can emit nothing else)."""
+        return {name: list(step.emits) for name, step in self.steps.items()}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -134,7 +134,8 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
 def _advance(
     flow: FlowDefinition, change: runs.Progress, statuses: dict[str, str], result: Any
 ) -> None:
-    """Schedule the steps that became ready; end the run when nothing is left to run."""
+    """Schedule the steps that became ready, skip those that never can run (as soon as that is
+    known), and end the run when nothing is left to run."""
     next_steps = progress(flow, statuses, change.emitted)
     change.steps = [
         runs.NewStep(
@@ -146,13 +147,13 @@ def _advance(
         )
         for name in next_steps.ready
     ]
-    if not next_steps.finished:
-        return
     change.steps += [runs.NewStep(change.run_id, name, "skipped") for name in next_steps.skipped]
     change.events += [
         NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
         for name in next_steps.skipped
     ]
+    if not next_steps.finished:
+        return
     change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, {"result": result}))
     change.status, change.result, change.finishing = "completed", result, True
 

@@ -6,17 +6,17 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from flowhost._core import ready_steps
+from flowhost._core import step_progress
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
-
-IN_FLIGHT = frozenset({"queued", "running"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Progress:
     # Steps whose subscriptions are now all satisfied: schedule them.
     ready: list[str]
-    # Steps that can never run because no step is left that could emit what they wait for.
+    # Unscheduled steps that can never run: an event they wait for is not emitted and no step that
+    # can still run declares it in `emits=`. Reported as soon as that is known, even while other
+    # steps still run.
     skipped: list[str]
     # Nothing is queued, running or ready: the run is over.
     finished: bool
@@ -26,11 +26,10 @@ def progress(
     flow: FlowDefinition, statuses: Mapping[str, str], emitted: Mapping[str, Any]
 ) -> Progress:
     """`statuses`: every scheduled step of the run -> its status, after the step that just ended."""
-    ready = ready_steps(flow.subscriptions(), emitted.keys(), statuses.keys())
-    if ready or any(status in IN_FLIGHT for status in statuses.values()):
-        return Progress(ready=ready, skipped=[], finished=False)
-    skipped = sorted(name for name in flow.steps if name not in statuses)
-    return Progress(ready=[], skipped=skipped, finished=True)
+    ready, skipped, finished = step_progress(
+        flow.subscriptions(), flow.emits(), emitted.keys(), statuses
+    )
+    return Progress(ready=ready, skipped=skipped, finished=finished)
 
 
 def step_input(step: StepDefinition, emitted: Mapping[str, Any]) -> dict[str, Any]:
