@@ -153,6 +153,68 @@ async def right(events, ctx):
     assert steps == {"decide": "completed", "left": "completed", "right": "skipped"}
 
 
+async def test_a_dead_branch_is_skipped_while_the_live_branch_still_runs(
+    tmp_path: Path, database_url: str
+) -> None:
+    project_dir = write_functions(
+        tmp_path,
+        {
+            "fork.py": """
+from flowhost_worker import step
+
+@step(flow="fork", name="decide", entry=True, emits=["go.left", "go.right"])
+async def decide(data, ctx):
+    await ctx.emit("go.left", {})
+    return "left"
+
+@step(flow="fork", name="left", subscribes=["go.left"], emits=["left.done"])
+async def left(events, ctx):
+    await ctx.emit("left.done", {})
+    return "went left"
+
+@step(flow="fork", name="right", subscribes=["go.right"], emits=["right.done"])
+async def right(events, ctx):
+    return "went right"
+
+@step(flow="fork", name="after_right", subscribes=["right.done"])
+async def after_right(events, ctx):
+    return "after right"
+
+@step(flow="fork", name="join", subscribes=["left.done", "right.done"])
+async def join(events, ctx):
+    return "joined"
+
+@step(flow="fork", name="report", subscribes=["left.done"])
+async def report(events, ctx):
+    return "reported"
+"""
+        },
+    )
+    async with running_host(project_dir, database_url) as project:
+        run_id = await start(project, "fork", {})
+        run = await wait_for_run(project, run_id)
+        async with project.database.connection() as conn:
+            steps = {s["name"]: s["status"] for s in await reads.steps_of_run(conn, run_id)}
+            events = await events_of_run(conn, run_id)
+    assert run["status"] == "completed", run["error"]
+    assert run["result"] == "reported"
+    assert steps == {
+        "decide": "completed",
+        "left": "completed",
+        "right": "skipped",
+        "after_right": "skipped",
+        "join": "skipped",
+        "report": "completed",
+    }
+    # Skipped in the same transaction that completed `decide`: before `left` even started,
+    # not when the run ran out of work.
+    order = [(e.type, e.step) for e in events]
+    skipped_at = [i for i, (kind, _) in enumerate(order) if kind == "step.skipped"]
+    assert sorted(order[i][1] or "" for i in skipped_at) == ["after_right", "join", "right"]
+    assert max(skipped_at) < order.index(("step.started", "left"))
+    assert order.index(("step.completed", "decide")) < min(skipped_at)
+
+
 async def test_emitting_an_undeclared_event_fails_the_step(
     tmp_path: Path, database_url: str
 ) -> None:
