@@ -6,6 +6,7 @@ import contextlib
 import pickle
 import re
 from collections.abc import Hashable
+from typing import Literal
 
 import pytest
 from hypothesis import given
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from flowhost.errors import EventNameError, FlowhostError, PatternError
 from flowhost.triggers import TriggerIndex
+
+Syntax = Literal["event", "mqtt"]
 
 SEPARATOR = {"event": ".", "mqtt": "/"}
 SINGLE = {"event": "*", "mqtt": "+"}
@@ -52,7 +55,7 @@ mqtt_names = st.lists(st.sampled_from(["a", "b", "", "$s", "c"]), min_size=1, ma
 )
 
 
-def check(syntax: str, patterns: list[list[str]], names: list[list[str]]) -> None:
+def check(syntax: Syntax, patterns: list[list[str]], names: list[list[str]]) -> None:
     index = TriggerIndex(syntax=syntax)
     texts = [joined(syntax, words) for words in patterns]
     for text in texts:
@@ -105,7 +108,7 @@ def test_add_and_remove_keep_the_index_equal_to_a_plain_list(
 
 @given(st.text(max_size=12), st.text(max_size=12), st.sampled_from(["event", "mqtt"]))
 def test_arbitrary_text_is_matched_or_refused_never_crashes(
-    pattern: str, name: str, syntax: str
+    pattern: str, name: str, syntax: Syntax
 ) -> None:
     index = TriggerIndex(syntax=syntax)
     try:
@@ -144,9 +147,9 @@ def test_values_come_once_in_registration_order() -> None:
     ],
 )
 def test_invalid_patterns_raise_pattern_error_naming_the_problem(
-    syntax: str, pattern: str, problem: str
+    syntax: Syntax, pattern: str, problem: str
 ) -> None:
-    index = TriggerIndex(syntax=syntax)  # type: ignore[arg-type]
+    index = TriggerIndex(syntax=syntax)
     with pytest.raises(PatternError, match=re.escape(problem)) as raised:
         index.add(pattern, 1)
     error = raised.value
@@ -162,8 +165,8 @@ def test_invalid_patterns_raise_pattern_error_naming_the_problem(
     ("syntax", "name"),
     [("event", ""), ("event", "a.*"), ("event", "a.#"), ("event", "a..b"), ("mqtt", "a/+")],
 )
-def test_names_with_wildcards_raise_event_name_error(syntax: str, name: str) -> None:
-    index = TriggerIndex(syntax=syntax)  # type: ignore[arg-type]
+def test_names_with_wildcards_raise_event_name_error(syntax: Syntax, name: str) -> None:
+    index = TriggerIndex(syntax=syntax)
     with pytest.raises(EventNameError) as raised:
         index.match(name)
     assert raised.value.details["name"] == name
