@@ -1,4 +1,4 @@
-"""TriggerIndex.match from Python against a pure-Python scan of compiled regexes, 1k and 10k patterns.
+"""TriggerIndex.match from Python vs a pure-Python scan of compiled regexes, 1k and 10k patterns.
 
 The baseline is the straightforward pure-Python index: one compiled regex per pattern, kept in
 registration order and tried in turn for every name, values deduplicated in order. It returns
