@@ -202,7 +202,7 @@ else:
 #[test]
 fn step_progress_skips_a_branch_not_taken_while_another_runs() {
     run_python(
-        cr##"
+        cr#"
 subscriptions = {"decide": [], "left": ["go.left"], "right": ["go.right"], "report": ["left.done"]}
 emits = {"decide": ["go.left", "go.right"], "left": ("left.done",)}
 assert core.step_progress(subscriptions, emits, {"go.left"}, {"decide": "completed"}) == (["left"], ["right"], False)
@@ -213,7 +213,7 @@ assert core.step_progress({}, {}, [], {}) == ([], [], True)
 step = "".join(["le", "ft"])
 ([ready], _, _) = core.step_progress({step: ["x"]}, {}, {"x"}, {})
 assert ready is step, "returns the caller's own str objects"
-"##,
+"#,
     );
 }
 
@@ -249,7 +249,7 @@ else:
 #[test]
 fn step_progress_rejects_bad_statuses_and_types() {
     run_python(
-        cr##"
+        cr#"
 def error(*args):
     try:
         core.step_progress(*args)
@@ -264,7 +264,7 @@ assert error(flow, {}, set(), [("a", "queued")]) == ("TypeError", "statuses must
 assert error(flow, {"a": "x"}, set(), {}) == ("TypeError", "emits['a'] must be a collection of str such as a list or set, not str")
 assert error(flow, None, set(), {}) == ("TypeError", "emits must be a mapping of step names to event names, not NoneType")
 assert error(flow, {1: []}, set(), {}) == ("TypeError", "keys of emits must be str, not int")
-"##,
+"#,
     );
 }
 
@@ -357,7 +357,7 @@ for bad in [None, 1, b"a"]:
 #[test]
 fn trigger_index_survives_values_that_misbehave() {
     run_python(
-        cr##"
+        cr#"
 import gc, weakref
 
 index = core.TriggerIndex()
@@ -387,6 +387,6 @@ watch = weakref.ref(node)
 del node, cyclic
 gc.collect()
 assert watch() is None, "the GC breaks a cycle through the index"
-"##,
+"#,
     );
 }
