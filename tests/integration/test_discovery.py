@@ -15,11 +15,11 @@ async def test_the_orders_example_is_one_valid_flow(orders_project: Path) -> Non
     assert found.problems == []
     flow = found.flows["orders"]
     assert flow.entry == "validate"
-    assert flow.subscriptions() == {
-        "validate": [],
-        "charge": ["order.validated"],
-        "reserve": ["order.validated"],
-        "ship": ["order.charged", "order.reserved"],
+    assert flow.subscriptions == {
+        "validate": (),
+        "charge": ("order.validated",),
+        "reserve": ("order.validated",),
+        "ship": ("order.charged", "order.reserved"),
     }
     assert flow.step("reserve").attempts == 3
     assert flow.step("ship").file.endswith("functions/ship.py") and flow.step("ship").line == 6

@@ -44,7 +44,7 @@ def test_a_valid_flow_is_assembled() -> None:
     flows, problems = build_flows(ORDERS)
     assert problems == []
     assert flows["orders"].entry == "validate"
-    assert flows["orders"].subscriptions()["ship"] == ["charged", "reserved"]
+    assert flows["orders"].subscriptions["ship"] == ("charged", "reserved")
 
 
 def test_two_entry_steps_reject_the_flow_and_name_both() -> None:

@@ -7,6 +7,7 @@ cycle) rejects that flow with the file and line of the step at fault; the other 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -81,26 +82,30 @@ class DefinitionProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+# Not slotted: the derived views below are computed once per definition (cached_property),
+# since every finished step consults them.
+@dataclasses.dataclass(frozen=True)
 class FlowDefinition:
     name: str
     entry: str
     steps: Mapping[str, StepDefinition]
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         return definition_hash(self.steps.values())
 
     def step(self, name: str) -> StepDefinition:
         return self.steps[name]
 
-    def subscriptions(self) -> dict[str, list[str]]:
+    @functools.cached_property
+    def subscriptions(self) -> Mapping[str, tuple[str, ...]]:
         """step name -> the events it waits for (empty for the entry step)."""
-        return {name: list(step.subscribes) for name, step in self.steps.items()}
+        return {name: tuple(step.subscribes) for name, step in self.steps.items()}
 
-    def emits(self) -> dict[str, list[str]]:
+    @functools.cached_property
+    def emits(self) -> Mapping[str, tuple[str, ...]]:
         """step name -> the events it may emit (`emits=`; a step can emit nothing else)."""
-        return {name: list(step.emits) for name, step in self.steps.items()}
+        return {name: tuple(step.emits) for name, step in self.steps.items()}
 
     def to_json(self) -> dict[str, Any]:
         return {

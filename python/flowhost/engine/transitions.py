@@ -27,7 +27,7 @@ def progress(
 ) -> Progress:
     """`statuses`: every scheduled step of the run -> its status, after the step that just ended."""
     ready, skipped, finished = step_progress(
-        flow.subscriptions(), flow.emits(), emitted.keys(), statuses
+        flow.subscriptions, flow.emits, emitted.keys(), statuses
     )
     return Progress(ready=ready, skipped=skipped, finished=finished)
 
