@@ -1,0 +1,98 @@
+"""The protocol codec against the golden frames of tests/fixtures/protocol, and hostile bytes."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flowhost_worker.protocol import (
+    ErrorCode,
+    ErrorResponse,
+    Notification,
+    ProtocolError,
+    Request,
+    decode_frame,
+    encode_message,
+)
+
+FRAMES = json.loads(
+    (Path(__file__).resolve().parents[2] / "tests/fixtures/protocol/frames.json").read_text()
+)
+
+
+def by_name(kind: str) -> list[Any]:
+    return [pytest.param(entry, id=entry["name"]) for entry in FRAMES[kind]]
+
+
+@pytest.mark.parametrize("entry", by_name("valid"))
+def test_valid_frames_decode_to_their_message_and_encode_back_to_the_same_bytes(
+    entry: dict[str, Any],
+) -> None:
+    frame = bytes.fromhex(entry["hex"])
+    encoded = encode_message(decode_frame(frame))
+    assert encoded.hex() == entry["hex"]
+    assert msgpack.unpackb(encoded) == entry["message"]
+
+
+@pytest.mark.parametrize("entry", by_name("tolerated"))
+def test_tolerated_frames_decode_to_their_message(entry: dict[str, Any]) -> None:
+    message = decode_frame(bytes.fromhex(entry["hex"]))
+    assert msgpack.unpackb(encode_message(message)) == entry["message"]
+
+
+@pytest.mark.parametrize("entry", by_name("invalid"))
+def test_invalid_frames_are_refused_with_their_code(entry: dict[str, Any]) -> None:
+    with pytest.raises(ProtocolError) as refused:
+        decode_frame(bytes.fromhex(entry["hex"]))
+    assert refused.value.code == entry["code"], refused.value.message
+
+
+def test_the_request_id_is_kept_when_it_could_be_read() -> None:
+    frame = msgpack.packb({"jsonrpc": "2.0", "id": 7, "method": "", "params": {}})
+    with pytest.raises(ProtocolError) as refused:
+        decode_frame(frame)
+    assert refused.value.id == 7
+    assert refused.value.to_response() == ErrorResponse(
+        7, ErrorCode.INVALID_REQUEST, "method must be a non-empty string"
+    )
+
+
+def test_a_frame_over_the_limit_is_refused_before_decoding() -> None:
+    frame = encode_message(Notification("log", {"message": "x" * 100}))
+    with pytest.raises(ProtocolError) as refused:
+        decode_frame(frame, max_frame=64)
+    assert refused.value.code == ErrorCode.FRAME_TOO_LARGE
+
+
+def test_protocol_errors_pickle() -> None:
+    error = ProtocolError(ErrorCode.BUSY, "busy", id=3, data={"x": 1})
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.code, copy.message, copy.id, copy.data) == (-32005, "busy", 3, {"x": 1})
+
+
+def test_a_deeply_nested_frame_is_a_parse_error_not_a_crash() -> None:
+    frame = b"\x91" * 100_000 + b"\xc0"
+    with pytest.raises(ProtocolError) as refused:
+        decode_frame(frame)
+    assert refused.value.code == ErrorCode.PARSE_ERROR
+
+
+@given(st.binary(max_size=64))
+def test_random_bytes_decode_or_raise_a_protocol_error(frame: bytes) -> None:
+    try:
+        message = decode_frame(frame)
+    except ProtocolError:
+        return
+    assert isinstance(encode_message(message), bytes)
+
+
+def test_requests_round_trip() -> None:
+    request = Request(9, "state.set", {"key": "k", "value": [1, 2.5, None, "é"]})
+    assert decode_frame(encode_message(request)) == request
