@@ -111,21 +111,14 @@ def database_url(url: str, database: str) -> str:
 
 def _drop_stale_databases(conn: psycopg.Connection[Any]) -> None:
     # A run killed with SIGKILL cannot drop its databases. On the embedded server (local, so
-    # the pid in a name can be checked) drop those whose process is gone.
+    # the pid in a name can be checked) drop those whose process is gone. Only the embedded
+    # server gets here, so flowhost is importable.
+    from flowhost.db.embedded import process_alive
+
     pattern = re.compile(rf"^{NAME_PREFIX}(\d+)_")
     for (name,) in conn.execute("SELECT datname FROM pg_database").fetchall():
         match = pattern.match(name)
-        if match and not _process_alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -10,7 +10,7 @@ use pyo3::types::PyType;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PySequence, PyString, PyTuple};
 use pyo3::{intern, PyTypeInfo};
 
-use super::convert::{repr, type_name};
+use super::convert::{name, repr, type_name};
 use super::errors::InvalidArgumentError;
 use crate::event_log::{write_json_float, write_json_string, CopyEncoder, EventHead};
 use crate::CoreError;
@@ -56,13 +56,12 @@ fn append(encoder: &mut CopyEncoder, event: &Bound<'_, PyAny>) -> PyResult<()> {
         )));
     }
     let run_id = run_id(&fields.get_item(0)?)?;
-    let kind = fields.get_item(1)?;
-    let kind = text(&kind, "type")?;
+    let kind = name(&fields.get_item(1)?, || "type".to_owned())?;
     let step = fields.get_item(2)?;
     let step = if step.is_none() {
         None
     } else {
-        Some(text(&step, "step")?)
+        Some(name(&step, || "step".to_owned())?)
     };
     let attempt = fields.get_item(3)?;
     let attempt = if attempt.is_none() {
@@ -78,8 +77,8 @@ fn append(encoder: &mut CopyEncoder, event: &Bound<'_, PyAny>) -> PyResult<()> {
     let data = fields.get_item(4)?;
     let head = EventHead {
         run_id,
-        kind,
-        step,
+        kind: &kind,
+        step: step.as_deref(),
         attempt,
     };
     encoder
@@ -98,19 +97,6 @@ fn run_id(value: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
     }
     let number: u128 = value.getattr(intern!(py, "int"))?.extract()?;
     Ok(number.to_be_bytes())
-}
-
-fn text<'a>(value: &'a Bound<'_, PyAny>, what: &str) -> PyResult<&'a str> {
-    let string = value.cast::<PyString>().map_err(|_| {
-        PyTypeError::new_err(format!("{what} must be str, not {}", type_name(value)))
-    })?;
-    string.to_str().map_err(|_| {
-        CoreError::InvalidArgument(format!(
-            "{what} must be valid Unicode, not {} (it contains a lone surrogate)",
-            repr(value)
-        ))
-        .into()
-    })
 }
 
 /// Why `data` could not be written, and where in it (innermost key or index first).

@@ -86,12 +86,13 @@ class EmbeddedPostgres:
             pids = json.loads(handles.read_text())
         except (OSError, ValueError):
             return
-        alive = [pid for pid in pids if _process_alive(pid)]
+        alive = [pid for pid in pids if process_alive(pid)]
         if alive != pids:
             handles.write_text(json.dumps(alive))
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this machine), whoever owns it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
