@@ -201,23 +201,7 @@ fn weekday_item(item: Item) -> String {
     match item {
         Item::Every { step: 1 } => "every day of the week".to_owned(),
         Item::Every { step } => format!("every {step} days of the week from Sunday"),
-        Item::Range {
-            start,
-            end,
-            step: 1,
-        } if start == end => name(start).to_owned(),
-        Item::Range {
-            start,
-            end,
-            step: 1,
-        } => format!("{} through {}", name(start), name(end)),
-        Item::Range { start, end, step } => {
-            format!(
-                "every {step} days of the week from {} through {}",
-                name(start),
-                name(end)
-            )
-        }
+        Item::Range { start, end, step } => named_range(start, end, step, "days of the week", name),
         Item::NthWeekday { weekday, nth } => {
             format!("the {} {} of the month", ordinal(nth), name(weekday))
         }
@@ -230,24 +214,28 @@ fn month_item(item: Item) -> String {
     let name = |month: u32| MONTHS[(month as usize).clamp(1, 12) - 1];
     match item {
         Item::Every { step } => format!("every {step} months from January"),
-        Item::Range {
-            start,
-            end,
-            step: 1,
-        } if start == end => name(start).to_owned(),
-        Item::Range {
-            start,
-            end,
-            step: 1,
-        } => format!("{} through {}", name(start), name(end)),
-        Item::Range { start, end, step } => {
-            format!(
-                "every {step} months from {} through {}",
-                name(start),
-                name(end)
-            )
-        }
+        Item::Range { start, end, step } => named_range(start, end, step, "months", name),
         Item::LastDay { .. } | Item::NthWeekday { .. } | Item::LastWeekday { .. } => String::new(),
+    }
+}
+
+/// A range of a field whose values have names (weekdays, months): one name, `A through B`, or
+/// `every N <unit> from A through B`.
+fn named_range(
+    start: u32,
+    end: u32,
+    step: u32,
+    unit: &str,
+    name: impl Fn(u32) -> &'static str,
+) -> String {
+    match step {
+        1 if start == end => name(start).to_owned(),
+        1 => format!("{} through {}", name(start), name(end)),
+        _ => format!(
+            "every {step} {unit} from {} through {}",
+            name(start),
+            name(end)
+        ),
     }
 }
 

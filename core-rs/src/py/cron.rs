@@ -68,17 +68,10 @@ impl CronSchedule {
         count: i64,
     ) -> PyResult<Vec<Bound<'py, PyDateTime>>> {
         let count = read_count(count)?;
-        let micros = instant(start, "start")?;
-        let mut after = micros.div_euclid(MICROS_PER_SECOND);
-        let mut fires = Vec::with_capacity(count);
-        while fires.len() < count {
-            let Some(fire) = self.schedule.next_after(after) else {
-                break;
-            };
-            fires.push(self.datetime(start.py(), fire)?);
-            after = fire.timestamp;
-        }
-        Ok(fires)
+        let after = instant(start, "start")?.div_euclid(MICROS_PER_SECOND);
+        self.walk(start.py(), count, after, |from| {
+            self.schedule.next_after(from)
+        })
     }
 
     /// The previous `count` fire times strictly before `start`, latest first.
@@ -89,17 +82,10 @@ impl CronSchedule {
         count: i64,
     ) -> PyResult<Vec<Bound<'py, PyDateTime>>> {
         let count = read_count(count)?;
-        let micros = instant(start, "start")?;
-        let mut before = -(-micros).div_euclid(MICROS_PER_SECOND);
-        let mut fires = Vec::with_capacity(count);
-        while fires.len() < count {
-            let Some(fire) = self.schedule.previous_before(before) else {
-                break;
-            };
-            fires.push(self.datetime(start.py(), fire)?);
-            before = fire.timestamp;
-        }
-        Ok(fires)
+        let before = -(-instant(start, "start")?).div_euclid(MICROS_PER_SECOND);
+        self.walk(start.py(), count, before, |from| {
+            self.schedule.previous_before(from)
+        })
     }
 
     /// Whether `dt` is exactly a fire time.
@@ -142,6 +128,25 @@ impl CronSchedule {
 }
 
 impl CronSchedule {
+    /// Up to `count` fire times, each found by `step` from the one before (from `from` first).
+    fn walk<'py>(
+        &self,
+        py: Python<'py>,
+        count: usize,
+        mut from: i64,
+        step: impl Fn(i64) -> Option<FireTime>,
+    ) -> PyResult<Vec<Bound<'py, PyDateTime>>> {
+        let mut fires = Vec::with_capacity(count);
+        while fires.len() < count {
+            let Some(fire) = step(from) else {
+                break;
+            };
+            fires.push(self.datetime(py, fire)?);
+            from = fire.timestamp;
+        }
+        Ok(fires)
+    }
+
     fn datetime<'py>(&self, py: Python<'py>, fire: FireTime) -> PyResult<Bound<'py, PyDateTime>> {
         let local = fire.local();
         PyDateTime::new_with_fold(
