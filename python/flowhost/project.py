@@ -14,6 +14,7 @@ from flowhost.db.migrations import migrate
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.queue.pgqueuer_queue import install_queue_schema
 from flowhost.settings import Settings
+from flowhost.workers.commands import RuntimeCommands
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,6 @@ async def open_database(settings: Settings, *, prepare: bool = True) -> AsyncIte
 @contextlib.asynccontextmanager
 async def open_project(settings: Settings) -> AsyncIterator[Project]:
     async with open_database(settings) as database:
-        catalog = FunctionCatalog(settings.functions_path)
+        catalog = FunctionCatalog(settings.functions_path, RuntimeCommands.from_settings(settings))
         await catalog.reload()
         yield Project(settings, database, catalog)

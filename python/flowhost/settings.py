@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +36,21 @@ class Settings:
     # How often a host records itself as alive, and how stale a record may be to count as alive.
     host_heartbeat_interval: float = 2.0
     pool_size: int = 8
+    # Child processes (flowhost.workers). The Python interpreter of functions that have no
+    # `.venv` of their own (default: the host's), the Node binary, and extra Node arguments
+    # (a TypeScript loader: "--import tsx").
+    python: str | None = None
+    node: str = "node"
+    node_args: str = ""
+    # Children kept started and waiting for a job, per runtime and interpreter.
+    warm_python: int = 4
+    warm_node: int = 2
+    # At most this many children per runtime at once (default: `concurrency`).
+    max_children: int | None = None
+    # Child and host heartbeat each other at this interval; 3 missed intervals mean gone.
+    worker_heartbeat_interval: float = 5.0
+    # Between a cancel and SIGTERM, and between SIGTERM and SIGKILL.
+    kill_grace: float = 2.0
 
     @property
     def functions_path(self) -> Path:
@@ -44,6 +60,14 @@ class Settings:
     def state_dir(self) -> Path:
         """Per-project working directory (embedded Postgres data lives here)."""
         return self.project_dir / ".flowhost"
+
+    @property
+    def python_interpreter(self) -> str:
+        return self.python or sys.executable
+
+    @property
+    def children_per_runtime(self) -> int:
+        return self.max_children or self.concurrency
 
     @property
     def embedded(self) -> bool:
@@ -59,6 +83,14 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "heartbeat_timeout": ("heartbeat_timeout", float),
     "host_heartbeat_interval": ("host_heartbeat_interval", float),
     "pool_size": ("pool_size", int),
+    "python": ("python", str),
+    "node": ("node", str),
+    "node_args": ("node_args", str),
+    "warm_python": ("warm_python", int),
+    "warm_node": ("warm_node", int),
+    "max_children": ("max_children", int),
+    "worker_heartbeat_interval": ("worker_heartbeat_interval", float),
+    "kill_grace": ("kill_grace", float),
 }
 
 
@@ -126,10 +158,23 @@ def _coerce(kind: type, value: Any, where: str) -> Any:
 
 
 def _check(settings: Settings) -> None:
-    positive = ("concurrency", "batch_size", "heartbeat_timeout", "host_heartbeat_interval")
-    for name in (*positive, "pool_size"):
+    positive = (
+        "concurrency",
+        "batch_size",
+        "heartbeat_timeout",
+        "host_heartbeat_interval",
+        "pool_size",
+        "worker_heartbeat_interval",
+        "kill_grace",
+    )
+    for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"setting {name} must be positive")
+    for name in ("warm_python", "warm_node"):
+        if getattr(settings, name) < 0:
+            raise ConfigurationError(f"setting {name} must be 0 or more")
+    if settings.max_children is not None and settings.max_children <= 0:
+        raise ConfigurationError("setting max_children must be positive")
     url = settings.database_url
     if url is not None and not (url.startswith(("postgres://", "postgresql://")) or "=" in url):
         raise ConfigurationError("database_url must be a postgresql:// URL or a libpq DSN")

@@ -9,7 +9,8 @@ from types import ModuleType
 from typing import Any
 
 from flowhost.engine.definitions import DefinitionProblem, FlowDefinition, StepDefinition
-from flowhost.engine.discovery import discover
+from flowhost.engine.discovery import discover, source_suffixes
+from flowhost.workers.commands import RuntimeCommands
 from flowhost_worker.loader import MODULE_PREFIX, function_files, load_module
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
@@ -19,8 +20,9 @@ Fingerprint = frozenset[tuple[str, int, int]]
 class FunctionCatalog:
     """The current flow definitions of a project; `reload()` swaps them atomically."""
 
-    def __init__(self, functions_dir: Path) -> None:
+    def __init__(self, functions_dir: Path, commands: RuntimeCommands | None = None) -> None:
         self.functions_dir = functions_dir.resolve()
+        self.commands = commands or RuntimeCommands()
         self.flows: dict[str, FlowDefinition] = {}
         self.problems: list[DefinitionProblem] = []
         self._modules: dict[str, ModuleType] = {}
@@ -29,7 +31,7 @@ class FunctionCatalog:
     def fingerprint(self) -> Fingerprint:
         """Path, mtime and size of every function file: changes when any file does."""
         stats = []
-        for path in function_files(self.functions_dir):
+        for path in function_files(self.functions_dir, source_suffixes(self.commands)):
             try:
                 stat = path.stat()
             except FileNotFoundError:
@@ -40,7 +42,7 @@ class FunctionCatalog:
     async def reload(self) -> None:
         # Taken first: a file changed while discovery runs makes the next check reload again.
         fingerprint = self.fingerprint()
-        found = await discover(self.functions_dir)
+        found = await discover(self.functions_dir, self.commands)
         self.loaded_fingerprint = fingerprint
         self.flows, self.problems = found.flows, found.problems
         self._modules.clear()

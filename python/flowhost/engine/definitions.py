@@ -30,6 +30,17 @@ class StepDefinition:
     line: int
     function: str
     runtime: str = "python"
+    # How the step runs (see flowhost.workers): in a child process unless a trusted Python
+    # function opts into the host's own process.
+    isolation: str = "process"
+    reuse: int = 1
+    preload: tuple[str, ...] = ()
+    memory_mb: int | None = None
+    cpu_seconds: float | None = None
+    concurrency: int | None = None
+    env: tuple[str, ...] = ()
+    # The interpreter that described (and so runs) a Python function; None for Node.
+    interpreter: str | None = None
 
     @property
     def location(self) -> str:
@@ -46,14 +57,24 @@ class StepDefinition:
             "backoff": self.backoff.to_dict(),
             "timeout": self.timeout,
             "runtime": self.runtime,
+            "isolation": self.isolation,
+            "reuse": self.reuse,
+            "preload": list(self.preload),
+            "memory_mb": self.memory_mb,
+            "cpu_seconds": self.cpu_seconds,
+            "concurrency": self.concurrency,
+            "env": list(self.env),
         }
 
     @classmethod
-    def from_description(cls, entry: Mapping[str, Any]) -> StepDefinition:
-        """Build from one `steps[]` item of `flowhost_worker.describe` output."""
+    def from_description(
+        cls, entry: Mapping[str, Any], *, runtime: str = "python", interpreter: str | None = None
+    ) -> StepDefinition:
+        """Build from one `steps[]` item of a describer's output (either SDK)."""
         config = entry["config"]
         backoff = config["backoff"]
         timeout_ms = config.get("timeoutMs")
+        cpu_ms = config.get("cpuMs")
         return cls(
             flow=config["flow"],
             name=config["name"],
@@ -68,6 +89,15 @@ class StepDefinition:
             file=entry["file"],
             line=int(entry["line"]),
             function=entry["function"],
+            runtime=runtime,
+            isolation=config.get("isolation", "process"),
+            reuse=int(config.get("reuse", 1)),
+            preload=tuple(config.get("preload", ())),
+            memory_mb=config.get("memoryMb"),
+            cpu_seconds=None if cpu_ms is None else cpu_ms / 1000,
+            concurrency=config.get("concurrency"),
+            env=tuple(config.get("env", ())),
+            interpreter=interpreter if runtime == "python" else None,
         )
 
 

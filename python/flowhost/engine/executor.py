@@ -1,4 +1,7 @@
-"""Runs step jobs: claim the attempt, call the handler, record the outcome atomically.
+"""Runs step jobs: claim the attempt, run the handler, record the outcome atomically.
+
+The handler runs in a child process (flowhost.workers) unless its function opts into the
+host's own process (`isolation="inprocess"`, trusted Python only).
 
 Claims and completions of concurrent jobs are grouped into one statement / one transaction per
 batch (group commit); a failed attempt is recorded on its own.
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from flowhost.db.database import Database
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
-from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.definitions import FlowDefinition, StepDefinition
 from flowhost.engine.inprocess import InProcessBackend
 from flowhost.engine.orchestrator import (
     AttemptRecord,
@@ -27,6 +30,8 @@ from flowhost.errors import DatabaseUnavailableError, FlowhostError
 from flowhost.queue.jobs import RequeueJob, StepJob
 from flowhost.store import runs
 from flowhost.store.json_data import as_json
+from flowhost.workers.failures import ChildFailure
+from flowhost.workers.supervisor import Supervisor
 from flowhost_worker import RetryRequested, RunContext
 
 logger = logging.getLogger(__name__)
@@ -38,9 +43,17 @@ REQUEUE_DELAY = 1.0
 class StepExecutor:
     """The queue consumer's handler for step jobs, running steps in this process."""
 
-    def __init__(self, database: Database, catalog: FunctionCatalog, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        database: Database,
+        catalog: FunctionCatalog,
+        *,
+        max_batch: int,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self._database = database
         self._catalog = catalog
+        self._supervisor = supervisor
         self._claims = GroupCommitter(self._claim_batch, max_batch=max_batch)
         self._completions = GroupCommitter(self._complete_batch, max_batch=max_batch)
 
@@ -90,24 +103,15 @@ class StepExecutor:
             attempt=job.attempt,
             emits=step.emits,
             record=record,
-        )
-        ctx = RunContext(
-            backend,
-            run_id=str(job.run_id),
-            flow_name=job.flow,
-            step_name=job.step,
-            attempt=job.attempt,
-            max_attempts=claim.max_attempts,
+            flows=self._catalog.flows,
         )
         try:
-            handler = self._catalog.handler(step)
-            timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
-            async with timeout:
-                result = await handler(claim.input, ctx)
+            if step.isolation == "inprocess":
+                result = await self._run_here(step, job, claim, backend)
+            else:
+                result = await self._run_in_child(step, job, claim, backend)
             result = as_json(result, f"the result of step {job.step!r}")
         except Exception as exc:
-            if isinstance(exc, TimeoutError) and step.timeout:
-                exc = TimeoutError(f"step {job.step!r} timed out after {step.timeout:g}s")
             await self._record_failure(flow, job, exc, record, claim.max_attempts)
             return
         try:
@@ -120,6 +124,50 @@ class StepExecutor:
             # (they may be what was refused).
             await self._record_failure(flow, job, refused, AttemptRecord(), claim.max_attempts)
 
+    async def _run_here(
+        self, step: StepDefinition, job: StepJob, claim: runs.Claim, backend: InProcessBackend
+    ) -> object:
+        ctx = RunContext(
+            backend,
+            run_id=str(job.run_id),
+            flow_name=job.flow,
+            step_name=job.step,
+            attempt=job.attempt,
+            max_attempts=claim.max_attempts,
+        )
+        handler = self._catalog.handler(step)
+        timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
+        try:
+            async with timeout:
+                return await handler(claim.input, ctx)
+        except TimeoutError as exc:
+            if not step.timeout:
+                raise
+            raise TimeoutError(f"step {job.step!r} timed out after {step.timeout:g}s") from exc
+
+    async def _run_in_child(
+        self, step: StepDefinition, job: StepJob, claim: runs.Claim, backend: InProcessBackend
+    ) -> object:
+        if self._supervisor is None:
+            raise RuntimeError(
+                f"step {job.step!r} runs in a child process, but this executor has no supervisor"
+            )
+        params = {
+            "job": {
+                "run_id": str(job.run_id),
+                "flow": job.flow,
+                "step": job.step,
+                "attempt": job.attempt,
+                "max_attempts": claim.max_attempts,
+                "idempotency_key": f"{job.run_id}:{job.step}",
+                "file": step.file,
+                "handler": step.function,
+            },
+            "input": claim.input,
+            "timeout": step.timeout,
+        }
+        return await self._supervisor.run(step, params, backend)
+
     async def _record_failure(
         self,
         flow: FlowDefinition,
@@ -128,14 +176,18 @@ class StepExecutor:
         record: AttemptRecord,
         max_attempts: int,
     ) -> None:
-        retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
+        if isinstance(exc, ChildFailure):
+            error, retry_delay = exc.describe(), exc.retry_delay
+        else:
+            error = describe_error(exc)
+            retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
         try:
             async with self._database.transaction() as conn:
                 await fail_attempt(
                     conn,
                     flow,
                     job,
-                    describe_error(exc),
+                    error,
                     record,
                     max_attempts=max_attempts,
                     retry_delay=retry_delay,

@@ -18,10 +18,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from flowhost.db.queries import QUERIES
+from flowhost.engine.definitions import StepDefinition
 from flowhost.engine.executor import StepExecutor
 from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
+from flowhost.workers.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class Host:
         self._on_ready = on_ready
         self._on_reload = on_reload
         self._consumer: StepConsumer | None = None
+        self._supervisor: Supervisor | None = None
         self._reconnect_delay = RECONNECT_DELAY_MIN
 
     async def serve(self, stop: asyncio.Event) -> None:
@@ -56,9 +59,23 @@ class Host:
         """
         settings = self.project.settings
         await self._register_flows()
-        executor = StepExecutor(
-            self.project.database, self.project.catalog, max_batch=settings.concurrency
-        )
+        async with Supervisor(
+            settings, self.project.catalog.commands, host_id=str(self.id)
+        ) as supervisor:
+            self._supervisor = supervisor
+            supervisor.prepare(self._steps())
+            executor = StepExecutor(
+                self.project.database,
+                self.project.catalog,
+                max_batch=settings.concurrency,
+                supervisor=supervisor,
+            )
+            await self._serve_until_stopped(stop, executor)
+
+    def _steps(self) -> list[StepDefinition]:
+        return [s for flow in self.project.catalog.flows.values() for s in flow.steps.values()]
+
+    async def _serve_until_stopped(self, stop: asyncio.Event, executor: StepExecutor) -> None:
         self._reconnect_delay = RECONNECT_DELAY_MIN
         try:
             while not stop.is_set():
@@ -178,6 +195,9 @@ class Host:
                 )
                 continue
             await self._register_flows()
+            if self._supervisor is not None:
+                await self._supervisor.forget_loaded_code()
+                self._supervisor.prepare(self._steps())
             if self._consumer is not None:
                 self._consumer.serve(sorted(catalog.flows))
             await self._record_alive()

@@ -1,17 +1,24 @@
-"""The in-process runtime: a step's `ctx` backed directly by Postgres, inside the host."""
+"""A step's `ctx` backed directly by Postgres, inside the host.
+
+The in-process runtime hands it to the handler; for a step in a child, the host answers the
+child's calls (docs/protocol.md) with the same object, so both runtimes behave alike.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
-from flowhost.engine.orchestrator import AttemptRecord
-from flowhost.store.events import LOG, NewEvent
+from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.orchestrator import AttemptRecord, start_runs
+from flowhost.errors import FlowNotFoundError
+from flowhost.store.events import LOG, STEP_PROGRESS, NewEvent
 from flowhost.store.json_data import as_json, as_loose_json
 
 logger = logging.getLogger("flowhost.steps")
@@ -37,6 +44,7 @@ class InProcessBackend:
         attempt: int,
         emits: tuple[str, ...],
         record: AttemptRecord,
+        flows: Mapping[str, FlowDefinition] | None = None,
     ) -> None:
         self._database = database
         self._run_id = run_id
@@ -45,6 +53,7 @@ class InProcessBackend:
         self._attempt = attempt
         self._emits = emits
         self._record = record
+        self._flows = flows or {}
 
     def _params(self, key: str) -> dict[str, Any]:
         return {"run_id": self._run_id, "step": self._step, "attempt": self._attempt, "key": key}
@@ -81,3 +90,65 @@ class InProcessBackend:
             fields or "",
             extra={"run_id": str(self._run_id)},
         )
+
+    async def state_list(self) -> list[str]:
+        async with self._database.connection() as conn:
+            rows = await (
+                await conn.execute(QUERIES["state_keys"], {"run_id": self._run_id})
+            ).fetchall()
+        return [row["key"] for row in rows]
+
+    async def flow_start(self, flow: str, input: Any, idempotency_key: str | None) -> str:
+        definition = self._flows.get(flow)
+        if definition is None:
+            raise FlowNotFoundError(f"unknown flow {flow!r}")
+        data = as_json(input, f"the input of flow {flow!r}")
+        run_id = uuid.uuid4()
+        async with self._database.transaction() as conn:
+            if idempotency_key is not None:
+                key = {"flow": flow, "key": idempotency_key, "run_id": run_id}
+                taken = await (await conn.execute(QUERIES["claim_start_key"], key)).fetchone()
+                if taken is None:
+                    row = await (await conn.execute(QUERIES["run_of_start_key"], key)).fetchone()
+                    assert row is not None
+                    return str(row["run_id"])
+            await start_runs(conn, definition, [data], [run_id])
+        return str(run_id)
+
+    async def flow_cancel(self, run_id: str | None) -> bool:
+        target = self._run_id if run_id is None else _run_uuid(run_id)
+        by = f"{self._run_id}:{self._step}"
+        async with self._database.transaction() as conn:
+            row = await (
+                await conn.execute(QUERIES["cancel_run"], {"run_id": target, "by": by})
+            ).fetchone()
+        return bool(row and row["canceled"])
+
+    async def flow_is_running(
+        self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
+    ) -> bool:
+        async with self._database.connection() as conn:
+            if run_id is not None:
+                query, params = QUERIES["run_is_running"], {"run_id": _run_uuid(run_id)}
+            else:
+                excluded = [self._run_id, *(_run_uuid(i) for i in exclude_run_ids)]
+                query = QUERIES["flow_has_running_runs"]
+                params = {"flow": flow or self._flow, "excluded": excluded}
+            row = await (await conn.execute(query, params)).fetchone()
+        return bool(row and row["running"])
+
+    def heartbeat(self) -> None:
+        """Liveness of an in-process step is the queue job's own heartbeat."""
+
+    def progress(self, value: float, message: str | None) -> None:
+        data = {"value": value, "message": message}
+        self._record.logs.append(
+            NewEvent(self._run_id, STEP_PROGRESS, as_loose_json(data), self._step, self._attempt)
+        )
+
+
+def _run_uuid(run_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(run_id)
+    except ValueError:
+        raise ValueError(f"{run_id!r} is not a run id") from None

@@ -1,26 +1,36 @@
 """Describe the step functions under a directory, as JSON on stdout.
 
-Run by the host in a child process (`python -m flowhost_worker.describe DIR`), so that user code
-is never imported into the host just to learn what it declares. The output is
+Run by the host in a child process (`python -m flowhost_worker.describe DIR [--only SUBDIR]
+[--exclude SUBDIR ...]`), so that user code is never imported into the host just to learn what it
+declares. `--only` and `--exclude` pick the files one interpreter describes when parts of the
+functions directory run in their own virtual environments; module names stay relative to DIR. The output is
 `{"steps": [{"file", "line", "function", "config"}], "problems": [{"file", "line", "message"}]}`;
 a file that fails to import is a problem with its file and line, and the others still load.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from flowhost_worker.loader import function_files, load_module, problem_from, steps_of
 
 
-def describe(root: Path) -> dict[str, Any]:
+def describe(
+    root: Path, *, only: Path | None = None, exclude: Sequence[Path] = ()
+) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
     problems: list[dict[str, Any]] = []
     for path in function_files(root):
+        if only is not None and not path.is_relative_to(only):
+            continue
+        if any(path.is_relative_to(skipped) for skipped in exclude):
+            continue
         try:
             # A function file that prints at import must not corrupt the JSON on stdout.
             with contextlib.redirect_stdout(sys.stderr):
@@ -44,14 +54,20 @@ def describe(root: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m flowhost_worker.describe FUNCTIONS_DIR", file=sys.stderr)
-        return 2
-    root = Path(argv[0]).resolve()
+    parser = argparse.ArgumentParser(prog="python -m flowhost_worker.describe")
+    parser.add_argument("functions_dir", type=Path)
+    parser.add_argument("--only", type=Path, help="describe only the files under this directory")
+    parser.add_argument(
+        "--exclude", type=Path, action="append", default=[], help="skip files under this directory"
+    )
+    args = parser.parse_args(argv)
+    root = args.functions_dir.resolve()
     if not root.is_dir():
         print(f"not a directory: {root}", file=sys.stderr)
         return 2
-    json.dump(describe(root), sys.stdout)
+    only = args.only.resolve() if args.only is not None else None
+    exclude = [path.resolve() for path in args.exclude]
+    json.dump(describe(root, only=only, exclude=exclude), sys.stdout)
     sys.stdout.write("\n")
     return 0
 

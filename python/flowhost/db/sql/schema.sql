@@ -113,3 +113,14 @@ CREATE TABLE flowhost.hosts (
     started_at timestamptz NOT NULL DEFAULT now(),
     last_seen timestamptz NOT NULL DEFAULT now()
 );
+
+-- Start keys: `ctx.flow.start(..., idempotency_key=...)` starts at most one run per key.
+CREATE TABLE flowhost.start_keys (
+    flow text NOT NULL,
+    key text NOT NULL,
+    run_id uuid NOT NULL REFERENCES flowhost.runs (id) ON DELETE CASCADE
+        DEFERRABLE INITIALLY DEFERRED,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (flow, key)
+);
+CREATE INDEX start_keys_run_idx ON flowhost.start_keys (run_id);

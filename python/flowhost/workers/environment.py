@@ -1,0 +1,29 @@
+"""The environment a child starts with: nothing of the host's but the basics it needs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+
+# Locale, time zone, search path, home and temp dir: what programs need to behave normally.
+# Everything else the host has (DATABASE_URL, cloud credentials, tokens) stays in the host.
+_PASSED = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+
+def base_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {
+        name: value for name, value in environ.items() if name in _PASSED or name.startswith("LC_")
+    }
+
+
+def child_environment(worker_id: str, endpoint: str) -> dict[str, str]:
+    return {**base_environment(), "FLOWHOST_ENDPOINT": endpoint, "FLOWHOST_WORKER_ID": worker_id}
+
+
+def declared_environment(
+    names: Iterable[str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The values of the variables a function declares (`env=[...]`), from the host's."""
+    environ = os.environ if environ is None else environ
+    return {name: environ[name] for name in names if name in environ}

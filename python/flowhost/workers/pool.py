@@ -1,0 +1,82 @@
+"""Children started ahead of need, so that a job does not wait for a process to start."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+
+from flowhost.workers.worker import Worker
+
+logger = logging.getLogger(__name__)
+
+# After a child fails to start, the pool waits this long before starting spares again (a
+# broken interpreter must not turn into a fork loop).
+RETRY_AFTER_FAILURE = 2.0
+# A child that has not said hello by then is killed (a Node child starts in about 0.1 s).
+HELLO_TIMEOUT = 30.0
+
+
+class WarmPool:
+    """Keeps `size` ready children of one kind; `acquire` takes one or starts one."""
+
+    def __init__(self, name: str, start: Callable[[], Awaitable[Worker]], size: int) -> None:
+        self.name = name
+        self._start = start
+        self.size = size
+        self._idle: collections.deque[Worker] = collections.deque()
+        self._starting: set[asyncio.Task[None]] = set()
+        self._paused_until = 0.0
+        self._closed = False
+
+    @property
+    def idle(self) -> list[Worker]:
+        return list(self._idle)
+
+    async def acquire(self) -> Worker:
+        while self._idle:
+            worker = self._idle.popleft()
+            if worker.usable:
+                self.refill()
+                return worker
+        self.refill()
+        return await self._ready(await self._start())
+
+    def refill(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._closed or loop.time() < self._paused_until:
+            return
+        while len(self._idle) + len(self._starting) < self.size:
+            task = asyncio.create_task(self._add_spare(), name=f"flowhost-pool {self.name}")
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def _add_spare(self) -> None:
+        try:
+            worker = await self._ready(await self._start())
+        except Exception as exc:
+            logger.warning("could not start a spare %s worker: %s", self.name, exc)
+            self._paused_until = asyncio.get_running_loop().time() + RETRY_AFTER_FAILURE
+            return
+        if self._closed:
+            worker.process.kill()
+            return
+        self._idle.append(worker)
+
+    @staticmethod
+    async def _ready(worker: Worker) -> Worker:
+        try:
+            await asyncio.wait_for(asyncio.shield(worker.ready), HELLO_TIMEOUT)
+        except BaseException:
+            worker.process.kill()
+            raise
+        return worker
+
+    async def close(self) -> list[Worker]:
+        """Stop starting spares; returns the idle children for the caller to stop."""
+        self._closed = True
+        if self._starting:
+            await asyncio.wait(self._starting)
+        idle, self._idle = list(self._idle), collections.deque()
+        return idle

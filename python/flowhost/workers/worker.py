@@ -1,0 +1,258 @@
+"""The host's end of one child process: its connection, the calls it makes, its output."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from flowhost.workers.output import OutputBudget
+from flowhost.workers.processes import ChildProcess
+from flowhost.workers.router import RouterTransport
+from flowhost_worker.context import LEVELS, ContextBackend
+from flowhost_worker.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, ErrorCode, ProtocolError
+from flowhost_worker.rpc import Peer
+
+logger = logging.getLogger(__name__)
+
+MAX_STATE_KEY = 256
+OUTPUT_TAIL_LINES = 40
+# A child's stdout lines are info logs of its attempt, its stderr lines warnings.
+OUTPUT_LEVELS = {"stdout": "info", "stderr": "warning"}
+
+Params = dict[str, Any]
+
+
+class JobBinding:
+    """What a child's calls act on while it runs one attempt."""
+
+    def __init__(self, backend: ContextBackend, step: str) -> None:
+        self.backend = backend
+        self.step = step
+        self.output = OutputBudget()
+
+
+class Worker:
+    """A started child: `ready` resolves once it said hello; `execute` runs one attempt."""
+
+    def __init__(
+        self,
+        worker_id: str,
+        runtime: str,
+        process: ChildProcess,
+        transport: RouterTransport,
+        *,
+        host_id: str,
+        heartbeat_interval: float,
+        max_frame: int,
+    ) -> None:
+        self.id = worker_id
+        self.runtime = runtime
+        self.process = process
+        self.transport = transport
+        self.host_id = host_id
+        self.heartbeat_interval = heartbeat_interval
+        self.job: JobBinding | None = None
+        self.jobs_done = 0
+        self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self.output_tasks: list[asyncio.Task[None]] = []
+        self.ready: asyncio.Future[Params] = asyncio.get_running_loop().create_future()
+        self.peer = Peer(transport, max_frame=max_frame)
+        self._greeted = False
+        self._register()
+        self._serving = asyncio.create_task(self.peer.serve(), name=f"flowhost-worker {worker_id}")
+        process.exited.add_done_callback(lambda _: self._on_exit())
+
+    @property
+    def silent_for(self) -> float:
+        return asyncio.get_running_loop().time() - self.transport.last_heard
+
+    @property
+    def usable(self) -> bool:
+        return self.process.alive and self.ready.done() and not self.ready.exception()
+
+    async def execute(self, params: Params) -> Any:
+        return await self.peer.call("execute", params)
+
+    async def notify(self, method: str, params: Params | None = None) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self.peer.notify(method, params)
+
+    def on_output(self, stream: str, line: str) -> None:
+        self.output_tail.append(line)
+        job = self.job
+        if job is not None:
+            if job.output.admit(line):
+                job.backend.log(OUTPUT_LEVELS[stream], line, {"stream": stream})
+            return
+        logger.debug("worker %s %s: %s", self.id, stream, line)
+
+    async def output_finished(self, timeout: float) -> None:
+        """Wait (at most `timeout`) until the child's pipes are drained and closed."""
+        if self.output_tasks:
+            await asyncio.wait(self.output_tasks, timeout=timeout)
+
+    def tail(self) -> str:
+        return "\n".join(self.output_tail)
+
+    def disconnect(self) -> None:
+        self.transport.close()
+
+    def _on_exit(self) -> None:
+        if not self.ready.done():
+            status = self.process.exited.result()
+            self.ready.set_exception(
+                ConnectionError(f"worker exited before its handshake ({status.describe()})")
+            )
+            self.ready.exception()  # retrieved: a pool that gave up on it need not look
+
+    # -- calls from the child --------------------------------------------------------------
+
+    def _register(self) -> None:
+        self.peer.on_request("hello", self._hello)
+        job_calls: dict[str, Callable[[JobBinding, Params], Awaitable[Any]]] = {
+            "state.get": self._state_get,
+            "state.set": self._state_set,
+            "state.delete": self._state_delete,
+            "state.list": self._state_list,
+            "emit": self._emit,
+            "flow.start": self._flow_start,
+            "flow.cancel": self._flow_cancel,
+            "flow.is_running": self._flow_is_running,
+        }
+        for method, handler in job_calls.items():
+            self.peer.on_request(method, self._job_call(handler))
+        self.peer.on_notification("log", self._log)
+        self.peer.on_notification("progress", self._progress)
+        self.peer.on_notification("heartbeat", lambda _params: None)
+
+    async def _hello(self, params: Params) -> Params:
+        if self._greeted:
+            raise ProtocolError(ErrorCode.INVALID_REQUEST, "hello was already done")
+        version = params.get("protocol")
+        if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+            self._refuse(f"protocol version {version!r} is not supported")
+            raise ProtocolError(
+                ErrorCode.VERSION_MISMATCH,
+                f"protocol version {version!r} is not supported",
+                data={"supported": list(SUPPORTED_VERSIONS)},
+            )
+        if params.get("runtime") != self.runtime:
+            self._refuse(f"expected a {self.runtime} worker")
+            raise ProtocolError(
+                ErrorCode.INVALID_PARAMS, f"this endpoint serves {self.runtime} workers"
+            )
+        self._greeted = True
+        if not self.ready.done():
+            self.ready.set_result(params)
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "host_id": self.host_id,
+            "heartbeat_interval": self.heartbeat_interval,
+            "max_frame": self.peer.max_frame,
+        }
+
+    def _refuse(self, reason: str) -> None:
+        """Stop a child whose handshake failed, once it had the chance to read why."""
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"handshake refused: {reason}"))
+            self.ready.exception()
+        asyncio.get_running_loop().call_later(0.5, self.process.kill)
+
+    def _job_call(
+        self, handler: Callable[[JobBinding, Params], Awaitable[Any]]
+    ) -> Callable[[Params], Awaitable[Any]]:
+        async def call(params: Params) -> Any:
+            job = self._current_job()
+            try:
+                return await handler(job, params)
+            except (TypeError, ValueError) as exc:
+                raise ProtocolError(ErrorCode.INVALID_PARAMS, str(exc)) from exc
+
+        return call
+
+    def _current_job(self) -> JobBinding:
+        if not self._greeted:
+            self._refuse("a call before hello")
+            raise ProtocolError(ErrorCode.HANDSHAKE_REQUIRED, "say hello first")
+        if self.job is None:
+            raise ProtocolError(ErrorCode.NO_JOB_RUNNING, "no job is running in this worker")
+        return self.job
+
+    async def _state_get(self, job: JobBinding, params: Params) -> Params:
+        found, value = await job.backend.state_get(_state_key(params))
+        return {"found": found, "value": value}
+
+    async def _state_set(self, job: JobBinding, params: Params) -> None:
+        if "value" not in params:
+            raise ValueError("state.set needs a value")
+        await job.backend.state_set(_state_key(params), params["value"])
+
+    async def _state_delete(self, job: JobBinding, params: Params) -> Params:
+        key = _state_key(params)
+        found, _ = await job.backend.state_get(key)
+        await job.backend.state_delete(key)
+        return {"deleted": found}
+
+    async def _state_list(self, job: JobBinding, params: Params) -> Params:
+        return {"keys": sorted(await job.backend.state_list())}
+
+    async def _emit(self, job: JobBinding, params: Params) -> None:
+        await job.backend.emit(_text(params, "name"), params.get("payload"))
+
+    async def _flow_start(self, job: JobBinding, params: Params) -> Params:
+        key = params.get("idempotency_key")
+        if key is not None and not isinstance(key, str):
+            raise ValueError("idempotency_key must be a string")
+        run_id = await job.backend.flow_start(_text(params, "flow"), params.get("input"), key)
+        return {"run_id": run_id}
+
+    async def _flow_cancel(self, job: JobBinding, params: Params) -> Params:
+        return {"canceled": await job.backend.flow_cancel(_optional_text(params, "run_id"))}
+
+    async def _flow_is_running(self, job: JobBinding, params: Params) -> Params:
+        excluded = params.get("exclude_run_ids") or []
+        if not isinstance(excluded, list) or not all(isinstance(i, str) for i in excluded):
+            raise ValueError("exclude_run_ids must be a list of run ids")
+        running = await job.backend.flow_is_running(
+            _optional_text(params, "flow"), _optional_text(params, "run_id"), excluded
+        )
+        return {"running": running}
+
+    def _log(self, params: Params) -> None:
+        job = self.job
+        level, message, fields = params.get("level"), params.get("message"), params.get("fields")
+        if job is None or level not in LEVELS or not isinstance(message, str):
+            logger.debug("dropped a log notification from worker %s", self.id)
+            return
+        job.backend.log(level, message, fields if isinstance(fields, dict) else {})
+
+    def _progress(self, params: Params) -> None:
+        job, value = self.job, params.get("value")
+        if job is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        message = params.get("message")
+        job.backend.progress(
+            min(1.0, max(0.0, float(value))), message if isinstance(message, str) else None
+        )
+
+
+def _text(params: Params, name: str) -> str:
+    value = params.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    return value
+
+
+def _optional_text(params: Params, name: str) -> str | None:
+    return None if params.get(name) is None else _text(params, name)
+
+
+def _state_key(params: Params) -> str:
+    key = _text(params, "key")
+    if len(key) > MAX_STATE_KEY:
+        raise ValueError(f"state keys are at most {MAX_STATE_KEY} characters")
+    return key
