@@ -10,6 +10,10 @@ DEPS_STAMP := $(VENV)/.deps-installed
 CORE_STAMP := $(VENV)/.core-built
 NODE_STAMP := sdk-node/node_modules/.package-lock.json
 CRON_ORACLES_STAMP := tests/oracles/cron/node_modules/.package-lock.json
+# examples/invoices: a Python step with its own venv, a Node step with its own node_modules.
+INVOICES := examples/invoices/functions
+INVOICES_VENV_STAMP := $(INVOICES)/summarize/.venv/.deps-installed
+INVOICES_NODE_STAMP := $(INVOICES)/render/node_modules/.package-lock.json
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-rust test-python test-node lint bench clean
@@ -40,7 +44,16 @@ $(CRON_ORACLES_STAMP): tests/oracles/cron/package.json tests/oracles/cron/packag
 	cd tests/oracles/cron && npm ci --no-audit --no-fund
 	touch $(CRON_ORACLES_STAMP)
 
-install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) $(CRON_ORACLES_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
+$(INVOICES_VENV_STAMP): $(INVOICES)/summarize/requirements.txt sdk-python/pyproject.toml
+	$(PYTHON) -m venv $(INVOICES)/summarize/.venv
+	$(INVOICES)/summarize/.venv/bin/python -m pip install --quiet -e ./sdk-python -r $(INVOICES)/summarize/requirements.txt
+	touch $(INVOICES_VENV_STAMP)
+
+$(INVOICES_NODE_STAMP): $(INVOICES)/render/package.json $(INVOICES)/render/package-lock.json
+	cd $(INVOICES)/render && npm ci --no-audit --no-fund
+	touch $(INVOICES_NODE_STAMP)
+
+install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) $(CRON_ORACLES_STAMP) $(INVOICES_VENV_STAMP) $(INVOICES_NODE_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
 
 demo: install ## Run examples/orders on an embedded Postgres
 	cd examples/orders && ../../$(VENV)/bin/flowhost run orders --input @order.json
@@ -71,3 +84,4 @@ bench: install ## Benchmarks with their anchors, results in bench/results/
 
 clean: ## Remove build outputs and the venv
 	rm -rf $(VENV) target sdk-node/node_modules python/flowhost/_core*.so
+	rm -rf $(INVOICES)/summarize/.venv $(INVOICES)/render/node_modules

@@ -17,6 +17,8 @@ GATEWAY_LATENCY = float(os.environ.get("ORDERS_GATEWAY_LATENCY_MS", "20")) / 100
     emits=["order.charged"],
     attempts=3,
     backoff=0.5,
+    # A child sees only the host variables its function declares (tests set this one).
+    env=["ORDERS_GATEWAY_LATENCY_MS"],
 )
 async def charge(events: dict, ctx) -> dict:
     order = events["order.validated"]
