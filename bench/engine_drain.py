@@ -1,0 +1,80 @@
+"""Drain runs through a real host, timed: shared by the engine and worker scenarios."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from flowhost.engine.host import Host
+from flowhost.engine.orchestrator import start_runs
+from flowhost.project import open_project
+from flowhost.settings import load_settings
+
+START_BATCH = 500
+
+# Runs finish late (a FIFO queue runs every first step before any fourth), so the steady rate
+# comes from step completion times, recorded by Postgres.
+STEADY_RATE = """
+WITH marks AS (
+    SELECT count(*) AS n,
+           percentile_disc(%(low)s) WITHIN GROUP (ORDER BY finished_at) AS low,
+           percentile_disc(%(high)s) WITHIN GROUP (ORDER BY finished_at) AS high
+    FROM flowhost.steps WHERE status = 'completed'
+)
+SELECT n * (%(high)s - %(low)s) / NULLIF(extract(epoch FROM high - low), 0) AS rate FROM marks
+"""
+
+
+async def drain_through_engine(
+    url: str,
+    files: dict[str, str],
+    flow_name: str,
+    runs: int,
+    steps_per_run: int,
+    **settings: Any,
+) -> tuple[float, float]:
+    """Start `runs` runs of `flow_name` (defined by `files` under functions/), then drain them
+    with a host. Returns (steps/s from host start to the last run finished, steady steps/s
+    between the 10 % and 90 % step completion marks, as the anchor's steady rate)."""
+    with tempfile.TemporaryDirectory(prefix="fh-bench-") as root:
+        project_dir = Path(root)
+        for name, source in files.items():
+            (project_dir / "functions").mkdir(exist_ok=True)
+            (project_dir / "functions" / name).write_text(source)
+        loaded = load_settings(project_dir, environ={"DATABASE_URL": url}, **settings)
+        async with open_project(loaded) as project:
+            flow = project.catalog.flows[flow_name]
+            for offset in range(0, runs, START_BATCH):
+                async with project.database.transaction() as conn:
+                    await start_runs(conn, flow, [None] * min(START_BATCH, runs - offset))
+            finished: list[float] = []
+            all_done = asyncio.Event()
+            listener = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            await listener.execute("LISTEN flowhost_run_finished")
+
+            async def count() -> None:
+                async for _ in listener.notifies():
+                    finished.append(time.perf_counter())
+                    if len(finished) == runs:
+                        all_done.set()
+                        return
+
+            counter = asyncio.create_task(count())
+            stop = asyncio.Event()
+            started = time.perf_counter()
+            serving = asyncio.create_task(Host(project).serve(stop))
+            await all_done.wait()
+            stop.set()
+            await serving
+            await counter
+            await listener.close()
+            async with project.database.connection() as conn:
+                cursor = await conn.execute(STEADY_RATE, {"low": 0.1, "high": 0.9})
+                steady = (await cursor.fetchone() or {}).get("rate")
+    total = finished[-1] - started
+    return runs * steps_per_run / total, float(steady or 0.0)

@@ -1,0 +1,92 @@
+"""Dispatch overhead: from the host handing a job to the supervisor to the handler running.
+
+The handler returns the wall-clock time at which it started; the host subtracts the time at
+which it asked for the job to run. Jobs run one after another, with a short pause between them
+so that the warm pool has replaced the child the last job used (a host with spare capacity).
+The anchor, in the same repetition, is a cold start of the same runtime: the time from asking
+for `python -c` / `node -e` to its first statement running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+
+from bench.harness import Context, Measurement
+from bench.worker_support import MemoryBackend, execute_params, supervised
+
+NAME = "worker_dispatch"
+DESCRIPTION = "job handed to a child → handler running, p50/p99, vs a cold python -c / node -e"
+
+PYTHON = """
+import time
+from flowhost_worker import step
+
+@step(flow="dispatch_py", entry=True)
+async def started_at(data, ctx):
+    return time.time()
+"""
+NODE = """
+import { defineFunction } from '@flowhost/worker'
+export const config = { flow: { name: 'dispatch_js', step: 'started_at', role: 'entry' } }
+export default defineFunction(async () => (performance.timeOrigin + performance.now()) / 1000)
+"""
+COLD = {
+    "python": [sys.executable, "-c", "import time; print(time.time())"],
+    "node": ["node", "-e", "console.log((performance.timeOrigin + performance.now()) / 1000)"],
+}
+PAUSE = 0.02
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+async def cold_start(argv: list[str]) -> float:
+    asked = time.time()
+    process = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
+    stdout, _ = await process.communicate()
+    return float(stdout) - asked
+
+
+async def run(ctx: Context) -> list[Measurement]:
+    jobs = ctx.size(400, quick=60)
+    measurements = []
+    async with supervised(
+        {"dispatch_py.py": PYTHON, "dispatch_js.mjs": NODE}, warm_python=2, warm_node=2
+    ) as (supervisor, steps):
+        await asyncio.sleep(1.0)  # let the pools fill
+        for runtime, key in (
+            ("python", "dispatch_py/started_at"),
+            ("node", "dispatch_js/started_at"),
+        ):
+            step = steps[key]
+            dispatch = []
+            for job in range(jobs):
+                await asyncio.sleep(PAUSE)
+                asked = time.time()
+                started = await supervisor.run(
+                    step, execute_params(step, None, job), MemoryBackend()
+                )
+                dispatch.append((started - asked) * 1000)
+            cold = [await cold_start(COLD[runtime]) * 1000 for _ in range(max(10, jobs // 10))]
+            ctx.log(
+                f"{runtime}: p50 {statistics.median(dispatch):.2f} ms, "
+                f"p99 {percentile(dispatch, 0.99):.2f} ms; "
+                f"cold p50 {statistics.median(cold):.1f} ms"
+            )
+            for name, fraction in (("p50", 0.5), ("p99", 0.99)):
+                measurements.append(
+                    Measurement(
+                        f"{runtime}_dispatch_{name}_ms",
+                        percentile(dispatch, fraction),
+                        "ms",
+                        higher_is_better=False,
+                        anchor=f"cold_{runtime}_{name}_ms",
+                        anchor_value=percentile(cold, fraction),
+                    )
+                )
+    return measurements

@@ -1,0 +1,214 @@
+"""Steps in child processes, through a real host and Postgres: crashes, timeouts, memory caps
+and floods of output fail only their own attempt, with the reason in the run; the host keeps
+serving; nothing is left behind; a child sees only the environment its function declares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import textwrap
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowhost.engine.host import Host
+from flowhost.project import Project, open_project
+from flowhost.settings import load_settings
+from flowhost.store import reads
+from flowhost.store.events import events_of_run
+from tests.support.engine import start, wait_for_run, write_functions
+
+pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
+
+HEALTHY = '''
+from flowhost_worker import step
+
+@step(flow="healthy", entry=True)
+async def ok(data, ctx):
+    return {"pid_differs": __import__("os").getpid() != data["host_pid"]}
+'''
+
+
+def python_step(flow: str, body: str, **options: Any) -> str:
+    extra = "".join(f", {key}={value!r}" for key, value in options.items())
+    return textwrap.dedent(f'''
+        import os, signal, sys
+        from flowhost_worker import step
+
+        @step(flow="{flow}", entry=True{extra})
+        async def run(data, ctx):
+        ''') + textwrap.indent(textwrap.dedent(body), "    ")
+
+
+def node_step(flow: str, body: str, **config: Any) -> str:
+    extra = "".join(f", {key}: {value!r}" for key, value in config.items()).replace("'", '"')
+    return (
+        "import { defineFunction } from '@flowhost/worker'\n"
+        f"export const config = {{ flow: {{ name: '{flow}', step: 'run', role: 'entry' }}{extra} }}\n"
+        f"export default defineFunction(async (input, ctx) => {{\n{body}\n}})\n"
+    )
+
+
+@contextlib.asynccontextmanager
+async def serving(project_dir: Path, database_url: str) -> AsyncIterator[tuple[Project, Host]]:
+    settings = load_settings(
+        project_dir,
+        environ={"DATABASE_URL": database_url},
+        heartbeat_timeout=5.0,
+        kill_grace=0.5,
+        warm_python=1,
+        warm_node=1,
+    )
+    async with open_project(settings) as project:
+        assert project.catalog.problems == []
+        host = Host(project)
+        stop = asyncio.Event()
+        task = asyncio.create_task(host.serve(stop))
+        try:
+            yield project, host
+        finally:
+            stop.set()
+            await task
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def assert_nothing_left(pids: set[int], directory: Path | None) -> None:
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the host"
+    assert children_of(os.getpid()) == [], "the test process has children left"
+    assert directory is None or not directory.exists(), "the socket directory was not removed"
+
+
+async def failure_of(project: Project, run_id: uuid.UUID) -> dict[str, Any]:
+    run = await wait_for_run(project, run_id, timeout=60)
+    assert run["status"] == "failed", run
+    return dict(run["error"])
+
+
+async def logs_of(project: Project, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with project.database.connection() as conn:
+        events = await events_of_run(conn, run_id, limit=100_000)
+    return [e.data for e in events if e.type == "log"]
+
+
+CRASHES = {
+    "py_segfault": (python_step("py_segfault", "os.kill(os.getpid(), signal.SIGSEGV)"), "SIGSEGV"),
+    "py_exit": (python_step("py_exit", "os._exit(1)"), "exit status 1"),
+    "node_exit": (node_step("node_exit", "process.exit(1)"), "exit status 1"),
+    "py_timeout": (python_step("py_timeout", "while True: pass", timeout=1), "timed out after 1s"),
+    "node_timeout": (node_step("node_timeout", "for (;;) {}", timeout=1000), "timed out after 1s"),
+    "py_memory": (
+        python_step("py_memory", "hog = [bytearray(8 << 20) for _ in range(100)]", memory=128),
+        "memory limit exceeded",
+    ),
+    "node_memory": (
+        node_step("node_memory", "const hog = []; for (;;) hog.push(new Array(1e6).fill(7))", memory=64),
+        "memory limit exceeded",
+    ),
+}
+
+
+async def test_crashes_timeouts_and_memory_caps_fail_only_their_own_attempt(
+    tmp_path: Path, database_url: str
+) -> None:
+    files = {f"{name}.{'js' if name.startswith('node') else 'py'}": src for name, (src, _) in CRASHES.items()}
+    write_functions(tmp_path, {**files, "healthy.py": HEALTHY})
+    seen: set[int] = set()
+    async with serving(tmp_path, database_url) as (project, host):
+        runs = {name: await start(project, name, {}) for name in CRASHES}
+        healthy = [await start(project, "healthy", {"host_pid": os.getpid()}) for _ in range(5)]
+        for name, (_, reason) in CRASHES.items():
+            error = await failure_of(project, runs[name])
+            assert reason in error["message"], (name, error)
+        for run_id in healthy:
+            run = await wait_for_run(project, run_id)
+            assert run["status"] == "completed" and run["result"] == {"pid_differs": True}
+        assert host.supervisor is not None
+        directory = host.supervisor.directory
+        seen.update(w.process.pid for w in host.supervisor.workers)
+    assert_nothing_left(seen, directory)
+
+
+async def test_megabytes_of_output_do_not_block_the_child_or_flood_the_run(
+    tmp_path: Path, database_url: str
+) -> None:
+    body = """
+    for i in range(60_000):
+        print(f"line {i:06d} " + "x" * 80)
+    sys.stderr.write("the end\\n")
+    return "printed"
+    """
+    write_functions(tmp_path, {"chatty.py": python_step("chatty", body)})
+    async with serving(tmp_path, database_url) as (project, _host):
+        run_id = await start(project, "chatty", {})
+        run = await wait_for_run(project, run_id, timeout=60)
+        assert run["status"] == "completed" and run["result"] == "printed"
+        logs = await logs_of(project, run_id)
+    printed = [log for log in logs if log["fields"].get("stream") == "stdout"]
+    assert printed[0]["message"].startswith("line 000000")
+    assert 1000 < len(printed) < 60_000
+    assert sum(len(log["message"]) for log in printed) <= 1024 * 1024
+    assert any("bytes of output were not kept" in log["message"] for log in logs)
+
+
+async def test_a_child_sees_only_the_environment_its_function_declares(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("FLOWHOST_TEST_SECRET", "s3cret")
+    monkeypatch.setenv("SHARED_WITH_STEP", "visible")
+    write_functions(
+        tmp_path,
+        {
+            "py_env.py": python_step(
+                "py_env", "return sorted(os.environ)", env=["SHARED_WITH_STEP"]
+            ),
+            "node_env.js": node_step(
+                "node_env", "return Object.keys(process.env).sort()", env=["SHARED_WITH_STEP"]
+            ),
+        },
+    )
+    async with serving(tmp_path, database_url) as (project, _host):
+        for flow in ("py_env", "node_env"):
+            run = await wait_for_run(project, await start(project, flow, {}))
+            assert run["status"] == "completed", run
+            names = set(run["result"])
+            assert "SHARED_WITH_STEP" in names, flow
+            assert not names & {"DATABASE_URL", "FLOWHOST_TEST_SECRET"}, flow
+
+
+async def test_the_orders_example_runs_its_python_and_node_steps_in_children(
+    orders_project: Path, database_url: str
+) -> None:
+    async with serving(orders_project, database_url) as (project, _host):
+        run_id = await start(project, "orders", {
+            "id": "A-7", "customer": "ada@example.com",
+            "items": [{"sku": "BOOK-42", "price": 18.5, "quantity": 2}],
+        })
+        run = await wait_for_run(project, run_id, timeout=60)
+        assert run["status"] == "completed", run
+        async with project.database.connection() as conn:
+            steps = {s["name"]: s for s in await reads.steps_of_run(conn, run_id)}
+            state = await reads.state_of_run(conn, run_id)
+    assert steps["receipt"]["result"]["total"] == 37.0
+    assert state["receipt"]["chargeId"] == steps["charge"]["result"]["charge_id"]
+    assert not [name for name in sys.modules if name.startswith("flowhost_functions")]
