@@ -237,13 +237,8 @@ async def test_a_reused_child_serves_jobs_until_shutdown(
     first = await execute(connection, functions, "leaks", last=False)
     assert first["result"] == "left a task behind"
     second = await execute(connection, functions, "leaked", last=False)
-    assert (
-        second["result"]
-        == [
-            "JobEndedError: the job has ended: a task the step started outlived it and cannot use ctx"
-        ]
-        * 2
-    )
+    ended = "JobEndedError: the job has ended: a task the step started outlived it"
+    assert [line[: len(ended)] for line in second["result"]] == [ended, ended]
     assert process.returncode is None
     await connection.peer.notify("shutdown", {})
     assert await exit_status(process) == 0
@@ -264,7 +259,7 @@ async def test_a_refused_handshake_exits_71(
     host: FakeHost, functions: Path, processes: Processes
 ) -> None:
     host.refuse_protocol = True
-    connection, process = await host.spawn_cold("w1", functions)
+    _, process = await host.spawn_cold("w1", functions)
     processes.append(process)
     assert await exit_status(process) == 71
 

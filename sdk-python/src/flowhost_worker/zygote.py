@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import importlib
 import os
 import random
@@ -214,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     for directory in reversed(args.path):
         sys.path.insert(0, directory)
     loaded, errors = _preload([name for name in args.preload.split(",") if name])
+    # Everything imported so far is shared with every child; kept out of the collector, it is
+    # not written to (and so not copied) when a child collects garbage.
+    gc.freeze()
     zygote = Zygote(control)
     try:
         zygote.send({"type": "ready", "pid": os.getpid(), "preloaded": loaded, "errors": errors})
