@@ -296,3 +296,13 @@ async def test_execute_reaches_the_handler_in_well_under_a_millisecond(
     )
     assert warm[0] < 0.005  # generous: two shared cores; measured ~0.2 ms
     assert await exit_status(process) == 0
+
+
+async def test_a_burst_of_logs_right_before_returning_still_precedes_the_answer(
+    host: FakeHost, functions: Path, processes: Processes
+) -> None:
+    connection, process = await start(host, functions, processes)
+    assert (await execute(connection, functions, "floods", input=2000))["result"] == 2000
+    lines = [params["fields"]["n"] for method, params in connection.notes if method == "log"]
+    assert lines == list(range(2000))
+    assert await exit_status(process) == 0

@@ -16,6 +16,10 @@ logger = logging.getLogger(__name__)
 
 HIGH_WATER_MARK = 1000  # messages each way: a flooding peer blocks on its own send
 MAX_ROUTING_ID = 64
+# pyzmq's asyncio send can miss the edge-triggered wakeup once the high-water mark was hit (seen
+# with a burst of notifications: the send never completes although the host has read
+# everything). A send still blocked after this long is withdrawn and tried again.
+SEND_RECHECK = 0.05
 
 
 class DealerTransport:
@@ -43,6 +47,7 @@ class DealerTransport:
             self._context.term()
             raise ValueError(f"cannot connect to {endpoint!r}: {exc}") from exc
         self._closed = False
+        self._send_lock = asyncio.Lock()
 
     def has_pending(self) -> bool:
         """Whether a message is waiting to be received."""
@@ -52,10 +57,15 @@ class DealerTransport:
     async def send(self, frame: bytes) -> None:
         if self._closed:
             raise ConnectionError("the transport is closed")
-        try:
-            await self._socket.send(frame, copy=len(frame) < 64 * 1024)
-        except zmq.ZMQError as exc:
-            raise ConnectionError(f"sending failed: {exc}") from exc
+        async with self._send_lock:  # retries must not let a later frame overtake
+            while True:
+                try:
+                    await asyncio.wait_for(self._socket.send(frame), SEND_RECHECK)
+                    return
+                except TimeoutError:
+                    continue  # not sent (a cancelled send is withdrawn): offer it again
+                except zmq.ZMQError as exc:
+                    raise ConnectionError(f"sending failed: {exc}") from exc
 
     async def receive(self) -> bytes:
         while True:

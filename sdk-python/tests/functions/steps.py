@@ -110,3 +110,9 @@ async def preloaded(input, ctx):
 
 async def segfaults(input, ctx):
     os.kill(os.getpid(), signal.SIGSEGV)
+
+
+async def floods(input, ctx):
+    for n in range(input):
+        ctx.logger.info("line", n=n)
+    return input
