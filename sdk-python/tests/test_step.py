@@ -32,7 +32,47 @@ def test_step_records_a_canonical_config() -> None:
         "attempts": 3,
         "backoff": {"type": "exponential", "delayMs": 500, "maxDelayMs": 4000},
         "timeoutMs": 30000,
+        "isolation": "process",
+        "reuse": 1,
+        "preload": [],
+        "memoryMb": None,
+        "cpuMs": None,
+        "concurrency": None,
+        "env": [],
     }
+
+
+def test_process_options_reach_the_canonical_config_in_order() -> None:
+    @step(
+        flow="reports",
+        entry=True,
+        timeout=60,
+        isolation="process",
+        reuse=20,
+        preload=["pandas", "numpy.linalg", "pandas"],
+        memory=512,
+        cpu=1.5,
+        concurrency=4,
+        env="REPORTS_TOKEN",
+    )
+    async def render(data: Any, ctx: RunContext) -> None: ...
+
+    config = step_config(render)
+    assert config is not None
+    canonical = config.to_dict()
+    assert list(canonical)[list(canonical).index("timeoutMs") :] == [
+        "timeoutMs", "isolation", "reuse", "preload", "memoryMb", "cpuMs", "concurrency", "env"
+    ]  # fmt: skip
+    assert {key: canonical[key] for key in list(canonical)[8:]} == {
+        "isolation": "process",
+        "reuse": 20,
+        "preload": ["pandas", "numpy.linalg"],
+        "memoryMb": 512,
+        "cpuMs": 1500,
+        "concurrency": 4,
+        "env": ["REPORTS_TOKEN"],
+    }
+    assert step_config(step(flow="f", entry=True, isolation="inprocess")(render)) is not None
 
 
 @pytest.mark.parametrize(
@@ -48,6 +88,22 @@ def test_step_records_a_canonical_config() -> None:
         ({"flow": "f", "entry": True, "backoff": {"kind": "x"}}, "backoff"),
         ({"flow": "f", "entry": True, "timeout": 0}, "timeout"),
         ({"flow": "f", "entry": True, "emits": [1]}, "emits"),
+        ({"flow": "f", "entry": True, "isolation": "thread"}, "isolation"),
+        ({"flow": "f", "entry": True, "reuse": 0}, "reuse"),
+        ({"flow": "f", "entry": True, "reuse": 2.0}, "reuse"),
+        ({"flow": "f", "entry": True, "reuse": True}, "reuse"),
+        ({"flow": "f", "entry": True, "preload": ["numpy-2"]}, "preload"),
+        ({"flow": "f", "entry": True, "preload": ["pkg..sub"]}, "preload"),
+        ({"flow": "f", "entry": True, "preload": [3]}, "preload"),
+        ({"flow": "f", "entry": True, "memory": 0}, "memory"),
+        ({"flow": "f", "entry": True, "memory": 1.5}, "memory"),
+        ({"flow": "f", "entry": True, "cpu": 0}, "cpu"),
+        ({"flow": "f", "entry": True, "cpu": float("inf")}, "cpu"),
+        ({"flow": "f", "entry": True, "cpu": "1s"}, "cpu"),
+        ({"flow": "f", "entry": True, "concurrency": -1}, "concurrency"),
+        ({"flow": "f", "entry": True, "env": ["1ST"]}, "env"),
+        ({"flow": "f", "entry": True, "env": ["A-B"]}, "env"),
+        ({"flow": "f", "entry": True, "env": "HAS SPACE"}, "env"),
     ],
 )
 def test_bad_declarations_name_the_field(kwargs: dict[str, Any], field: str) -> None:

@@ -13,8 +13,8 @@ async def validate(order: dict, ctx) -> dict:
 """
 
 from flowhost_worker.config import Backoff, StepConfig
-from flowhost_worker.context import ContextBackend, RunContext, RunState, StepLogger
-from flowhost_worker.errors import RetryRequested, StepConfigError, WorkerError
+from flowhost_worker.context import ContextBackend, FlowControl, RunContext, RunState, StepLogger
+from flowhost_worker.errors import JobEndedError, RetryRequested, StepConfigError, WorkerError
 from flowhost_worker.step import step, step_config
 
 __version__ = "0.1.0"
@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff",
     "ContextBackend",
+    "FlowControl",
+    "JobEndedError",
     "RetryRequested",
     "RunContext",
     "RunState",

@@ -1,8 +1,9 @@
 """A step's declaration: validated at import time, serialised to the canonical JSON shape.
 
 The canonical shape is shared with the Node SDK (`normalizeConfig`) and is what the host reads
-when it discovers functions: `{flow, name, entry, subscribes, emits, attempts, timeoutMs,
-backoff: {type, delayMs, maxDelayMs}}` (times in milliseconds on the wire).
+when it discovers functions: `{flow, name, entry, subscribes, emits, attempts,
+backoff: {type, delayMs, maxDelayMs}, timeoutMs, isolation, reuse, preload, memoryMb, cpuMs,
+concurrency, env}` (times in milliseconds on the wire, memory in MiB).
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from typing import Any, Literal
 from flowhost_worker.errors import StepConfigError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BackoffKind = Literal["fixed", "exponential"]
+Isolation = Literal["process", "inprocess"]
+ISOLATIONS = ("process", "inprocess")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,6 +87,14 @@ class StepConfig:
     attempts: int = 1
     backoff: Backoff = dataclasses.field(default_factory=Backoff)
     timeout: float | None = None
+    # How the step runs: in its own child process (the default) or inside the host.
+    isolation: Isolation = "process"
+    reuse: int = 1  # jobs one child serves before it exits
+    preload: tuple[str, ...] = ()  # modules a zygote imports before it forks the child
+    memory: int | None = None  # MiB
+    cpu: float | None = None  # CPU seconds per attempt
+    concurrency: int | None = None  # attempts of this step running at once, host-wide
+    env: tuple[str, ...] = ()  # names of the host's environment variables the step receives
 
     def __post_init__(self) -> None:
         _check_name(self.flow, "flow")
@@ -107,6 +120,40 @@ class StepConfig:
             or self.timeout <= 0
         ):
             raise StepConfigError("timeout must be a positive number of seconds", field="timeout")
+        self._check_process_options()
+
+    def _check_process_options(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise StepConfigError(
+                f"isolation must be 'process' or 'inprocess' (got {self.isolation!r})",
+                field="isolation",
+            )
+        _check_positive_int(self.reuse, "reuse", "jobs per child")
+        for module in self.preload:
+            if not isinstance(module, str) or not MODULE_PATTERN.match(module):
+                raise StepConfigError(
+                    f"preload entries must be dotted module names like 'numpy' or 'pkg.sub' "
+                    f"(got {module!r})",
+                    field="preload",
+                )
+        if self.memory is not None:
+            _check_positive_int(self.memory, "memory", "MiB")
+        if self.cpu is not None and (
+            isinstance(self.cpu, bool)
+            or not isinstance(self.cpu, int | float)
+            or not math.isfinite(self.cpu)
+            or self.cpu <= 0
+        ):
+            raise StepConfigError("cpu must be a positive number of CPU seconds", field="cpu")
+        if self.concurrency is not None:
+            _check_positive_int(self.concurrency, "concurrency", "attempts at once")
+        for name in self.env:
+            if not isinstance(name, str) or not ENV_NAME_PATTERN.match(name):
+                raise StepConfigError(
+                    f"env entries must be environment variable names (letters, digits and _, "
+                    f"not starting with a digit; got {name!r})",
+                    field="env",
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +165,13 @@ class StepConfig:
             "attempts": self.attempts,
             "backoff": self.backoff.to_dict(),
             "timeoutMs": None if self.timeout is None else round(self.timeout * 1000),
+            "isolation": self.isolation,
+            "reuse": self.reuse,
+            "preload": list(self.preload),
+            "memoryMb": self.memory,
+            "cpuMs": None if self.cpu is None else round(self.cpu * 1000),
+            "concurrency": self.concurrency,
+            "env": list(self.env),
         }
 
 
@@ -128,6 +182,13 @@ def names(value: Sequence[str] | str, field: str) -> tuple[str, ...]:
     if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
         raise StepConfigError(f"{field} must be a string or a list of strings", field=field)
     return tuple(dict.fromkeys(value))
+
+
+def _check_positive_int(value: object, field: str, unit: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StepConfigError(
+            f"{field} must be a positive integer ({unit}; got {value!r})", field=field
+        )
 
 
 def _check_name(value: object, field: str) -> None:

@@ -7,11 +7,14 @@ changes when it moves between runtimes.
 
 from __future__ import annotations
 
+import builtins
 import logging
+import math
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 JSONValue = Any
-_MISSING: Any = object()
+MAX_STATE_KEY_LENGTH = 256
 
 
 class ContextBackend(Protocol):
@@ -23,9 +26,27 @@ class ContextBackend(Protocol):
 
     async def state_delete(self, key: str) -> None: ...
 
+    async def state_list(self) -> list[str]: ...
+
     async def emit(self, name: str, payload: JSONValue) -> None: ...
 
+    async def flow_start(self, flow: str, input: JSONValue, idempotency_key: str | None) -> str:
+        """Start a run of `flow`; the new run's id (an existing one for a reused key)."""
+        ...
+
+    async def flow_cancel(self, run_id: str | None) -> bool:
+        """Cancel run `run_id` (None: the calling run); False if it had already ended."""
+        ...
+
+    async def flow_is_running(
+        self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
+    ) -> bool: ...
+
     def log(self, level: str, message: str, fields: dict[str, JSONValue]) -> None: ...
+
+    def heartbeat(self) -> None: ...
+
+    def progress(self, value: float, message: str | None) -> None: ...
 
 
 class RunState:
@@ -45,6 +66,10 @@ class RunState:
 
     async def delete(self, key: str) -> None:
         await self._backend.state_delete(_key(key))
+
+    async def list(self) -> builtins.list[str]:  # `list` here would mean this method
+        """The run's state keys, sorted."""
+        return await self._backend.state_list()
 
 
 class StepLogger:
@@ -83,12 +108,59 @@ LEVELS = {
 }
 
 
+class FlowControl:
+    """Start, cancel and look for runs of flows: `ctx.flow`."""
+
+    __slots__ = ("_backend",)
+
+    def __init__(self, backend: ContextBackend) -> None:
+        self._backend = backend
+
+    async def start(
+        self, flow: str, input: JSONValue = None, *, idempotency_key: str | None = None
+    ) -> str:
+        """Start a run of `flow` with `input`; its run id. With an `idempotency_key`, at most
+        one run starts per key: a retried step gets the run its first attempt started."""
+        _text(flow, "flow")
+        if idempotency_key is not None:
+            _text(idempotency_key, "idempotency_key")
+        return await self._backend.flow_start(flow, input, idempotency_key)
+
+    async def cancel(self, run_id: str | None = None) -> bool:
+        """Cancel run `run_id` (default: this run); False if it had already ended."""
+        if run_id is not None:
+            _text(run_id, "run_id")
+        return await self._backend.flow_cancel(run_id)
+
+    async def is_running(
+        self,
+        flow: str | None = None,
+        *,
+        run_id: str | None = None,
+        exclude_run_ids: Iterable[str] = (),
+    ) -> bool:
+        """With `run_id`: is that run still going? Without: is any run of `flow` (default: this
+        run's flow) going, other than this run and `exclude_run_ids`?"""
+        if flow is not None:
+            _text(flow, "flow")
+        if run_id is not None:
+            _text(run_id, "run_id")
+        if isinstance(exclude_run_ids, str):
+            raise TypeError("exclude_run_ids must be a collection of run ids, not one string")
+        excluded = list(exclude_run_ids)
+        for excluded_id in excluded:
+            _text(excluded_id, "exclude_run_ids entries")
+        return await self._backend.flow_is_running(flow, run_id, excluded)
+
+
 class RunContext:
-    """The `ctx` of a step: ids, `state`, `logger`, `emit`."""
+    """The `ctx` of a step: ids, `state`, `logger`, `flow`, `emit`, `heartbeat`, `progress`."""
 
     __slots__ = (
         "_backend",
+        "_idempotency_key",
         "attempt",
+        "flow",
         "flow_name",
         "logger",
         "max_attempts",
@@ -106,8 +178,10 @@ class RunContext:
         step_name: str,
         attempt: int,
         max_attempts: int,
+        idempotency_key: str | None = None,
     ) -> None:
         self._backend = backend
+        self._idempotency_key = idempotency_key
         self.run_id = run_id
         self.flow_name = flow_name
         self.step_name = step_name
@@ -115,11 +189,14 @@ class RunContext:
         self.max_attempts = max_attempts
         self.state = RunState(backend)
         self.logger = StepLogger(backend)
+        self.flow = FlowControl(backend)
 
     @property
     def idempotency_key(self) -> str:
         """The same on every attempt of this step in this run: use it as an idempotency key
         with external systems (e.g. Stripe's `Idempotency-Key`)."""
+        if self._idempotency_key is not None:
+            return self._idempotency_key
         return f"{self.run_id}:{self.step_name}"
 
     async def emit(self, name: str, payload: JSONValue = None) -> None:
@@ -127,6 +204,20 @@ class RunContext:
         if not isinstance(name, str) or not name:
             raise ValueError("emit needs a non-empty event name")
         await self._backend.emit(name, payload)
+
+    def heartbeat(self) -> None:
+        """Tell the host the step is alive and making progress (never blocks)."""
+        self._backend.heartbeat()
+
+    def progress(self, value: float, message: str | None = None) -> None:
+        """Report how far the step got, from 0 to 1, with an optional message (never blocks)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"progress must be a number from 0 to 1 (got {value!r})")
+        if not math.isfinite(value) or not 0 <= value <= 1:
+            raise ValueError(f"progress must be from 0 to 1 (got {value!r})")
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"progress message must be a string or None (got {message!r})")
+        self._backend.progress(float(value), message)
 
     def __repr__(self) -> str:
         return (
@@ -137,5 +228,14 @@ class RunContext:
 
 def _key(key: str) -> str:
     if not isinstance(key, str) or not key:
-        raise ValueError("state keys must be non-empty strings")
+        raise ValueError(f"state keys must be non-empty strings (got {key!r})")
+    if len(key) > MAX_STATE_KEY_LENGTH:
+        raise ValueError(
+            f"state keys are at most {MAX_STATE_KEY_LENGTH} characters (got {len(key)})"
+        )
     return key
+
+
+def _text(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{what} must be a non-empty string (got {value!r})")

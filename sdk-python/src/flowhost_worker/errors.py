@@ -21,6 +21,16 @@ class StepConfigError(WorkerError, ValueError):
         return (type(self), (str(self),), {"field": self.field})
 
 
+class JobEndedError(WorkerError, RuntimeError):
+    """The job this context belongs to has ended; a task the step left running cannot use it."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),))
+
+
 class RetryRequested(WorkerError):
     """The step asks to be tried again after `delay` seconds.
 

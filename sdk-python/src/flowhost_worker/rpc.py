@@ -100,6 +100,15 @@ class Peer:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def drain(self) -> None:
+        """Wait until every call received so far has been handled and answered.
+
+        A process that decides to exit from inside a handler calls this from elsewhere before
+        closing the transport, so that its last answer is not lost."""
+        current = asyncio.current_task()
+        while busy := [task for task in self._tasks if task is not current]:
+            await asyncio.wait(busy)
+
     def _close(self, reason: BaseException) -> None:
         self._closed = reason
         for future in self._pending.values():

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from flowhost_worker.config import Backoff, StepConfig, names
+from flowhost_worker.config import Backoff, Isolation, StepConfig, names
 from flowhost_worker.errors import StepConfigError
 
 STEP_ATTRIBUTE = "__flowhost_step__"
@@ -24,12 +24,25 @@ def step(
     attempts: int = 1,
     backoff: float | Mapping[str, Any] | Backoff | None = None,
     timeout: float | None = None,
+    isolation: Isolation = "process",
+    reuse: int = 1,
+    preload: Sequence[str] | str = (),
+    memory: int | None = None,
+    cpu: float | None = None,
+    concurrency: int | None = None,
+    env: Sequence[str] | str = (),
 ) -> Callable[[Handler], Handler]:
     """Declare `async def handler(input, ctx)` as step `name` (default: the function's name).
 
     The entry step receives the run's input; any other step receives a mapping from each event
     it subscribes to, to that event's payload, once every one of them was emitted (AND-join).
     `attempts` counts the first try; `backoff` is seconds (fixed) or a `Backoff`.
+
+    Process options: `isolation` ("process": a child process per attempt, or "inprocess": inside
+    the host), `reuse` (jobs one child serves before it exits), `preload` (modules imported
+    once, before children are forked), `memory` (MiB) and `cpu` (CPU seconds) limits per child,
+    `concurrency` (attempts of this step at once), and `env` (names of the host's environment
+    variables the step receives; children get no others).
     """
 
     def register(handler: Handler) -> Handler:
@@ -53,6 +66,13 @@ def step(
             attempts=attempts,
             backoff=Backoff.parse(backoff),
             timeout=timeout,
+            isolation=isolation,
+            reuse=reuse,
+            preload=names(preload, "preload"),
+            memory=memory,
+            cpu=cpu,
+            concurrency=concurrency,
+            env=names(env, "env"),
         )
         setattr(declared, STEP_ATTRIBUTE, config)
         return declared

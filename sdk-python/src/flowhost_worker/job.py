@@ -1,0 +1,150 @@
+"""One `execute` in the child: its parameters, its handler, and how a failure is reported."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+from flowhost_worker.errors import RetryRequested
+from flowhost_worker.loader import load_module
+from flowhost_worker.protocol import ErrorCode, ProtocolError
+
+# A failure's text travels in one frame and lands in the run's history; a runaway traceback
+# (RecursionError) keeps its head and tail.
+MAX_TEXT = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Job:
+    run_id: str
+    flow: str
+    step: str
+    attempt: int
+    max_attempts: int
+    idempotency_key: str
+    file: Path
+    handler: str
+    input: Any
+    timeout: float | None
+    env: dict[str, str]
+    last: bool
+
+
+def parse_execute(params: dict[str, Any]) -> Job:
+    """The job `execute` asks for; `ProtocolError(-32602)` naming the bad key otherwise."""
+    job = params.get("job")
+    if not isinstance(job, dict):
+        _refuse("job must be a map")
+    run_id, step = _text(job, "run_id"), _text(job, "step")
+    idempotency_key = (
+        _text(job, "idempotency_key") if "idempotency_key" in job else f"{run_id}:{step}"
+    )
+    timeout = params.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        _refuse("timeout must be a positive number of seconds or null")
+    env = params.get("env", {})
+    if not isinstance(env, dict) or not all(
+        isinstance(k, str) and k and "=" not in k and isinstance(v, str) for k, v in env.items()
+    ):
+        _refuse("env must be a map from variable names to strings")
+    last = params.get("last", True)
+    if not isinstance(last, bool):
+        _refuse("last must be a boolean")
+    return Job(
+        run_id=run_id,
+        flow=_text(job, "flow"),
+        step=step,
+        attempt=_count(job, "attempt"),
+        max_attempts=_count(job, "max_attempts"),
+        idempotency_key=idempotency_key,
+        file=Path(_text(job, "file")),
+        handler=_text(job, "handler"),
+        input=params.get("input"),
+        timeout=None if timeout is None else float(timeout),
+        env=env,
+        last=last,
+    )
+
+
+def _text(job: dict[str, Any], key: str) -> str:
+    value = job.get(key)
+    if not isinstance(value, str) or not value:
+        _refuse(f"job.{key} must be a non-empty string")
+    return value
+
+
+def _count(job: dict[str, Any], key: str) -> int:
+    value = job.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _refuse(f"job.{key} must be a positive integer")
+    return value
+
+
+class Handlers:
+    """Loads handlers from function files, once per file for the life of the child."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._modules: dict[Path, ModuleType] = {}
+
+    def load(self, job: Job) -> Callable[..., Any]:
+        """The job's handler; `ProtocolError(-32053)` with the failure's data otherwise."""
+        try:
+            module = self._module(job.file)
+            handler = getattr(module, job.handler, None)
+            if handler is None:
+                raise AttributeError(f"{job.file} has no attribute {job.handler!r}")
+            if not callable(handler):
+                raise TypeError(f"{job.file}: {job.handler!r} is not a function")
+        except Exception as exc:
+            raise ProtocolError(
+                ErrorCode.HANDLER_NOT_LOADABLE,
+                f"cannot load {job.handler!r} from {job.file}: {type(exc).__name__}: {exc}",
+                data=failure_data(exc),
+            ) from exc
+        return handler  # type: ignore[no-any-return]  # callable() checked it
+
+    def _module(self, file: Path) -> ModuleType:
+        module = self._modules.get(file)
+        if module is None:
+            # Files outside the functions directory (the host's choice) import as top-level.
+            root = self._root if file.is_relative_to(self._root) else file.parent
+            module = self._modules[file] = load_module(root, file)
+        return module
+
+
+def failure_data(exc: BaseException) -> dict[str, Any]:
+    """`{type, message, stack, retry_delay}`, the `data` of -32050 and -32053."""
+    retry_delay = exc.delay if isinstance(exc, RetryRequested) else None
+    message = (exc.reason or str(exc)) if isinstance(exc, RetryRequested) else str(exc)
+    try:
+        stack = "".join(traceback.format_exception(exc))
+    except MemoryError:  # the failure may be the very lack of memory to describe it
+        stack = ""
+    return {
+        "type": type(exc).__name__,
+        "message": _clip(message),
+        "stack": _clip(stack),
+        "retry_delay": retry_delay,
+    }
+
+
+def _clip(text: str) -> str:
+    if len(text) <= MAX_TEXT:
+        return text
+    half = MAX_TEXT // 2
+    return f"{text[:half]}\n… {len(text) - MAX_TEXT} characters left out …\n{text[-half:]}"
+
+
+def _refuse(message: str) -> NoReturn:
+    raise ProtocolError(ErrorCode.INVALID_PARAMS, f"execute: {message}")

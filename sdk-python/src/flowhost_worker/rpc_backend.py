@@ -1,0 +1,174 @@
+"""`RunContext` in a child process: every context call becomes a protocol call to the host.
+
+`log`, `progress` and `heartbeat` are notifications the step must not wait for; they go through
+one ordered queue, and a request waits for the queue to empty first, so the host sees a job's
+messages in the order the step produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from flowhost_worker.context import JSONValue
+from flowhost_worker.errors import JobEndedError, WorkerError
+from flowhost_worker.json_data import check_json, json_problem
+from flowhost_worker.protocol import ErrorCode
+from flowhost_worker.rpc import Peer, RemoteError
+
+logger = logging.getLogger(__name__)
+
+# Notifications waiting for the socket. A step that logs faster than the host reads loses the
+# excess (and the host is told how many), rather than growing the child without bound.
+MAX_QUEUED_NOTIFICATIONS = 10_000
+
+
+class Notifier:
+    """Sends notifications in the order they were queued, without making the caller wait."""
+
+    def __init__(self, peer: Peer) -> None:
+        self._peer = peer
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._dropped = 0
+        self._sender: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._sender = asyncio.create_task(self._send_queued(), name="flowhost-notifier")
+
+    async def stop(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+
+    def put(self, method: str, params: dict[str, Any]) -> None:
+        if self._queue.qsize() >= MAX_QUEUED_NOTIFICATIONS:
+            self._dropped += 1
+            return
+        self._queue.put_nowait((method, params))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far has been handed to the transport."""
+        await self._queue.join()
+
+    async def _send_queued(self) -> None:
+        while True:
+            method, params = await self._queue.get()
+            try:
+                await self._peer.notify(method, params)
+                if self._dropped and self._queue.empty():
+                    await self._peer.notify("log", self._dropped_warning())
+            except ConnectionError:
+                pass  # the host is gone; the runtime's watchdog ends the process
+            except Exception:
+                logger.exception("sending a %r notification failed", method)
+            finally:
+                self._queue.task_done()
+
+    def _dropped_warning(self) -> dict[str, Any]:
+        count, self._dropped = self._dropped, 0
+        return {
+            "level": "warning",
+            "message": f"{count} log/progress messages were dropped: the step sent them faster "
+            "than the host could take them",
+            "fields": {"dropped": count},
+        }
+
+
+class RpcBackend:
+    """`ContextBackend` for one job, over the child's connection to the host."""
+
+    def __init__(self, peer: Peer, notifier: Notifier) -> None:
+        self._peer = peer
+        self._notifier = notifier
+        self._ended = False
+
+    def end(self) -> None:
+        """The job has been answered: calls from tasks the step left behind now fail here."""
+        self._ended = True
+
+    async def state_get(self, key: str) -> tuple[bool, JSONValue]:
+        result = await self._call("state.get", {"key": key})
+        return bool(_field(result, "found", "state.get")), result.get("value")
+
+    async def state_set(self, key: str, value: JSONValue) -> None:
+        check_json(value, f"state value {key!r}")
+        await self._call("state.set", {"key": key, "value": value})
+
+    async def state_delete(self, key: str) -> None:
+        await self._call("state.delete", {"key": key})
+
+    async def state_list(self) -> list[str]:
+        keys = _field(await self._call("state.list", {}), "keys", "state.list")
+        return [str(key) for key in keys]
+
+    async def emit(self, name: str, payload: JSONValue) -> None:
+        check_json(payload, f"the payload of {name!r}")
+        await self._call("emit", {"name": name, "payload": payload})
+
+    async def flow_start(self, flow: str, input: JSONValue, idempotency_key: str | None) -> str:
+        check_json(input, f"the input of flow {flow!r}")
+        params: dict[str, Any] = {"flow": flow, "input": input}
+        if idempotency_key is not None:
+            params["idempotency_key"] = idempotency_key
+        return str(_field(await self._call("flow.start", params), "run_id", "flow.start"))
+
+    async def flow_cancel(self, run_id: str | None) -> bool:
+        params = {} if run_id is None else {"run_id": run_id}
+        return bool(_field(await self._call("flow.cancel", params), "canceled", "flow.cancel"))
+
+    async def flow_is_running(
+        self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
+    ) -> bool:
+        params: dict[str, Any] = {"exclude_run_ids": exclude_run_ids}
+        if flow is not None:
+            params["flow"] = flow
+        if run_id is not None:
+            params["run_id"] = run_id
+        result = await self._call("flow.is_running", params)
+        return bool(_field(result, "running", "flow.is_running"))
+
+    def log(self, level: str, message: str, fields: dict[str, JSONValue]) -> None:
+        self._check_running()
+        if json_problem(fields) is not None:
+            # A log line must never fail the step over a field it cannot send.
+            fields = {key: _loggable(value) for key, value in fields.items()}
+        self._notifier.put("log", {"level": level, "message": message, "fields": fields})
+
+    def heartbeat(self) -> None:
+        self._check_running()
+        self._notifier.put("heartbeat", {})
+
+    def progress(self, value: float, message: str | None) -> None:
+        self._check_running()
+        self._notifier.put("progress", {"value": value, "message": message})
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        self._check_running()
+        await self._notifier.flush()
+        try:
+            return await self._peer.call(method, params)
+        except RemoteError as exc:
+            if exc.code == ErrorCode.INVALID_PARAMS:
+                raise ValueError(f"{method} refused: {exc.message}") from exc
+            if exc.code == ErrorCode.NO_JOB_RUNNING:
+                raise JobEndedError(f"{method} refused: the job has ended") from exc
+            raise
+
+    def _check_running(self) -> None:
+        if self._ended:
+            raise JobEndedError(
+                "the job has ended: a task the step started outlived it and cannot use ctx"
+            )
+
+
+def _field(result: Any, key: str, method: str) -> Any:
+    if not isinstance(result, dict) or key not in result:
+        raise WorkerError(f"the host answered {method} without {key!r}")
+    return result[key]
+
+
+def _loggable(value: Any) -> JSONValue:
+    return value if json_problem(value) is None else repr(value)

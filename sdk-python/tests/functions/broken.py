@@ -1,0 +1,3 @@
+"""A function file that cannot be imported."""
+
+raise ImportError("no module named 'nothing_here'")
