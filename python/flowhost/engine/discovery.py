@@ -81,7 +81,7 @@ def _python_describers(
 ) -> list[tuple[list[str], str, str]]:
     """One describer per interpreter: each `.venv` directory's own, the default for the rest."""
     venv_roots = sorted(
-        {python.parents[2] for f in files if (python := venv_root_python(f.parent, root))}
+        {found.parents[2] for f in files if (found := venv_root_python(f.parent, root))}
     )
     describers = []
     base = ["-m", "flowhost_worker.describe", str(root)]

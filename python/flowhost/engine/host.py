@@ -50,6 +50,11 @@ class Host:
         self._supervisor: Supervisor | None = None
         self._reconnect_delay = RECONNECT_DELAY_MIN
 
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The child processes of this host, while it serves."""
+        return self._supervisor
+
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; in-flight steps finish before this returns.
 

@@ -127,6 +127,7 @@ class InProcessBackend:
     async def flow_is_running(
         self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
     ) -> bool:
+        params: dict[str, Any]
         async with self._database.connection() as conn:
             if run_id is not None:
                 query, params = QUERIES["run_is_running"], {"run_id": _run_uuid(run_id)}

@@ -27,14 +27,16 @@ class ChildFailure(Exception):
         if not isinstance(data, dict):
             return cls("Error", fallback)
         delay = data.get("retry_delay")
-        valid_delay = (
-            isinstance(delay, int | float) and not isinstance(delay, bool) and 0 <= delay < 1e9
+        retry_delay = (
+            float(delay)
+            if isinstance(delay, int | float) and not isinstance(delay, bool) and 0 <= delay < 1e9
+            else None
         )
         return cls(
             str(data.get("type") or "Error")[:200],
             str(data.get("message") or fallback),
             str(data.get("stack") or ""),
-            float(delay) if valid_delay else None,
+            retry_delay,
         )
 
     def describe(self) -> dict[str, Any]:

@@ -17,6 +17,10 @@ logger = logging.getLogger(__name__)
 # max_frame and it, the protocol answers "frame too large" (docs/protocol.md, Framing).
 TRANSPORT_SLACK = 64 * 1024
 HIGH_WATER_MARK = 1000
+# ZeroMQ's notification fd is edge-triggered, and a wakeup can be missed once a high-water mark
+# was reached (libzmq#3641). Reading ZMQ_EVENTS makes pyzmq re-check and serve what is ready, so
+# the router does it this often: a missed wakeup then costs a moment, never a hang.
+EVENTS_RECHECK = 0.1
 
 
 class RouterTransport:
@@ -58,10 +62,19 @@ class Router:
         self._socket.setsockopt(zmq.MAXMSGSIZE, max_frame + TRANSPORT_SLACK)
         self._socket.bind(endpoint)
         self._transports: dict[bytes, RouterTransport] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._receive(), name=f"flowhost-router {self.endpoint}")
+        self._tasks = [
+            asyncio.create_task(self._receive(), name=f"flowhost-router {self.endpoint}"),
+            asyncio.create_task(self._recheck(), name=f"flowhost-router-recheck {self.endpoint}"),
+        ]
+
+    async def _recheck(self) -> None:
+        while not self._socket.closed:
+            await asyncio.sleep(EVENTS_RECHECK)
+            with contextlib.suppress(zmq.ZMQError):
+                self._socket.get(zmq.EVENTS)
 
     def connect(self, worker_id: bytes) -> RouterTransport:
         """Accept frames from `worker_id` (a child the host is starting)."""
@@ -106,8 +119,8 @@ class Router:
     async def close(self) -> None:
         for worker_id in list(self._transports):
             self.disconnect(worker_id)
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         self._socket.close(linger=0)

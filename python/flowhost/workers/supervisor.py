@@ -136,13 +136,7 @@ class Supervisor:
         call = asyncio.create_task(worker.execute(params))
         reason: ChildFailure | None = None
         deadline = loop.time() + step.timeout if step.timeout else None
-        escalation = iter(
-            [
-                lambda: asyncio.ensure_future(worker.notify("cancel", {"reason": "timed out"})),
-                lambda: process.send_signal(signal.SIGTERM),
-                lambda: process.kill(),
-            ]
-        )
+        escalations = 0  # past the deadline: cancel, then SIGTERM, then SIGKILL
         while True:
             await asyncio.wait(
                 {call, process.exited}, timeout=WATCH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
@@ -167,9 +161,19 @@ class Supervisor:
             if deadline is not None and now >= deadline:
                 if reason is None:
                     reason = failures.timed_out(step.name, step.timeout or 0)
-                next(escalation, lambda: None)()
+                await self._escalate(worker, escalations)
+                escalations += 1
                 deadline = now + self._grace
         return await self._outcome(worker, step, call, reason)
+
+    @staticmethod
+    async def _escalate(worker: Worker, escalations: int) -> None:
+        if escalations == 0:
+            await worker.notify("cancel", {"reason": "timed out"})
+        elif escalations == 1:
+            worker.process.send_signal(signal.SIGTERM)
+        else:
+            worker.process.kill()
 
     async def _outcome(
         self,
@@ -209,10 +213,8 @@ class Supervisor:
         tail = worker.tail()
         if status is None:
             return failures.crashed("the worker closed its connection", tail)
-        if status.signal == signal.SIGXCPU or (
-            status.signal == signal.SIGKILL and step.cpu_seconds and "RLIMIT" in tail
-        ):
-            return failures.cpu_exceeded(step.cpu_seconds or 0)
+        if status.signal == signal.SIGXCPU and step.cpu_seconds:
+            return failures.cpu_exceeded(step.cpu_seconds)
         if step.memory_mb and ("heap out of memory" in tail or "MemoryError" in tail):
             return failures.memory_exceeded(step.memory_mb, tail)
         return failures.crashed(status.describe(), tail)
@@ -302,7 +304,10 @@ class Supervisor:
 
         def forget(_: object) -> None:
             self._workers.pop(worker_id, None)
-            router.disconnect(worker_id.encode())
+            # Not at once: the child's last answer may still be on its way through the socket.
+            asyncio.get_running_loop().call_later(
+                ANSWER_AFTER_EXIT, router.disconnect, worker_id.encode()
+            )
 
         process.exited.add_done_callback(forget)
         return worker

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]  # ships no type information
 
 from flowhost.errors import FlowhostError
 from flowhost.workers.environment import base_environment

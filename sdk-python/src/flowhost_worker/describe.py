@@ -3,7 +3,8 @@
 Run by the host in a child process (`python -m flowhost_worker.describe DIR [--only SUBDIR]
 [--exclude SUBDIR ...]`), so that user code is never imported into the host just to learn what it
 declares. `--only` and `--exclude` pick the files one interpreter describes when parts of the
-functions directory run in their own virtual environments; module names stay relative to DIR. The output is
+functions directory run in their own virtual environments; module names stay relative to DIR.
+The output is
 `{"steps": [{"file", "line", "function", "config"}], "problems": [{"file", "line", "message"}]}`;
 a file that fails to import is a problem with its file and line, and the others still load.
 """

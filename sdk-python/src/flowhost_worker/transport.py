@@ -20,6 +20,9 @@ MAX_ROUTING_ID = 64
 # with a burst of notifications: the send never completes although the host has read
 # everything). A send still blocked after this long is withdrawn and tried again.
 SEND_RECHECK = 0.05
+# The same can befall a pending receive; reading ZMQ_EVENTS makes pyzmq re-check and serve what
+# is ready, so the transport does it this often while it lives.
+EVENTS_RECHECK = 0.1
 
 
 class DealerTransport:
@@ -48,6 +51,7 @@ class DealerTransport:
             raise ValueError(f"cannot connect to {endpoint!r}: {exc}") from exc
         self._closed = False
         self._send_lock = asyncio.Lock()
+        self._recheck: asyncio.Task[None] | None = None
 
     def has_pending(self) -> bool:
         """Whether a message is waiting to be received."""
@@ -67,7 +71,15 @@ class DealerTransport:
                 except zmq.ZMQError as exc:
                     raise ConnectionError(f"sending failed: {exc}") from exc
 
+    async def _recheck_events(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(EVENTS_RECHECK)
+            with contextlib.suppress(zmq.ZMQError):
+                self._socket.get(zmq.EVENTS)
+
     async def receive(self) -> bytes:
+        if self._recheck is None and not self._closed:
+            self._recheck = asyncio.create_task(self._recheck_events())
         while True:
             parts = await self._receive_parts()
             if len(parts) == 1:
@@ -107,5 +119,7 @@ class DealerTransport:
         if self._closed:
             return
         self._closed = True
+        if self._recheck is not None:
+            self._recheck.cancel()
         self._socket.close(linger=max(0, round(flush * 1000)))
         self._context.term()
