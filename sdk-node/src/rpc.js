@@ -15,7 +15,8 @@
  * @typedef {object} Transport moves whole frames
  * @property {(frame: Uint8Array) => Promise<void>} send
  * @property {() => Promise<Uint8Array>} receive rejects with a `ConnectionClosedError` once the
- *   other side is gone or the transport was closed
+ *   other side is gone or the transport was closed, or with a `ProtocolError` for a message it
+ *   found broken itself (which is answered, and receiving goes on)
  *
  * @typedef {(params: Params) => unknown} RequestHandler its return value (or what its Promise
  *   resolves to) is the result; a `ProtocolError` it throws is answered with that error's code
@@ -139,6 +140,12 @@ export class Peer {
       try {
         frame = await this.transport.receive()
       } catch (error) {
+        if (error instanceof ProtocolError) {
+          // The transport found the message broken (several ZeroMQ frames): answer, go on.
+          this.warn(`refused a message: ${error.message}`)
+          this.reply(error.toResponse())
+          continue
+        }
         const reason = error instanceof ConnectionClosedError
           ? error
           : new ConnectionClosedError(`the connection failed: ${error instanceof Error ? error.message : String(error)}`)
