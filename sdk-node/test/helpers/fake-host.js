@@ -40,7 +40,8 @@ export class FakeHost {
    * @param {string} [options.cwd] the functions directory (the child's working directory)
    * @param {number} [options.heartbeatInterval] seconds, announced in hello and used to beat
    * @param {boolean} [options.beat] whether the host sends heartbeats
-   * @param {(params: Record<string, any>) => Message} [options.answerHello] instead of the normal answer
+   * @param {(params: Record<string, any>) => import('../../src/protocol.js').Result | import('../../src/protocol.js').ErrorResponse} [options.answerHello]
+   *   instead of the normal answer (its id is replaced by hello's)
    * @param {Record<string, string>} [options.env] extra environment of the child
    */
   constructor({ cwd, heartbeatInterval = 0.2, beat = true, answerHello, env = {} } = {}) {
