@@ -366,6 +366,24 @@ describe('execute', () => {
   })
 })
 
+describe('a functions directory with neither node_modules nor package.json', () => {
+  test('a .js file importing @flowhost/worker runs (the hook resolves it), RetryRequested included', async () => {
+    const bare = mkdtempSync(join(tmpdir(), 'fh-bare-'))
+    try {
+      writeFileSync(join(bare, 'bare.js'), [
+        "import { RetryRequested, defineFunction } from '@flowhost/worker'",
+        "export default defineFunction((input) => { if (input === 'retry') throw new RetryRequested(1, 'again'); return 'ran' })",
+      ].join('\n'))
+      const host = await startHost({ cwd: bare })
+      assert.equal(resultOf(await host.execute(join(bare, 'bare.js'), { last: false })), 'ran')
+      const error = errorOf(await host.execute(join(bare, 'bare.js'), { input: 'retry' }))
+      assert.deepEqual([error.data.type, error.data.retry_delay, error.data.message], ['RetryRequested', 1, 'again'])
+    } finally {
+      rmSync(bare, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('protocol hygiene', () => {
   test('a request other than execute is -32601; a broken frame gets its error; the child goes on', async () => {
     const host = await startHost()
