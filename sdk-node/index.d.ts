@@ -30,6 +30,24 @@ export interface FunctionConfig {
   backoff?: number | BackoffConfig
   /** Wall-clock limit of one attempt, in ms. Default: none (the host's default applies). */
   timeout?: number | null
+  /**
+   * Where the step runs: always `'process'` (its own Node child process) for JavaScript.
+   * `'inprocess'` is refused: in-process isolation is for trusted Python functions.
+   */
+  isolation?: 'process'
+  /** Jobs one child process serves, one at a time, before it exits. Default 1 (a fresh process per attempt). */
+  reuse?: number
+  /** Memory cap of the child process, in MiB (Node's `--max-old-space-size`, and the host's limit). */
+  memory?: number | null
+  /** CPU time one attempt may use, in ms. */
+  cpu?: number | null
+  /** Attempts of this step that may run at once on a host. Default: no per-step limit. */
+  concurrency?: number | null
+  /**
+   * Names of the host's environment variables this step receives (children start with a
+   * scrubbed environment): `['STRIPE_KEY']`.
+   */
+  env?: readonly string[]
 }
 
 export interface FlowMembership {
@@ -73,6 +91,14 @@ export interface StepConfig {
     readonly maxDelayMs: number
   }
   readonly timeoutMs: number | null
+  readonly isolation: 'process' | 'inprocess'
+  readonly reuse: number
+  /** Modules a Python zygote imports before forking; always `[]` for Node steps. */
+  readonly preload: readonly string[]
+  readonly memoryMb: number | null
+  readonly cpuMs: number | null
+  readonly concurrency: number | null
+  readonly env: readonly string[]
 }
 
 export interface NormalizeOptions {
@@ -118,6 +144,13 @@ export interface RunContext {
   emit(name: string, payload?: unknown): Promise<void>
   /** Start, cancel or look up runs. */
   readonly flow: FlowControl
+  /**
+   * Tell the host this attempt is alive. The runtime already beats on its own timer; call this
+   * from long synchronous stretches that yield now and then.
+   */
+  heartbeat(): void
+  /** Report how far the attempt is: `value` from 0 to 1, with an optional message. */
+  progress(value: number, message?: string | null): void
 }
 
 export interface RunState {
@@ -125,7 +158,10 @@ export interface RunState {
   get<T = unknown>(key: string): Promise<T | null>
   get<T>(key: string, defaultValue: T): Promise<T>
   set(key: string, value: unknown): Promise<void>
-  delete(key: string): Promise<void>
+  /** Resolves whether there was a value to delete. */
+  delete(key: string): Promise<boolean>
+  /** The keys of this run's state, sorted. */
+  list(): Promise<string[]>
 }
 
 /** Extra structured fields of a log line, e.g. `{ orderId: 42 }`. */

@@ -4,7 +4,8 @@
  *
  * The canonical shape is shared with the Python SDK (`StepConfig.to_dict()`), key for key and in
  * the same order, with times in milliseconds:
- * `{flow, name, entry, subscribes, emits, attempts, backoff: {type, delayMs, maxDelayMs}, timeoutMs}`.
+ * `{flow, name, entry, subscribes, emits, attempts, backoff: {type, delayMs, maxDelayMs}, timeoutMs,
+ * isolation, reuse, preload, memoryMb, cpuMs, concurrency, env}`.
  *
  * @typedef {import('../index.js').FunctionConfig} FunctionConfig
  * @typedef {import('../index.js').StepConfig} StepConfig
@@ -30,11 +31,13 @@ export const DEFAULT_BACKOFF = Object.freeze({
   maxDelayMs: 60000,
 })
 
-const CONFIG_KEYS = ['flow', 'attempts', 'backoff', 'timeout']
+const CONFIG_KEYS = ['flow', 'attempts', 'backoff', 'timeout', 'isolation', 'reuse', 'memory', 'cpu', 'concurrency', 'env']
 const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits']
 const BACKOFF_KEYS = ['type', 'delay', 'maxDelay']
 const BACKOFF_TYPES = ['fixed', 'exponential']
 const ROLES = ['entry', 'step']
+/** Environment variable names a step may declare; the same pattern as the Python SDK. */
+export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 /**
  * Why a key of the seed system's config (nuxt-queue/nvent) is refused, and what to write instead.
@@ -110,6 +113,14 @@ export function normalizeConfig(config, options = {}) {
     attempts: attemptCount(section.attempts, file),
     backoff: Object.freeze(backoffPolicy(section.backoff, file)),
     timeoutMs: timeoutMs(section.timeout, file),
+    isolation: isolation(section.isolation, file),
+    reuse: section.reuse === undefined ? 1 : positiveInteger(section.reuse, 'reuse', 'jobs one child serves', file),
+    // Modules a Python zygote imports before forking; Node children have no zygote.
+    preload: Object.freeze([]),
+    memoryMb: optionalPositiveInteger(section.memory, 'memory', 'MiB', file),
+    cpuMs: optionalPositiveInteger(section.cpu, 'cpu', 'milliseconds of CPU time', file),
+    concurrency: optionalPositiveInteger(section.concurrency, 'concurrency', 'attempts running at once', file),
+    env: Object.freeze(envNames(section.env, file)),
   })
 }
 
@@ -312,6 +323,73 @@ function timeoutMs(value, file) {
     })
   }
   return Math.max(1, Math.round(value))
+}
+
+/**
+ * Node steps always run in a child process: only trusted Python functions may share the host's.
+ * @param {unknown} value
+ * @param {string | undefined} file
+ * @returns {'process'}
+ */
+function isolation(value, file) {
+  if (value === undefined || value === 'process') return 'process'
+  const reason = value === 'inprocess'
+    ? "'inprocess' is not available to JavaScript steps: in-process isolation is for trusted Python " +
+      "functions, which run inside the host's own process; Node steps always run in a child process"
+    : `must be 'process' (got ${formatValue(value)})`
+  throw new ConfigError(reason, { file, field: 'isolation' })
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string} unit what the number counts, for the message
+ * @param {string | undefined} file
+ * @returns {number}
+ */
+function positiveInteger(value, field, unit, file) {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new ConfigError(`must be a whole number >= 1 (${unit}; got ${formatValue(value)})`, { file, field })
+  }
+  return value
+}
+
+/**
+ * `undefined` or `null` (no limit) → `null`; else a positive integer.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string} unit
+ * @param {string | undefined} file
+ * @returns {number | null}
+ */
+function optionalPositiveInteger(value, field, unit, file) {
+  return value === undefined || value === null ? null : positiveInteger(value, field, unit, file)
+}
+
+/**
+ * The names of the host's environment variables the step receives: deduplicated, in order.
+ * @param {unknown} value
+ * @param {string | undefined} file
+ * @returns {string[]}
+ */
+function envNames(value, file) {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) {
+    throw new ConfigError(`must be a list of environment variable names (got ${formatValue(value)})`, {
+      file,
+      field: 'env',
+    })
+  }
+  const names = value.map((name, index) => {
+    if (typeof name !== 'string' || !ENV_NAME_PATTERN.test(name)) {
+      throw new ConfigError(
+        `must be an environment variable name: letters, digits and _, not starting with a digit (got ${formatValue(name)})`,
+        { file, field: `env[${index}]` },
+      )
+    }
+    return name
+  })
+  return [...new Set(names)]
 }
 
 /**

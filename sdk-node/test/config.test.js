@@ -7,6 +7,16 @@ import { ConfigError, defineConfig, normalizeConfig, WorkerError } from '@flowho
 const FILE = 'functions/charge.js'
 const THIS_FILE = fileURLToPath(import.meta.url)
 const DEFAULT_BACKOFF = { type: 'exponential', delayMs: 1000, maxDelayMs: 60000 }
+/** The keys after timeoutMs, at their defaults. */
+const DEFAULT_PROCESS = {
+  isolation: 'process',
+  reuse: 1,
+  preload: [],
+  memoryMb: null,
+  cpuMs: null,
+  concurrency: null,
+  env: [],
+}
 
 /**
  * @param {Record<string, unknown>} flow
@@ -25,6 +35,7 @@ describe('normalizeConfig: valid configs', () => {
       attempts: 1,
       backoff: DEFAULT_BACKOFF,
       timeoutMs: null,
+      ...DEFAULT_PROCESS,
     })
   })
 
@@ -39,6 +50,13 @@ describe('normalizeConfig: valid configs', () => {
       'attempts',
       'backoff',
       'timeoutMs',
+      'isolation',
+      'reuse',
+      'preload',
+      'memoryMb',
+      'cpuMs',
+      'concurrency',
+      'env',
     ])
     assert.deepEqual(Object.keys(canonical.backoff), ['type', 'delayMs', 'maxDelayMs'])
   })
@@ -161,7 +179,7 @@ describe('normalizeConfig: invalid configs name the file and the field', () => {
     ['backoff has an unknown key', config({ subscribes: 'a' }, { backoff: { max_delay: 5 } }), 'backoff.max_delay', /unknown key \(known keys here: type, delay, maxDelay\)/],
     ['timeout is 0', config({ subscribes: 'a' }, { timeout: 0 }), 'timeout', /must be a positive number of milliseconds \(got 0\)/],
     ['timeout is a string', config({ subscribes: 'a' }, { timeout: '30s' }), 'timeout', /got '30s'/],
-    ['an unknown top-level key', config({ subscribes: 'a' }, { atempts: 3 }), 'atempts', /unknown key \(known keys here: flow, attempts, backoff, timeout\)/],
+    ['an unknown top-level key', config({ subscribes: 'a' }, { atempts: 3 }), 'atempts', /unknown key \(known keys here: flow, attempts, backoff, timeout, isolation, reuse, memory, cpu, concurrency, env\)/],
     ['an unknown flow key', config({ subscribes: 'a', emit: ['x'] }), 'flow.emit', /unknown key \(known keys here: name, step, role, entry, subscribes, emits\)/],
     ["the seed's queue options", config({ subscribes: 'a' }, { queue: { defaultJobOptions: { attempts: 3 } } }), 'queue', /set attempts, backoff and timeout at the top level/],
     ["the seed's flow.stepTimeout", config({ subscribes: 'a', stepTimeout: 1000 }), 'flow.stepTimeout', /use timeout \(milliseconds\)/],
@@ -226,6 +244,80 @@ describe('normalizeConfig: invalid configs name the file and the field', () => {
     assert.deepEqual([back.file, back.field, back.reason, back.message], [error.file, error.field, error.reason, error.message])
     assert.equal(ConfigError.fromJSON({ file: null, field: 'flow', reason: 'x' }).file, undefined)
     assert.throws(() => ConfigError.fromJSON(/** @type {any} */ ({ type: 'RetryRequested' })), TypeError)
+  })
+})
+
+describe('normalizeConfig: process keys (isolation, reuse, memory, cpu, concurrency, env)', () => {
+  test('are carried over: memory in MiB, cpu in ms; env deduplicated in order; preload stays empty', () => {
+    const canonical = normalizeConfig(
+      config({ subscribes: 'a' }, {
+        isolation: 'process',
+        reuse: 50,
+        memory: 256,
+        cpu: 1500,
+        concurrency: 4,
+        env: ['STRIPE_KEY', 'API_URL', 'STRIPE_KEY', '_PRIVATE2'],
+      }),
+    )
+    assert.deepEqual(
+      {
+        isolation: canonical.isolation,
+        reuse: canonical.reuse,
+        preload: canonical.preload,
+        memoryMb: canonical.memoryMb,
+        cpuMs: canonical.cpuMs,
+        concurrency: canonical.concurrency,
+        env: canonical.env,
+      },
+      { isolation: 'process', reuse: 50, preload: [], memoryMb: 256, cpuMs: 1500, concurrency: 4, env: ['STRIPE_KEY', 'API_URL', '_PRIVATE2'] },
+    )
+    assert.ok(Object.isFrozen(canonical.env) && Object.isFrozen(canonical.preload))
+  })
+
+  test('null limits mean none', () => {
+    const canonical = normalizeConfig(config({ subscribes: 'a' }, { memory: null, cpu: null, concurrency: null }))
+    assert.deepEqual([canonical.memoryMb, canonical.cpuMs, canonical.concurrency], [null, null, null])
+  })
+
+  test("isolation: 'inprocess' is refused: in-process isolation is for trusted Python functions", () => {
+    assert.throws(() => normalizeConfig(config({ subscribes: 'a' }, { isolation: 'inprocess' }), { file: FILE }), {
+      name: 'ConfigError',
+      field: 'isolation',
+      message: /in-process isolation is for trusted Python functions/,
+    })
+    assert.throws(() => normalizeConfig(config({ subscribes: 'a' }, { isolation: 'thread' })), {
+      field: 'isolation',
+      message: /must be 'process' \(got 'thread'\)/,
+    })
+  })
+
+  for (const [field, bad] of /** @type {[string, unknown][]} */ ([
+    ['reuse', 0], ['reuse', 1.5], ['reuse', '2'], ['reuse', null],
+    ['memory', 0], ['memory', -64], ['memory', 12.5], ['memory', '64'],
+    ['cpu', 0], ['cpu', 2.5], ['cpu', Infinity],
+    ['concurrency', 0], ['concurrency', true],
+  ])) {
+    test(`${field}: ${String(bad)} is refused naming the field`, () => {
+      assert.throws(() => normalizeConfig(config({ subscribes: 'a' }, { [field]: bad }), { file: FILE }), {
+        name: 'ConfigError',
+        field,
+        message: new RegExp(`^${FILE}: ${field}: must be a whole number >= 1`),
+      })
+    })
+  }
+
+  test('env must be a list of variable names; the bad entry is named', () => {
+    assert.throws(() => normalizeConfig(config({ subscribes: 'a' }, { env: 'API_KEY' })), {
+      field: 'env',
+      message: /must be a list of environment variable names/,
+    })
+    for (const bad of ['1ST', 'WITH-DASH', '', 'A B', 7]) {
+      assert.throws(() => normalizeConfig(config({ subscribes: 'a' }, { env: ['OK', bad] })), {
+        name: 'ConfigError',
+        field: 'env[1]',
+        message: /must be an environment variable name/,
+      })
+    }
   })
 })
 

@@ -22,6 +22,13 @@ describe('charge.js, a subscribing step', async () => {
       attempts: 3,
       backoff: { type: 'exponential', delayMs: 500, maxDelayMs: 60000 },
       timeoutMs: 30000,
+      isolation: 'process',
+      reuse: 1,
+      preload: [],
+      memoryMb: null,
+      cpuMs: null,
+      concurrency: null,
+      env: [],
     })
   })
 

@@ -38,13 +38,18 @@ export function fakeContext(options = {}) {
         state.set(key, value)
       },
       async delete(key) {
-        state.delete(key)
+        return state.delete(key)
+      },
+      async list() {
+        return [...state.keys()].sort()
       },
     },
     logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
     async emit(name, payload) {
       emitted.push({ name, payload })
     },
+    heartbeat() {},
+    progress() {},
     flow: {
       async start(name) {
         return { runId: 'run-2', flowName: name }

@@ -32,6 +32,12 @@ export const charge = api.defineFunction(async (input: Validated, ctx) => {
   ctx.signal.throwIfAborted()
   const { runId } = await ctx.flow.start('invoices', { id: 1 }, { idempotencyKey: ctx.idempotencyKey })
   await ctx.emit('order.charged', { runId })
+  const deleted: boolean = await ctx.state.delete('note')
+  const keys: string[] = await ctx.state.list()
+  const running: boolean = await ctx.flow.isRunning(undefined, { excludeRunIds: [runId] })
+  ctx.progress(0.5, `${keys.length} keys, deleted ${deleted}, running ${running}`)
+  ctx.progress(1)
+  ctx.heartbeat()
   if (ctx.attempt < ctx.maxAttempts) throw new api.RetryRequested(1.5, 'again')
   return { ok: true }
 })
@@ -39,7 +45,22 @@ export const charge = api.defineFunction(async (input: Validated, ctx) => {
 export const declared = api.defineConfig({
   flow: { name: 'orders', step: 'charge', subscribes: ['order.validated'] },
   backoff: { type: 'fixed', delay: 100 },
+  isolation: 'process',
+  reuse: 20,
+  memory: 256,
+  cpu: 5000,
+  concurrency: 2,
+  env: ['STRIPE_KEY'],
 })
+
+// The canonical config carries the process keys.
+const canonical: api.StepConfig = api.normalizeConfig(declared)
+export const limits: [number, number | null, number | null, readonly string[], readonly string[]] = [
+  canonical.reuse, canonical.memoryMb, canonical.cpuMs, canonical.env, canonical.preload,
+]
+
+// @ts-expect-error in-process isolation is for trusted Python functions
+api.defineConfig({ flow: { name: 'orders', role: 'entry' }, isolation: 'inprocess' })
 // `const` inference keeps literal types of the declared config.
 export const stepName: 'charge' = declared.flow.step
 

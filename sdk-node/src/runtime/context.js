@@ -1,0 +1,255 @@
+/**
+ * The `ctx` a handler gets (`RunContext` in index.d.ts): the job's ids, its AbortSignal, and the
+ * job-scoped host methods of docs/protocol.md (state, emit, log, flow, heartbeat, progress).
+ *
+ * Arguments are checked here, before anything is sent, so a mistake is a TypeError or RangeError
+ * at the line that made it; what the host refuses comes back as a rejected promise with a
+ * `WorkerError` carrying the protocol's `code`. Once the job has ended (answered, cancelled, timed
+ * out) the context refuses further calls locally: the host would answer -32003 anyway, and a
+ * stray call from a reused child's previous job must not reach the next one.
+ *
+ * @typedef {import('../../index.js').RunContext} RunContext
+ * @typedef {import('../rpc.js').Peer} Peer
+ * @typedef {{run_id: string, flow: string, step: string, attempt: number, max_attempts: number,
+ *   idempotency_key: string}} JobIds
+ */
+
+import { NAME_PATTERN } from '../config.js'
+import { WorkerError } from '../errors.js'
+import { formatValue } from '../format.js'
+import { assertSendable } from './values.js'
+
+export const MAX_STATE_KEY_LENGTH = 256
+
+/** JavaScript's `warn` is `warning` on the wire, as in Python's logging. */
+const WIRE_LEVELS = /** @type {const} */ ({ debug: 'debug', info: 'info', warn: 'warning', error: 'error' })
+
+/**
+ * @param {JobIds} job
+ * @param {Peer} peer
+ * @param {AbortSignal} signal
+ * @returns {{ctx: RunContext, end: () => void}} `end()` once the job is answered
+ */
+export function createRunContext(job, peer, signal) {
+  let ended = false
+  const stepLabel = `${job.flow}.${job.step} (run ${job.run_id})`
+
+  /**
+   * @param {string} method
+   * @param {Record<string, unknown>} params
+   * @returns {Promise<any>}
+   */
+  const call = (method, params) =>
+    ended ? Promise.reject(jobEnded(method, stepLabel)) : peer.call(method, params)
+
+  /**
+   * Fire-and-forget, in order with the calls; a failure to send is reported on stderr (which the
+   * host reads into the run's log), never thrown into the handler.
+   * @param {string} method
+   * @param {Record<string, unknown>} params
+   */
+  const notify = (method, params) => {
+    if (ended) {
+      process.stderr.write(`flowhost worker: ${method} after ${stepLabel} ended, not sent: ${formatValue(params)}\n`)
+      return
+    }
+    peer.notify(method, params).catch((/** @type {Error} */ error) => {
+      process.stderr.write(`flowhost worker: could not send ${method}: ${error.message}\n`)
+    })
+  }
+
+  /** @param {keyof typeof WIRE_LEVELS} level */
+  const logAt = (level) => (/** @type {unknown} */ message, /** @type {unknown} */ fields) => {
+    const params = { level: WIRE_LEVELS[level], message: logMessage(message), fields: logFields(fields, level) }
+    notify('log', params)
+  }
+
+  /** @type {RunContext} */
+  const ctx = {
+    runId: job.run_id,
+    flowName: job.flow,
+    stepName: job.step,
+    attempt: job.attempt,
+    maxAttempts: job.max_attempts,
+    idempotencyKey: job.idempotency_key,
+    signal,
+    state: Object.freeze({
+      /** @type {(key: string, defaultValue?: unknown) => Promise<any>} */
+      async get(key, defaultValue = null) {
+        const found = await call('state.get', { key: stateKey(key, 'state.get') })
+        return found?.found ? found.value : defaultValue
+      },
+      async set(/** @type {string} */ key, /** @type {unknown} */ value) {
+        const checkedKey = stateKey(key, 'state.set')
+        assertSendable(value, `state value '${checkedKey}'`, { jsonData: true })
+        await call('state.set', { key: checkedKey, value: value === undefined ? null : value })
+      },
+      async delete(/** @type {string} */ key) {
+        const answer = await call('state.delete', { key: stateKey(key, 'state.delete') })
+        return expectField(answer, 'deleted', 'boolean', 'state.delete')
+      },
+      async list() {
+        const answer = await call('state.list', {})
+        const keys = expectField(answer, 'keys', 'object', 'state.list')
+        if (!Array.isArray(keys)) throw new WorkerError('the host answered state.list without a list of keys')
+        return /** @type {string[]} */ (keys)
+      },
+    }),
+    logger: Object.freeze({ debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') }),
+    async emit(name, payload = null) {
+      checkName(name, 'emit: the event name')
+      assertSendable(payload, `the payload of '${name}'`, { jsonData: true })
+      await call('emit', { name, payload })
+    },
+    flow: Object.freeze({
+      async start(/** @type {string} */ flowName, /** @type {unknown} */ input = null, options = {}) {
+        checkName(flowName, 'flow.start: the flow name')
+        assertSendable(input, `the input of flow '${flowName}'`, { jsonData: true })
+        const { idempotencyKey } = checkOptions(options, 'flow.start', ['idempotencyKey'])
+        /** @type {Record<string, unknown>} */
+        const params = { flow: flowName, input }
+        if (idempotencyKey !== undefined) params.idempotency_key = nonEmptyString(idempotencyKey, 'flow.start: idempotencyKey')
+        const answer = await call('flow.start', params)
+        return { runId: expectField(answer, 'run_id', 'string', 'flow.start'), flowName }
+      },
+      async cancel(/** @type {string | undefined} */ runId) {
+        /** @type {Record<string, unknown>} */
+        const params = {}
+        if (runId !== undefined) params.run_id = nonEmptyString(runId, 'flow.cancel: runId')
+        return expectField(await call('flow.cancel', params), 'canceled', 'boolean', 'flow.cancel')
+      },
+      async isRunning(/** @type {string | undefined} */ flowName, options = {}) {
+        /** @type {Record<string, unknown>} */
+        const params = {}
+        if (flowName !== undefined) params.flow = checkName(flowName, 'flow.isRunning: the flow name')
+        const { runId, excludeRunIds } = checkOptions(options, 'flow.isRunning', ['runId', 'excludeRunIds'])
+        if (runId !== undefined) params.run_id = nonEmptyString(runId, 'flow.isRunning: runId')
+        if (excludeRunIds !== undefined) params.exclude_run_ids = runIdList(excludeRunIds)
+        return expectField(await call('flow.is_running', params), 'running', 'boolean', 'flow.isRunning')
+      },
+    }),
+    heartbeat() {
+      notify('heartbeat', {})
+    },
+    progress(value, message = null) {
+      if (typeof value !== 'number') throw new TypeError(`progress: value must be a number from 0 to 1 (got ${formatValue(value)})`)
+      if (!(value >= 0 && value <= 1)) throw new RangeError(`progress: value must be from 0 to 1 (got ${value})`)
+      if (message !== null && typeof message !== 'string') {
+        throw new TypeError(`progress: message must be a string or null (got ${formatValue(message)})`)
+      }
+      notify('progress', { value, message })
+    },
+  }
+  return { ctx: Object.freeze(ctx), end: () => { ended = true } }
+}
+
+/**
+ * @param {string} method
+ * @param {string} stepLabel
+ */
+function jobEnded(method, stepLabel) {
+  return new WorkerError(`${method}: the job has ended (${stepLabel} already finished, was cancelled or timed out)`)
+}
+
+/**
+ * @param {unknown} key
+ * @param {string} method
+ * @returns {string}
+ */
+function stateKey(key, method) {
+  if (typeof key !== 'string') throw new TypeError(`${method}: a state key must be a string (got ${formatValue(key)})`)
+  if (key.length === 0 || key.length > MAX_STATE_KEY_LENGTH) {
+    throw new RangeError(`${method}: a state key must be 1 to ${MAX_STATE_KEY_LENGTH} characters (got ${key.length})`)
+  }
+  return key
+}
+
+/**
+ * @param {unknown} name
+ * @param {string} what
+ * @returns {string}
+ */
+function checkName(name, what) {
+  if (typeof name !== 'string') throw new TypeError(`${what} must be a string (got ${formatValue(name)})`)
+  if (!NAME_PATTERN.test(name)) {
+    throw new RangeError(`${what} must be a non-empty name of letters, digits and _ . : - (got ${formatValue(name)})`)
+  }
+  return name
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {string}
+ */
+function nonEmptyString(value, what) {
+  if (typeof value !== 'string') throw new TypeError(`${what} must be a string (got ${formatValue(value)})`)
+  if (value === '') throw new RangeError(`${what} must not be empty`)
+  return value
+}
+
+/** @param {unknown} ids */
+function runIdList(ids) {
+  if (!Array.isArray(ids)) {
+    throw new TypeError(`flow.isRunning: excludeRunIds must be an array of run ids (got ${formatValue(ids)})`)
+  }
+  return ids.map((id, index) => nonEmptyString(id, `flow.isRunning: excludeRunIds[${index}]`))
+}
+
+/**
+ * @param {unknown} options
+ * @param {string} method
+ * @param {string[]} known
+ * @returns {Record<string, unknown>}
+ */
+function checkOptions(options, method, known) {
+  if (options === undefined || options === null) return {}
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError(`${method}: options must be an object (got ${formatValue(options)})`)
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new TypeError(`${method}: unknown option '${key}' (known: ${known.join(', ')})`)
+  }
+  return /** @type {Record<string, unknown>} */ (options)
+}
+
+/**
+ * @param {unknown} message
+ * @returns {string}
+ */
+function logMessage(message) {
+  if (typeof message === 'string') return message
+  if (message instanceof Error) return message.stack ?? `${message.name}: ${message.message}`
+  return formatValue(message)
+}
+
+/**
+ * @param {unknown} fields
+ * @param {string} level
+ * @returns {Record<string, unknown>}
+ */
+function logFields(fields, level) {
+  if (fields === undefined || fields === null) return {}
+  if (typeof fields !== 'object' || Array.isArray(fields)) {
+    throw new TypeError(`logger.${level}: fields must be an object such as { orderId: 42 } (got ${formatValue(fields)})`)
+  }
+  assertSendable(fields, `the fields of a log line`, { jsonData: true })
+  return /** @type {Record<string, unknown>} */ (fields)
+}
+
+/**
+ * A field of the host's answer, of the type the protocol says; else a WorkerError (the host broke
+ * the contract, which the handler should see rather than a wrong value).
+ * @param {unknown} answer
+ * @param {string} field
+ * @param {'boolean' | 'string' | 'object'} type
+ * @param {string} method
+ * @returns {any}
+ */
+function expectField(answer, field, type, method) {
+  const value = /** @type {Record<string, unknown> | null} */ (answer)?.[field]
+  if (typeof value !== type || value === null) {
+    throw new WorkerError(`the host answered ${method} without a ${type} '${field}'`)
+  }
+  return value
+}

@@ -1,0 +1,73 @@
+/**
+ * The params of `execute` (docs/protocol.md, "Lifecycle of a child"), checked: a mistyped one is
+ * answered -32602 naming the key, never a half-run job.
+ *
+ * @typedef {import('./context.js').JobIds & {file: string, handler: string}} Job
+ * @typedef {{job: Job, input: unknown, timeout: number | null, env: Record<string, string>,
+ *   last: boolean}} ExecuteParams
+ */
+
+import { isAbsolute } from 'node:path'
+
+import { ErrorCode, ProtocolError } from '../protocol.js'
+
+const JOB_STRINGS = /** @type {const} */ (['run_id', 'flow', 'step', 'idempotency_key', 'file', 'handler'])
+const JOB_INTEGERS = /** @type {const} */ (['attempt', 'max_attempts'])
+
+/**
+ * @param {Record<string, unknown>} params
+ * @returns {ExecuteParams}
+ */
+export function readExecuteParams(params) {
+  const job = params.job
+  if (!isMap(job)) invalidParams('job must be a map')
+  for (const key of JOB_STRINGS) {
+    if (typeof job[key] !== 'string' || job[key] === '') invalidParams(`job.${key} must be a non-empty string`)
+  }
+  for (const key of JOB_INTEGERS) {
+    if (!Number.isSafeInteger(job[key]) || /** @type {number} */ (job[key]) < 1) {
+      invalidParams(`job.${key} must be an integer >= 1`)
+    }
+  }
+  if (!isAbsolute(/** @type {string} */ (job.file))) invalidParams('job.file must be an absolute path')
+
+  const timeout = params.timeout ?? null
+  if (timeout !== null && (typeof timeout !== 'number' || !Number.isFinite(timeout) || timeout <= 0)) {
+    invalidParams('timeout must be a positive number of seconds or null')
+  }
+
+  const env = params.env ?? {}
+  if (!isMap(env)) invalidParams('env must be a map of strings')
+  for (const [name, value] of Object.entries(env)) {
+    if (typeof value !== 'string') invalidParams(`env.${name} must be a string`)
+  }
+
+  const last = params.last ?? true
+  if (typeof last !== 'boolean') invalidParams('last must be a boolean')
+
+  return {
+    job: /** @type {Job} */ (/** @type {unknown} */ (job)),
+    input: params.input ?? null,
+    timeout: /** @type {number | null} */ (timeout),
+    env: /** @type {Record<string, string>} */ (env),
+    last,
+  }
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isMap(value) {
+  if (typeof value !== 'object' || value === null) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
+}
+
+/**
+ * @param {string} reason names the key, never echoes its value (it may be a secret: env)
+ * @returns {never}
+ */
+function invalidParams(reason) {
+  throw new ProtocolError(ErrorCode.INVALID_PARAMS, `execute: ${reason}`)
+}
