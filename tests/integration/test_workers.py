@@ -26,13 +26,13 @@ from tests.support.engine import start, wait_for_run, write_functions
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
 
-HEALTHY = '''
+HEALTHY = """
 from flowhost_worker import step
 
 @step(flow="healthy", entry=True)
 async def ok(data, ctx):
     return {"pid_differs": __import__("os").getpid() != data["host_pid"]}
-'''
+"""
 
 
 def python_step(flow: str, body: str, **options: Any) -> str:
@@ -121,7 +121,9 @@ CRASHES = {
         "memory limit exceeded",
     ),
     "node_memory": (
-        node_step("node_memory", "const hog = []; for (;;) hog.push(new Array(1e6).fill(7))", memory=64),
+        node_step(
+            "node_memory", "const hog = []; for (;;) hog.push(new Array(1e6).fill(7))", memory=64
+        ),
         "memory limit exceeded",
     ),
 }
@@ -130,7 +132,10 @@ CRASHES = {
 async def test_crashes_timeouts_and_memory_caps_fail_only_their_own_attempt(
     tmp_path: Path, database_url: str
 ) -> None:
-    files = {f"{name}.{'js' if name.startswith('node') else 'py'}": src for name, (src, _) in CRASHES.items()}
+    files = {
+        f"{name}.{'js' if name.startswith('node') else 'py'}": src
+        for name, (src, _) in CRASHES.items()
+    }
     write_functions(tmp_path, {**files, "healthy.py": HEALTHY})
     seen: set[int] = set()
     async with serving(tmp_path, database_url) as (project, host):
@@ -200,10 +205,15 @@ async def test_the_orders_example_runs_its_python_and_node_steps_in_children(
     orders_project: Path, database_url: str
 ) -> None:
     async with serving(orders_project, database_url) as (project, _host):
-        run_id = await start(project, "orders", {
-            "id": "A-7", "customer": "ada@example.com",
-            "items": [{"sku": "BOOK-42", "price": 18.5, "quantity": 2}],
-        })
+        run_id = await start(
+            project,
+            "orders",
+            {
+                "id": "A-7",
+                "customer": "ada@example.com",
+                "items": [{"sku": "BOOK-42", "price": 18.5, "quantity": 2}],
+            },
+        )
         run = await wait_for_run(project, run_id, timeout=60)
         assert run["status"] == "completed", run
         async with project.database.connection() as conn:
@@ -212,3 +222,33 @@ async def test_the_orders_example_runs_its_python_and_node_steps_in_children(
     assert steps["receipt"]["result"]["total"] == 37.0
     assert state["receipt"]["chargeId"] == steps["charge"]["result"]["charge_id"]
     assert not [name for name in sys.modules if name.startswith("flowhost_functions")]
+
+
+async def test_the_invoices_example_runs_with_its_own_venv_and_npm_package(
+    database_url: str,
+) -> None:
+    invoices = Path(__file__).resolve().parents[2] / "examples" / "invoices"
+    async with serving(invoices, database_url) as (project, _host):
+        run_id = await start(
+            project,
+            "invoices",
+            {
+                "customer": "Grace",
+                "currency": "EUR",
+                "due_in_days": 30,
+                "lines": [
+                    {"item": "day", "cents": 125000, "quantity": 3},
+                    {"item": "x", "cents": 48050},
+                ],
+            },
+        )
+        run = await wait_for_run(project, run_id, timeout=60)
+        assert run["status"] == "completed", run
+        async with project.database.connection() as conn:
+            steps = {s["name"]: s for s in await reads.steps_of_run(conn, run_id)}
+    # humanize (only in the venv) phrased the total, dayjs (only in node_modules) the date.
+    assert steps["summarize"]["result"]["total_text"] == "4,230.50 EUR"
+    assert steps["summarize"]["result"]["lines_text"] == "two"
+    assert steps["render"]["result"]["text"].startswith(
+        "Invoice for Grace: two lines, 4,230.50 EUR, due 20"
+    )
