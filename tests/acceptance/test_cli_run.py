@@ -46,7 +46,7 @@ def test_run_json_is_one_object(orders_project: Path, database_url: str) -> None
     assert set(summary) == {"id", "flow", "status", "result", "error", "steps"}
     assert summary["status"] == "completed" and summary["error"] is None
     steps = {s["name"]: s for s in summary["steps"]}
-    assert set(steps) == {"validate", "charge", "reserve", "ship"}
+    assert set(steps) == {"validate", "charge", "reserve", "ship", "receipt"}
     assert steps["reserve"]["attempts"] == 2
     assert all(set(s) == {"name", "status", "attempts", "result"} for s in summary["steps"])
 

@@ -93,7 +93,7 @@ def test_killed_host_mid_run_then_restarted_completes_the_run_once(
 
     after = events(database_url, run_id)
     completed = [step for kind, step, _ in after if kind == "step.completed"]
-    assert sorted(completed) == ["charge", "reserve", "ship", "validate"]  # each exactly once
+    assert sorted(completed) == ["charge", "receipt", "reserve", "ship", "validate"]  # once each
     # charge was started twice (once per host) with the same attempt number: not a failure.
     assert [a for kind, step, a in after if kind == "step.started" and step == "charge"] == [1, 1]
     shown = flowhost(
@@ -102,6 +102,6 @@ def test_killed_host_mid_run_then_restarted_completes_the_run_once(
     summary = json.loads(shown.stdout)
     assert summary["status"] == "completed"
     assert {s["name"]: s["status"] for s in summary["steps"]} == dict.fromkeys(
-        ["validate", "charge", "reserve", "ship"], "completed"
+        ["validate", "charge", "reserve", "ship", "receipt"], "completed"
     )
     assert summary["state"]["shipment"]["charge_id"] == summary["state"]["charge"]["id"]

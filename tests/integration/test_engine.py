@@ -46,7 +46,7 @@ async def test_orders_flow_completes_with_retry_and_and_join(
 
     assert run["status"] == "completed", run["error"]
     assert {name: s["status"] for name, s in steps.items()} == dict.fromkeys(
-        ["validate", "charge", "reserve", "ship"], "completed"
+        ["validate", "charge", "reserve", "ship", "receipt"], "completed"
     )
     assert steps["reserve"]["attempt"] == 2  # failed once, succeeded on retry
     assert steps["validate"]["result"] == {"ok": True, "total": 25.0}
@@ -58,7 +58,7 @@ async def test_orders_flow_completes_with_retry_and_and_join(
     types = [e.type for e in events]
     assert types[0] == "flow.started" and types[-1] == "flow.completed"
     completed = [e.step for e in events if e.type == "step.completed"]
-    assert sorted(completed) == ["charge", "reserve", "ship", "validate"]
+    assert sorted(completed) == ["charge", "receipt", "reserve", "ship", "validate"]
     assert completed[-1] == "ship"
     retries = [e for e in events if e.type == "step.retry"]
     assert [(e.step, e.data["error"]["type"]) for e in retries] == [("reserve", "ConnectionError")]

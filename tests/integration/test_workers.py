@@ -50,7 +50,8 @@ def node_step(flow: str, body: str, **config: Any) -> str:
     extra = "".join(f", {key}: {value!r}" for key, value in config.items()).replace("'", '"')
     return (
         "import { defineFunction } from '@flowhost/worker'\n"
-        f"export const config = {{ flow: {{ name: '{flow}', step: 'run', role: 'entry' }}{extra} }}\n"
+        f"export const config = {{ flow: {{ name: '{flow}', step: 'run', role: 'entry' }}"
+        f"{extra} }}\n"
         f"export default defineFunction(async (input, ctx) => {{\n{body}\n}})\n"
     )
 

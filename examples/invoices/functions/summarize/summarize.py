@@ -5,6 +5,7 @@ has `humanize`: the host's environment does not, and never imports this file.
 """
 
 import humanize
+
 from flowhost_worker import step
 
 
