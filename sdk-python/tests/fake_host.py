@@ -69,6 +69,7 @@ class FakeHost:
         self._tasks: list[asyncio.Task[None]] = [
             asyncio.create_task(self._route()),
             asyncio.create_task(self._beat()),
+            asyncio.create_task(self._recheck()),
         ]
 
     async def close(self) -> None:
@@ -102,6 +103,12 @@ class FakeHost:
             stderr=asyncio.subprocess.PIPE,
         )
         return connection, process
+
+    async def _recheck(self) -> None:
+        # As the host's router does: a missed edge-triggered wakeup must not stall the test.
+        while True:
+            await asyncio.sleep(0.1)
+            self.router.get(zmq.EVENTS)
 
     async def _route(self) -> None:
         while True:

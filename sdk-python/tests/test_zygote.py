@@ -249,9 +249,9 @@ async def test_closing_the_control_socket_ends_the_zygote_and_idle_children(
         await asyncio.wait_for(host.connections["z-idle"].hello_seen.wait(), 10)
         client.control.close()
         assert await asyncio.wait_for(client.process.wait(), 5) == 0
+        # Killed by the kernel as its parent died (PR_SET_PDEATHSIG); were that not available,
+        # its parent watch would end it with status 70 a moment later.
         assert _wait_gone(idle.pidfd, 5), "the idle child outlived its zygote"
-        _, stderr = idle.output()
-        assert "exiting with status 70: the parent process went away" in stderr
     finally:
         await stop(client)
 

@@ -18,7 +18,13 @@ def base_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 def child_environment(worker_id: str, endpoint: str) -> dict[str, str]:
-    return {**base_environment(), "FLOWHOST_ENDPOINT": endpoint, "FLOWHOST_WORKER_ID": worker_id}
+    return {
+        **base_environment(),
+        "FLOWHOST_ENDPOINT": endpoint,
+        "FLOWHOST_WORKER_ID": worker_id,
+        # A child whose parent is no longer this process exits (the host died).
+        "FLOWHOST_PARENT_PID": str(os.getpid()),
+    }
 
 
 def declared_environment(

@@ -20,7 +20,7 @@ import { ConnectionClosedError, Peer, RemoteError } from '../rpc.js'
 import { DealerTransport, FLUSH_LINGER_MS } from './connection.js'
 import { readExecuteParams } from './execute-params.js'
 import { Job, answerFor } from './job.js'
-import { startLiveness } from './liveness.js'
+import { EXPECTED_PARENT, startLiveness } from './liveness.js'
 
 export const ExitStatus = Object.freeze({ DONE: 0, CRASHED: 1, HOST_GONE: 70, HANDSHAKE_REFUSED: 71 })
 
@@ -67,7 +67,8 @@ class ChildRuntime {
 
   /** @returns {Promise<{intervalMs: number, maxFrame: number}>} */
   async hello() {
-    const parent = process.ppid
+    const parent = EXPECTED_PARENT
+    if (process.ppid !== parent) this.exitNow(ExitStatus.HOST_GONE, 'the parent process is gone')
     const watch = setInterval(() => {
       if (process.ppid !== parent) this.exitNow(ExitStatus.HOST_GONE, 'the parent process changed before the host answered hello')
     }, HELLO_PARENT_CHECK_MS)

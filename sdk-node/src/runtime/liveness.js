@@ -4,6 +4,12 @@
  * host, which is gone when nothing arrived for 3 intervals or the child's parent changed.
  */
 
+/**
+ * The process whose end means the host is gone: the host names itself in FLOWHOST_PARENT_PID,
+ * since a host that died before this child looked would leave `process.ppid` pointing at init.
+ */
+export const EXPECTED_PARENT = Number(process.env.FLOWHOST_PARENT_PID) || process.ppid
+
 /** Intervals of silence after which the host counts as gone. */
 export const SILENT_INTERVALS = 3
 
@@ -16,7 +22,7 @@ export const SILENT_INTERVALS = 3
  * @returns {() => void} stops both timers
  */
 export function startLiveness({ intervalMs, beat, lastHeard, onHostGone }) {
-  const parent = process.ppid
+  const parent = EXPECTED_PARENT
   const silenceLimit = SILENT_INTERVALS * intervalMs
   // Checked a few times per interval so the child leaves soon after the limit, not an interval late.
   const checkEveryMs = Math.max(10, Math.min(intervalMs / 4, 1000))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import inspect
 import math
@@ -35,6 +36,9 @@ from flowhost_worker.transport import DealerTransport
 
 EXIT_DONE = 0
 EXIT_HOST_GONE = 70
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# A host that has not answered hello by then is taken for gone.
+HELLO_TIMEOUT = 30.0
 EXIT_HANDSHAKE_REFUSED = 71
 EXIT_USAGE = 2
 SILENT_INTERVALS = 3  # the host is gone after this many heartbeat intervals without a word
@@ -69,13 +73,25 @@ class HostLink(DealerTransport):
         return frame
 
 
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (PR_SET_PDEATHSIG), and exit now
+    if the parent is already gone: it may have died before the request was made."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent watch below still notices, a moment later
+    if os.getppid() != parent:
+        _exit_now(EXIT_HOST_GONE, "the parent process is gone")
+
+
 class ChildRuntime:
-    def __init__(self, endpoint: str, worker_id: str, root: Path) -> None:
+    def __init__(self, endpoint: str, worker_id: str, root: Path, parent: int) -> None:
         self._link = HostLink(endpoint, worker_id)
         self._peer = Peer(self._link)
         self._notifier = Notifier(self._peer)
         self._handlers = Handlers(root)
-        self._parent = os.getppid()
+        self._parent = parent
         self._interval: float | None = None  # known once the host answered hello
         self._running: RunningJob | None = None
         self._stopping = False
@@ -111,11 +127,11 @@ class ChildRuntime:
             "pid": os.getpid(),
         }
         try:
-            result = await self._peer.call("hello", params)
+            result = await asyncio.wait_for(self._peer.call("hello", params), HELLO_TIMEOUT)
         except RemoteError as exc:
             _report(f"the host refused the handshake ({exc.code}): {exc.message}")
             return EXIT_HANDSHAKE_REFUSED
-        except ConnectionError:
+        except (ConnectionError, TimeoutError):
             return EXIT_HOST_GONE
         limits = _limits(result)
         if limits is None:
@@ -296,8 +312,20 @@ def _exit_now(status: int, reason: str) -> NoReturn:
     os._exit(status)
 
 
-def run_child(endpoint: str | None = None, worker_id: str | None = None) -> int:
-    """Serve the host until done; the exit status. Arguments default to the environment."""
+def _parent(given: int | None) -> int:
+    """The host names itself in FLOWHOST_PARENT_PID: if it died before this child looked,
+    `getppid()` would already be init's."""
+    if given is not None:
+        return given
+    named = os.environ.get("FLOWHOST_PARENT_PID", "")
+    return int(named) if named.isdigit() else os.getppid()
+
+
+def run_child(
+    endpoint: str | None = None, worker_id: str | None = None, *, parent: int | None = None
+) -> int:
+    """Serve the host until done; the exit status. Arguments default to the environment;
+    `parent` is the process whose end ends this child (default: the current parent)."""
     endpoint = endpoint or os.environ.get("FLOWHOST_ENDPOINT")
     worker_id = worker_id or os.environ.get("FLOWHOST_WORKER_ID")
     if not endpoint or not worker_id:
@@ -306,7 +334,7 @@ def run_child(endpoint: str | None = None, worker_id: str | None = None) -> int:
     # Ctrl-C in the host's terminal reaches the whole process group; the host decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        runtime = ChildRuntime(endpoint, worker_id, Path.cwd())
+        runtime = ChildRuntime(endpoint, worker_id, Path.cwd(), _parent(parent))
     except ValueError as exc:
         _report(f"cannot connect: {exc}")
         return EXIT_USAGE

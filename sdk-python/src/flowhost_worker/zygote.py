@@ -98,6 +98,7 @@ class Zygote:
     def _fork(self, request: ForkRequest) -> None:
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # or the child would print the zygote's buffered output again
+        zygote = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -105,16 +106,17 @@ class Zygote:
             self.send({"type": "fork_failed", "worker_id": request.worker_id, "error": str(exc)})
             return
         if pid == 0:
-            self._become_child(request)
+            self._become_child(request, zygote)
         self._close_fds(request)
         pidfd = os.pidfd_open(pid)
         self._children[pidfd] = pid
         self._poller.register(pidfd, select.POLLIN)
         self.send({"type": "forked", "worker_id": request.worker_id, "pid": pid}, [pidfd])
 
-    def _become_child(self, request: ForkRequest) -> NoReturn:
+    def _become_child(self, request: ForkRequest, zygote: int) -> NoReturn:
         status = 1
         try:
+            child_runtime.die_with_parent(zygote)
             self._control.close()
             for pidfd in self._children:
                 os.close(pidfd)
@@ -130,7 +132,7 @@ class Zygote:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             random.seed()  # siblings must not share the zygote's random sequence
-            status = child_runtime.run_child(request.endpoint, request.worker_id)
+            status = child_runtime.run_child(request.endpoint, request.worker_id, parent=zygote)
         except BaseException:
             traceback.print_exc()
             status = 1
