@@ -20,7 +20,7 @@ import zmq
 import zmq.asyncio
 
 from flowhost_worker.protocol import ErrorCode, ProtocolError
-from flowhost_worker.rpc import Peer
+from flowhost_worker.rpc import Peer, RemoteError
 
 SDK_SOURCE = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -28,6 +28,26 @@ SDK_SOURCE = str(Path(__file__).resolve().parents[1] / "src")
 def child_env(**extra: str) -> dict[str, str]:
     """The scrubbed environment the host gives children (plus the SDK on the path)."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": SDK_SOURCE, **extra}
+
+
+class ReceiptPeer(Peer):
+    """As the host does: once a `last` execute is answered, `shutdown` is its receipt, and the
+    child exits on it. (A "busy" refusal ran nothing and gets none.)"""
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            answer = await super().call(method, params)
+        except RemoteError as exc:
+            if exc.code != ErrorCode.BUSY:
+                await self._receipt(method, params)
+            raise
+        await self._receipt(method, params)
+        return answer
+
+    async def _receipt(self, method: str, params: dict[str, Any] | None) -> None:
+        if method == "execute" and (params or {}).get("last", True):
+            with contextlib.suppress(ConnectionError):
+                await self.notify("shutdown")
 
 
 @dataclasses.dataclass
@@ -47,7 +67,7 @@ class Connection:
     peer: Peer = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
-        self.peer = Peer(self)
+        self.peer = ReceiptPeer(self)
 
     async def send(self, frame: bytes) -> None:
         await self.host.router.send_multipart([self.worker_id.encode(), frame])

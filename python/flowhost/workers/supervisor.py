@@ -230,6 +230,8 @@ class Supervisor:
         self, worker: Worker, step: StepDefinition, binding: JobBinding, last: bool
     ) -> None:
         if last or not worker.process.alive:
+            # The receipt of the last answer: the child exits once it has it.
+            await worker.notify("shutdown")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(worker.process.exited), self._grace)
             worker.process.kill()

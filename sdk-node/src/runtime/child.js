@@ -22,6 +22,9 @@ import { readExecuteParams } from './execute-params.js'
 import { Job, answerFor } from './job.js'
 import { EXPECTED_PARENT, startLiveness } from './liveness.js'
 
+/** After its last answer, how long the child waits for the host's `shutdown` (its receipt). */
+const ANSWER_ACK_TIMEOUT_MS = 10_000
+
 export const ExitStatus = Object.freeze({ DONE: 0, CRASHED: 1, HOST_GONE: 70, HANDSHAKE_REFUSED: 71 })
 
 /** How long the host may take to answer `hello` before the child gives up on it. */
@@ -43,6 +46,10 @@ class ChildRuntime {
     this.job = null
     /** Set once the child has decided to exit: no new `execute` is taken. */
     this.exiting = false
+    /** @type {number | undefined} the exit status waiting for the host's receipt */
+    this.pendingExit = undefined
+    /** @type {NodeJS.Timeout | undefined} */
+    this.receiptTimer = undefined
     this.stopLiveness = () => {}
 
     this.peer.onRequest('execute', (params) => this.execute(params))
@@ -120,8 +127,10 @@ class ChildRuntime {
         : null
       if (exitStatus !== null) {
         this.exiting = true
-        // setImmediate: by then the Peer has queued this answer, which the exit flushes first.
-        setImmediate(() => this.exitAfterFlush(exitStatus))
+        // A `last` job's answer waits for the host's receipt; after a cancel, a timeout or a
+        // crash the host is ending this child anyway.
+        if (outcome.kind === 'result' || outcome.kind === 'failed') this.awaitReceipt(exitStatus)
+        else setImmediate(() => this.exitAfterFlush(exitStatus))
       }
       return answerFor(outcome, executeParams.timeout)
     })
@@ -145,8 +154,26 @@ class ChildRuntime {
     this.exitNow(ExitStatus.CRASHED, `uncaught exception outside a job: ${text}`)
   }
 
+  /**
+   * Exit once the host confirms, with `shutdown`, that it read the last answer (or after
+   * ANSWER_ACK_TIMEOUT_MS): a ZeroMQ connection closed while the host's side of it is full can
+   * lose the frames still in flight.
+   * @param {number} status
+   */
+  awaitReceipt(status) {
+    this.pendingExit = status
+    this.receiptTimer = setTimeout(() => this.exitAfterFlush(status), ANSWER_ACK_TIMEOUT_MS)
+  }
+
   shutdown() {
-    if (!this.exiting) this.exitNow(ExitStatus.DONE)
+    if (this.pendingExit !== undefined) {
+      clearTimeout(this.receiptTimer)
+      const status = this.pendingExit
+      this.pendingExit = undefined
+      this.exitAfterFlush(status)
+    } else if (!this.exiting) {
+      this.exitNow(ExitStatus.DONE)
+    }
   }
 
   /**

@@ -171,7 +171,7 @@ export class FakeHost {
    * @param {Record<string, unknown>} [job]
    */
   execute(file, params = {}, job = {}) {
-    return this.request('execute', {
+    const answered = this.request('execute', {
       job: {
         run_id: 'run-1',
         flow: 'orders',
@@ -187,6 +187,15 @@ export class FakeHost {
       timeout: null,
       ...params,
     })
+    // As the host does: the receipt of a last answer, after which the child exits.
+    // (A "busy" refusal ran nothing: it gets none.)
+    if (params.last !== false) {
+      answered.then((answer) => {
+        const busy = answer.kind === 'error' && /** @type {any} */ (answer).error.code === ErrorCode.BUSY
+        if (!busy) void this.send(notification('shutdown', {}))
+      })
+    }
+    return answered
   }
 
   /**

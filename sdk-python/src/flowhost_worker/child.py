@@ -37,12 +37,16 @@ from flowhost_worker.transport import DealerTransport
 EXIT_DONE = 0
 EXIT_HOST_GONE = 70
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# After its last answer the child waits this long for the host's `shutdown` (its receipt).
+ANSWER_ACK_TIMEOUT = 10.0
 # A host that has not answered hello by then is taken for gone.
 HELLO_TIMEOUT = 30.0
 EXIT_HANDSHAKE_REFUSED = 71
 EXIT_USAGE = 2
 SILENT_INTERVALS = 3  # the host is gone after this many heartbeat intervals without a word
-FINAL_FLUSH = 1.0  # seconds the last answer may take to leave before the child exits
+# Seconds queued frames may take to leave once the child closes its socket. A last answer does
+# not rely on it: the child waits for the host's receipt (`shutdown`) first.
+FINAL_FLUSH = 1.0
 MAX_WATCH_TICK = 0.25  # how often the watchdog looks at the parent pid and the host's silence
 
 
@@ -150,8 +154,13 @@ class ChildRuntime:
         try:
             return await self._run(job)
         finally:
-            if job.last or self._stopping:
+            if self._stopping:
                 self._finish(EXIT_DONE)
+            elif job.last:
+                # The host confirms it read the answer with `shutdown`: a ZeroMQ connection
+                # closed while the host's side is full can lose the frames still in flight.
+                self._stopping = True
+                asyncio.get_running_loop().call_later(ANSWER_ACK_TIMEOUT, self._finish, EXIT_DONE)
 
     async def _run(self, job: Job) -> Any:
         try:

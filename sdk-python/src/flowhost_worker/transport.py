@@ -16,12 +16,10 @@ logger = logging.getLogger(__name__)
 
 HIGH_WATER_MARK = 1000  # messages each way: a flooding peer blocks on its own send
 MAX_ROUTING_ID = 64
-# pyzmq's asyncio send can miss the edge-triggered wakeup once the high-water mark was hit (seen
-# with a burst of notifications: the send never completes although the host has read
-# everything). A send still blocked after this long is withdrawn and tried again.
-SEND_RECHECK = 0.05
-# The same can befall a pending receive; reading ZMQ_EVENTS makes pyzmq re-check and serve what
-# is ready, so the transport does it this often while it lives.
+# pyzmq's asyncio socket can miss the edge-triggered wakeup of its ZeroMQ fd once a high-water
+# mark was hit (libzmq#3641; seen here with a burst of notifications: a send that never
+# completed although the host had read everything). Reading ZMQ_EVENTS makes pyzmq re-check
+# and serve what is ready, so the transport does it this often while it lives.
 EVENTS_RECHECK = 0.1
 
 
@@ -61,15 +59,12 @@ class DealerTransport:
     async def send(self, frame: bytes) -> None:
         if self._closed:
             raise ConnectionError("the transport is closed")
-        async with self._send_lock:  # retries must not let a later frame overtake
-            while True:
-                try:
-                    await asyncio.wait_for(self._socket.send(frame), SEND_RECHECK)
-                    return
-                except TimeoutError:
-                    continue  # not sent (a cancelled send is withdrawn): offer it again
-                except zmq.ZMQError as exc:
-                    raise ConnectionError(f"sending failed: {exc}") from exc
+        self._watch_events()
+        async with self._send_lock:  # frames leave in the order they were sent
+            try:
+                await self._socket.send(frame)
+            except zmq.ZMQError as exc:
+                raise ConnectionError(f"sending failed: {exc}") from exc
 
     async def _recheck_events(self) -> None:
         while not self._closed:
@@ -77,9 +72,12 @@ class DealerTransport:
             with contextlib.suppress(zmq.ZMQError):
                 self._socket.get(zmq.EVENTS)
 
-    async def receive(self) -> bytes:
+    def _watch_events(self) -> None:
         if self._recheck is None and not self._closed:
             self._recheck = asyncio.create_task(self._recheck_events())
+
+    async def receive(self) -> bytes:
+        self._watch_events()
         while True:
             parts = await self._receive_parts()
             if len(parts) == 1:
