@@ -253,3 +253,24 @@ async def test_the_invoices_example_runs_with_its_own_venv_and_npm_package(
     assert steps["render"]["result"]["text"].startswith(
         "Invoice for Grace: two lines, 4,230.50 EUR, due 20"
     )
+
+
+async def test_a_step_logging_in_a_loop_keeps_a_bounded_number_of_logs(
+    tmp_path: Path, database_url: str
+) -> None:
+    body = """
+    for i in range(12_000):
+        ctx.logger.info("tick", i=i)
+    return "done"
+    """
+    write_functions(tmp_path, {"loud.py": python_step("loud", body)})
+    async with serving(tmp_path, database_url) as (project, _host):
+        run_id = await start(project, "loud", {})
+        run = await wait_for_run(project, run_id, timeout=60)
+        assert run["status"] == "completed" and run["result"] == "done"
+        logs = await logs_of(project, run_id)
+    ticks = [log for log in logs if log["message"] == "tick"]
+    assert ticks[0]["fields"] == {"i": 0}
+    assert len(ticks) <= 10_000
+    warnings = [log["message"] for log in logs if log["level"] == "warning"]
+    assert any("were not kept" in w or "were dropped" in w for w in warnings), warnings

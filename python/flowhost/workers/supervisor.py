@@ -32,7 +32,7 @@ from flowhost.workers.output import OutputReader
 from flowhost.workers.pool import WarmPool
 from flowhost.workers.router import Router
 from flowhost.workers.runtime_dir import RuntimeDirectory
-from flowhost.workers.worker import JobBinding, Worker
+from flowhost.workers.worker import MAX_LOGS_PER_ATTEMPT, JobBinding, Worker
 from flowhost_worker.context import ContextBackend
 from flowhost_worker.protocol import DEFAULT_MAX_FRAME, ErrorCode
 from flowhost_worker.rpc import RemoteError
@@ -242,6 +242,13 @@ class Supervisor:
                 "warning",
                 f"{binding.output.dropped} bytes of output were not kept "
                 f"(at most {binding.output.limit} bytes per attempt)",
+                {},
+            )
+        if binding.dropped_logs:
+            binding.backend.log(
+                "warning",
+                f"{binding.dropped_logs} log and progress messages were not kept "
+                f"(at most {MAX_LOGS_PER_ATTEMPT} per attempt)",
                 {},
             )
         if worker.process.alive:

@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 MAX_STATE_KEY = 256
 OUTPUT_TAIL_LINES = 40
+# Log and progress notifications kept per attempt; beyond, they are counted (the host's memory
+# must not be at the mercy of a step logging in a loop).
+MAX_LOGS_PER_ATTEMPT = 10_000
 # A child's stdout lines are info logs of its attempt, its stderr lines warnings.
 OUTPUT_LEVELS = {"stdout": "info", "stderr": "warning"}
 
@@ -33,6 +36,15 @@ class JobBinding:
         self.backend = backend
         self.step = step
         self.output = OutputBudget()
+        self.logs = 0
+        self.dropped_logs = 0
+
+    def admit_log(self) -> bool:
+        if self.logs >= MAX_LOGS_PER_ATTEMPT:
+            self.dropped_logs += 1
+            return False
+        self.logs += 1
+        return True
 
 
 class Worker:
@@ -228,11 +240,15 @@ class Worker:
         if job is None or level not in LEVELS or not isinstance(message, str):
             logger.debug("dropped a log notification from worker %s", self.id)
             return
+        if not job.admit_log():
+            return
         job.backend.log(level, message, fields if isinstance(fields, dict) else {})
 
     def _progress(self, params: Params) -> None:
         job, value = self.job, params.get("value")
         if job is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        if not job.admit_log():
             return
         message = params.get("message")
         job.backend.progress(
