@@ -1,6 +1,6 @@
-"""Shared by the worker scenarios: a supervisor over a throwaway functions directory, and a
-context backend held in memory (so that what is timed is the child and the protocol, not
-Postgres)."""
+"""Shared by the worker scenarios: a supervisor over a throwaway functions directory. Steps get
+the SDK's in-memory backend (`flowhost_worker.testing.MemoryBackend`), so that what is timed is
+the child and the protocol, not Postgres."""
 
 from __future__ import annotations
 
@@ -15,48 +15,9 @@ from flowhost.engine.discovery import discover
 from flowhost.settings import load_settings
 from flowhost.workers.commands import RuntimeCommands
 from flowhost.workers.supervisor import Supervisor
+from flowhost_worker.testing import MemoryBackend
 
-
-class MemoryBackend:
-    """`flowhost_worker.ContextBackend` over a dict."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, Any] = {}
-
-    async def state_get(self, key: str) -> tuple[bool, Any]:
-        return (key in self.state, self.state.get(key))
-
-    async def state_set(self, key: str, value: Any) -> None:
-        self.state[key] = value
-
-    async def state_delete(self, key: str) -> None:
-        self.state.pop(key, None)
-
-    async def state_list(self) -> list[str]:
-        return sorted(self.state)
-
-    async def emit(self, name: str, payload: Any) -> None:
-        pass
-
-    async def flow_start(self, flow: str, input: Any, idempotency_key: str | None) -> str:
-        raise NotImplementedError("the bench starts no flows")
-
-    async def flow_cancel(self, run_id: str | None) -> bool:
-        return False
-
-    async def flow_is_running(
-        self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
-    ) -> bool:
-        return False
-
-    def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        pass
-
-    def heartbeat(self) -> None:
-        pass
-
-    def progress(self, value: float, message: str | None) -> None:
-        pass
+__all__ = ["MemoryBackend", "execute_params", "supervised"]
 
 
 def execute_params(step: StepDefinition, data: Any, job: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from flowhost_worker import Backoff, RetryRequested, RunContext, StepConfigError, step, step_config
+from flowhost_worker.testing import MemoryBackend
 
 
 def test_step_records_a_canonical_config() -> None:
@@ -145,28 +146,6 @@ def test_retry_requested_crosses_process_boundaries() -> None:
         RetryRequested(-1)
     with pytest.raises(TypeError):
         RetryRequested("soon")  # type: ignore[arg-type]
-
-
-class MemoryBackend:
-    def __init__(self) -> None:
-        self.state: dict[str, Any] = {}
-        self.logs: list[tuple[str, str, dict[str, Any]]] = []
-        self.emitted: list[tuple[str, Any]] = []
-
-    async def state_get(self, key: str) -> tuple[bool, Any]:
-        return (key in self.state, self.state.get(key))
-
-    async def state_set(self, key: str, value: Any) -> None:
-        self.state[key] = value
-
-    async def state_delete(self, key: str) -> None:
-        self.state.pop(key, None)
-
-    async def emit(self, name: str, payload: Any) -> None:
-        self.emitted.append((name, payload))
-
-    def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        self.logs.append((level, message, fields))
 
 
 async def test_the_context_delegates_to_its_backend() -> None:

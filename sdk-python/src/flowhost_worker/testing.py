@@ -1,0 +1,95 @@
+"""Run a step function in a test, without a host: a context whose backend lives in memory.
+
+```python
+from flowhost_worker.testing import MemoryBackend, context_for
+
+async def test_validate():
+    backend = MemoryBackend()
+    result = await validate({"id": "A-1", "customer": "c", "items": [...]}, context_for(backend))
+    assert backend.state["order"]["id"] == "A-1"
+    assert backend.emitted == [("order.validated", {"id": "A-1", "total": 25.0})]
+```
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flowhost_worker.context import RunContext
+
+
+class MemoryBackend:
+    """`ContextBackend` over plain attributes: what the step did is there to assert on."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        self.state: dict[str, Any] = dict(state or {})
+        self.logs: list[tuple[str, str, dict[str, Any]]] = []
+        self.emitted: list[tuple[str, Any]] = []
+        self.started: list[tuple[str, Any, str | None]] = []
+        self.canceled: list[str | None] = []
+        self.progress_reports: list[tuple[float, str | None]] = []
+        self.heartbeats = 0
+        self._start_keys: dict[tuple[str, str], str] = {}
+
+    async def state_get(self, key: str) -> tuple[bool, Any]:
+        return (key in self.state, self.state.get(key))
+
+    async def state_set(self, key: str, value: Any) -> None:
+        self.state[key] = value
+
+    async def state_delete(self, key: str) -> None:
+        self.state.pop(key, None)
+
+    async def state_list(self) -> list[str]:
+        return sorted(self.state)
+
+    async def emit(self, name: str, payload: Any) -> None:
+        self.emitted.append((name, payload))
+
+    async def flow_start(self, flow: str, input: Any, idempotency_key: str | None) -> str:
+        if idempotency_key is not None and (flow, idempotency_key) in self._start_keys:
+            return self._start_keys[(flow, idempotency_key)]
+        run_id = str(uuid.uuid4())
+        if idempotency_key is not None:
+            self._start_keys[(flow, idempotency_key)] = run_id
+        self.started.append((flow, input, idempotency_key))
+        return run_id
+
+    async def flow_cancel(self, run_id: str | None) -> bool:
+        self.canceled.append(run_id)
+        return True
+
+    async def flow_is_running(
+        self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
+    ) -> bool:
+        return False
+
+    def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
+        self.logs.append((level, message, fields))
+
+    def heartbeat(self) -> None:
+        self.heartbeats += 1
+
+    def progress(self, value: float, message: str | None) -> None:
+        self.progress_reports.append((value, message))
+
+
+def context_for(
+    backend: MemoryBackend | None = None,
+    *,
+    flow: str = "test",
+    step: str = "step",
+    attempt: int = 1,
+    max_attempts: int = 1,
+    run_id: str | None = None,
+) -> RunContext:
+    """A `ctx` for calling a step function directly in a test."""
+    return RunContext(
+        backend or MemoryBackend(),
+        run_id=run_id or str(uuid.uuid4()),
+        flow_name=flow,
+        step_name=step,
+        attempt=attempt,
+        max_attempts=max_attempts,
+    )
