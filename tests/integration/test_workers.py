@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import shutil
 import sys
@@ -274,3 +275,49 @@ async def test_a_step_logging_in_a_loop_keeps_a_bounded_number_of_logs(
     assert len(ticks) <= 10_000
     warnings = [log["message"] for log in logs if log["level"] == "warning"]
     assert any("were not kept" in w or "were dropped" in w for w in warnings), warnings
+
+
+async def test_preload_reuse_inprocess_cpu_and_concurrency_options(
+    tmp_path: Path, database_url: str
+) -> None:
+    write_functions(
+        tmp_path,
+        {
+            # Under `_lib`, so discovery skips it; the zygote imports it once (`preload`).
+            "_lib/warm.py": "import os\nIMPORTED_IN = os.getpid()\n",
+            "preloaded.py": python_step(
+                "preloaded",
+                "return sys.modules['_lib.warm'].IMPORTED_IN != os.getpid()",
+                preload=["_lib.warm"],
+            ),
+            "reused.py": python_step("reused", "return os.getpid()", reuse=3),
+            "here.py": python_step("here", "return os.getpid()", isolation="inprocess"),
+            "spin.py": python_step("spin", "while True: pass", cpu=1, timeout=20),
+            "single.py": python_step(
+                "single",
+                "import asyncio, time\nstarted = time.time()\nawait asyncio.sleep(0.3)\n"
+                "return [started, time.time()]",
+                concurrency=1,
+            ),
+        },
+    )
+    async with serving(tmp_path, database_url) as (project, _host):
+        run = await wait_for_run(project, await start(project, "preloaded", {}))
+        assert run["result"] is True, run  # imported in the zygote, not in the child
+
+        pids = []
+        for _ in range(4):
+            run = await wait_for_run(project, await start(project, "reused", {}))
+            pids.append(run["result"])
+        assert pids[0] == pids[1] == pids[2] != pids[3]  # three jobs per child
+
+        run = await wait_for_run(project, await start(project, "here", {}))
+        assert run["result"] == os.getpid()
+
+        error = await failure_of(project, await start(project, "spin", {}))
+        assert "CPU time limit exceeded" in error["message"], error
+
+        runs = [await start(project, "single", {}) for _ in range(3)]
+        windows = sorted([(await wait_for_run(project, r))["result"] for r in runs])
+    for (_, first_end), (second_start, _) in itertools.pairwise(windows):
+        assert second_start >= first_end - 0.01  # one at a time
