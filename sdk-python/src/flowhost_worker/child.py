@@ -99,6 +99,7 @@ class ChildRuntime:
         self._interval: float | None = None  # known once the host answered hello
         self._running: RunningJob | None = None
         self._stopping = False
+        self._awaiting_receipt = False
         self._exit: asyncio.Future[int] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -159,7 +160,7 @@ class ChildRuntime:
             elif job.last:
                 # The host confirms it read the answer with `shutdown`: a ZeroMQ connection
                 # closed while the host's side is full can lose the frames still in flight.
-                self._stopping = True
+                self._stopping = self._awaiting_receipt = True
                 asyncio.get_running_loop().call_later(ANSWER_ACK_TIMEOUT, self._finish, EXIT_DONE)
 
     async def _run(self, job: Job) -> Any:
@@ -226,6 +227,11 @@ class ChildRuntime:
         running.task.cancel(running.cancelled)
 
     def _shutdown(self, params: dict[str, Any]) -> None:
+        if self._awaiting_receipt:
+            # The host has everything this child sent: nothing is left to flush or close
+            # gracefully, and skipping that (ZeroMQ's threads, the loop's teardown) is most of
+            # what a single-use child costs after its job.
+            _exit_quietly(EXIT_DONE)
         # Nothing new starts; a job already running is answered first (see _execute).
         self._stopping = True
         if self._running is None:
@@ -311,14 +317,18 @@ def _report(message: str) -> None:
     print(f"flowhost child {os.getpid()}: {message}", file=sys.stderr, flush=True)
 
 
-def _exit_now(status: int, reason: str) -> NoReturn:
-    # No cleanup: the job is recovered by the queue, and waiting on anything (a socket to a
-    # dead host, a stuck step) is exactly what must not happen.
-    _report(f"exiting with status {status}: {reason}")
+def _exit_quietly(status: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe must not stop the exit
             stream.flush()
     os._exit(status)
+
+
+def _exit_now(status: int, reason: str) -> NoReturn:
+    # No cleanup: the job is recovered by the queue, and waiting on anything (a socket to a
+    # dead host, a stuck step) is exactly what must not happen.
+    _report(f"exiting with status {status}: {reason}")
+    _exit_quietly(status)
 
 
 def _parent(given: int | None) -> int:
