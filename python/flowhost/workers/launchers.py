@@ -10,11 +10,11 @@ from typing import Protocol
 
 from flowhost.workers.commands import RuntimeCommands
 from flowhost.workers.environment import child_environment
-from flowhost.workers.output import pipe_reader
+from flowhost.workers.output import ChunkSource, PipeReader
 from flowhost.workers.processes import ChildProcess, ExitStatus, open_pidfd
 from flowhost.workers.zygote import Zygote
 
-Launched = tuple[ChildProcess, asyncio.StreamReader, asyncio.StreamReader]
+Launched = tuple[ChildProcess, ChunkSource, ChunkSource]
 
 
 class Launcher(Protocol):
@@ -41,7 +41,7 @@ class PythonLauncher:
         process, out_fd, err_fd = await self._zygote.fork(
             worker_id, endpoint, child_environment(worker_id, endpoint)
         )
-        return process, await pipe_reader(out_fd), await pipe_reader(err_fd)
+        return process, PipeReader(out_fd), PipeReader(err_fd)
 
     async def close(self) -> None:
         if self._starting is not None:

@@ -7,7 +7,9 @@ never blocks on a full pipe, and what the host keeps of it is bounded per attemp
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
+from typing import Protocol
 
 CHUNK = 64 * 1024
 # A longer line is cut (and marked); per attempt, output beyond the budget is counted, not kept.
@@ -17,10 +19,16 @@ OUTPUT_BUDGET = 1024 * 1024
 LineSink = Callable[[str, str], None]  # (stream name, line)
 
 
+class ChunkSource(Protocol):
+    """What output is read from: an asyncio StreamReader, or a PipeReader."""
+
+    async def read(self, n: int = ..., /) -> bytes: ...
+
+
 class OutputReader:
     """Reads one pipe of a child and hands each line to `sink(stream, line)`."""
 
-    def __init__(self, stream: str, reader: asyncio.StreamReader, sink: LineSink) -> None:
+    def __init__(self, stream: str, reader: ChunkSource, sink: LineSink) -> None:
         self.stream = stream
         self._reader = reader
         self._sink = sink
@@ -66,11 +74,36 @@ class OutputBudget:
         return True
 
 
-async def pipe_reader(fd: int) -> asyncio.StreamReader:
-    """An asyncio reader over the read end `fd` of a pipe (which it takes over)."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=CHUNK * 2)
-    # The transport owns the file from here and closes it at EOF.
-    pipe = open(fd, "rb", buffering=0)  # noqa: SIM115
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
-    return reader
+class PipeReader:
+    """The read end of a pipe, read through the loop's `add_reader`.
+
+    Not `loop.connect_read_pipe`: under uvloop its transport closes the descriptor itself while
+    the file object handed to it closes it again, and the second close can hit a descriptor
+    ZeroMQ has opened since (libzmq then aborts the host). Here the fd is closed once, at EOF.
+    """
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self._fd = fd
+        self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd, self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._loop.remove_reader(self._fd)
+            os.close(self._fd)
+        self._chunks.put_nowait(data)
+
+    async def read(self, _size: int = CHUNK) -> bytes:
+        """The next chunk; b"" once the writer closed its end."""
+        chunk = await self._chunks.get()
+        if not chunk:
+            self._chunks.put_nowait(chunk)  # EOF stays EOF
+        return chunk
