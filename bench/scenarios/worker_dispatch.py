@@ -1,8 +1,9 @@
 """Dispatch overhead: from the host handing a job to the supervisor to the handler running.
 
 The handler returns the wall-clock time at which it started; the host subtracts the time at
-which it asked for the job to run. Jobs run one after another, with a short pause between them
-so that the warm pool has replaced the child the last job used (a host with spare capacity).
+which it asked for the job to run. Jobs run one after another, with a pause between them long
+enough for the warm pool to replace the child the last job used (a host with spare capacity):
+a Python fork is ready in a few milliseconds, a Node process in about a tenth of a second.
 The anchor, in the same repetition, is a cold start of the same runtime: the time from asking
 for `python -c` / `node -e` to its first statement running.
 """
@@ -37,7 +38,7 @@ COLD = {
     "python": [sys.executable, "-c", "import time; print(time.time())"],
     "node": ["node", "-e", "console.log((performance.timeOrigin + performance.now()) / 1000)"],
 }
-PAUSE = 0.02
+PAUSE = {"python": 0.02, "node": 0.15}
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -53,7 +54,7 @@ async def cold_start(argv: list[str]) -> float:
 
 
 async def run(ctx: Context) -> list[Measurement]:
-    jobs = ctx.size(400, quick=60)
+    jobs = {"python": ctx.size(400, quick=60), "node": ctx.size(150, quick=30)}
     measurements = []
     async with supervised(
         {"dispatch_py.py": PYTHON, "dispatch_js.mjs": NODE}, warm_python=2, warm_node=2
@@ -65,14 +66,16 @@ async def run(ctx: Context) -> list[Measurement]:
         ):
             step = steps[key]
             dispatch = []
-            for job in range(jobs):
-                await asyncio.sleep(PAUSE)
+            for job in range(jobs[runtime]):
+                await asyncio.sleep(PAUSE[runtime])
                 asked = time.time()
                 started = await supervisor.run(
                     step, execute_params(step, None, job), MemoryBackend()
                 )
                 dispatch.append((started - asked) * 1000)
-            cold = [await cold_start(COLD[runtime]) * 1000 for _ in range(max(10, jobs // 10))]
+            cold = [
+                await cold_start(COLD[runtime]) * 1000 for _ in range(max(10, jobs[runtime] // 10))
+            ]
             ctx.log(
                 f"{runtime}: p50 {statistics.median(dispatch):.2f} ms, "
                 f"p99 {percentile(dispatch, 0.99):.2f} ms; "

@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 # After a child fails to start, the pool waits this long before starting spares again (a
 # broken interpreter must not turn into a fork loop).
 RETRY_AFTER_FAILURE = 2.0
+# How long after handing out an idle child its replacement is started.
+REFILL_DELAY = 0.005
 # A child that has not said hello by then is killed (a Node child starts in about 0.1 s).
 HELLO_TIMEOUT = 30.0
 
@@ -27,6 +29,7 @@ class WarmPool:
         self.size = size
         self._idle: collections.deque[Worker] = collections.deque()
         self._starting: set[asyncio.Task[None]] = set()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._paused_until = 0.0
         self._closed = False
 
@@ -35,12 +38,26 @@ class WarmPool:
         return list(self._idle)
 
     async def acquire(self) -> Worker:
-        while self._idle:
-            worker = self._idle.popleft()
-            if worker.usable:
-                self.refill()
-                return worker
-        self.refill()
+        """A ready child: an idle one, else the next spare that becomes ready (it has a head
+        start on any child started now), else one started for this caller."""
+        while True:
+            while self._idle:
+                worker = self._idle.popleft()
+                if worker.usable:
+                    # Not at once: starting a replacement (a fork, for Node a process spawn)
+                    # must not delay the job this child is about to get.
+                    asyncio.get_running_loop().call_later(REFILL_DELAY, self.refill)
+                    return worker
+            self.refill()
+            if len(self._starting) <= len(self._waiters):
+                break  # every spare on its way is promised to an earlier caller
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
         return await self._ready(await self._start())
 
     def refill(self) -> None:
@@ -50,7 +67,16 @@ class WarmPool:
         while len(self._idle) + len(self._starting) < self.size:
             task = asyncio.create_task(self._add_spare(), name=f"flowhost-pool {self.name}")
             self._starting.add(task)
-            task.add_done_callback(self._starting.discard)
+            task.add_done_callback(self._spare_done)
+
+    def _spare_done(self, task: asyncio.Task[None]) -> None:
+        # Whether it came up or not, the first caller waiting for a spare looks again.
+        self._starting.discard(task)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     async def _add_spare(self) -> None:
         try:
