@@ -1,10 +1,9 @@
 """Runs step attempts in child processes: picks a child, watches it, tells how it ended.
 
 One supervisor per host. It owns the socket directory, one ROUTER per runtime, the warm pools
-(one per Python interpreter and `preload` set, one per Node heap cap) and the children a
-function with `reuse` > 1 keeps. While an attempt runs it enforces the step's limits: the
-wall-clock timeout (cancel, then SIGTERM, then SIGKILL), the memory cap (resident size, and the
-data segment of Python children), the CPU-time cap (RLIMIT_CPU), and the heartbeat.
+(one per Python interpreter and `preload` set, one per Node heap cap), the children a function
+with `reuse` > 1 keeps, and the concurrency caps. Each attempt is an `Attempt`
+(flowhost.workers.attempt), which enforces the step's limits while it runs.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import collections
 import contextlib
 import itertools
 import logging
-import signal
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,9 @@ import zmq.asyncio
 
 from flowhost.engine.definitions import StepDefinition
 from flowhost.settings import Settings
-from flowhost.workers import failures
+from flowhost.workers.attempt import ANSWER_AFTER_EXIT, Attempt
 from flowhost.workers.commands import RuntimeCommands
 from flowhost.workers.environment import declared_environment
-from flowhost.workers.failures import ChildFailure
 from flowhost.workers.launchers import Launcher, NodeLauncher, PythonLauncher
 from flowhost.workers.output import OutputReader
 from flowhost.workers.pool import WarmPool
@@ -34,19 +31,12 @@ from flowhost.workers.router import Router
 from flowhost.workers.runtime_dir import RuntimeDirectory
 from flowhost.workers.worker import MAX_LOGS_PER_ATTEMPT, JobBinding, Worker
 from flowhost_worker.context import ContextBackend
-from flowhost_worker.protocol import DEFAULT_MAX_FRAME, ErrorCode
-from flowhost_worker.rpc import RemoteError
+from flowhost_worker.protocol import DEFAULT_MAX_FRAME
 
 logger = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
-# How often a running attempt's memory, heartbeat and deadline are checked.
-WATCH_INTERVAL = 0.1
 # A single-use child exits right after its answer; its last output lines are waited for this long.
 OUTPUT_DRAIN = 0.5
-# A child's answer may trail its exit through the socket by a moment.
-ANSWER_AFTER_EXIT = 0.2
-HEARTBEATS_MISSED = 3
 
 PoolKey = tuple[Any, ...]
 
@@ -119,117 +109,16 @@ class Supervisor:
             binding = JobBinding(backend, step.name)
             worker.job = binding
             worker.jobs_done += 1
+            attempt = Attempt(worker, step, heartbeat_interval=self._interval, grace=self._grace)
             try:
-                return await self._watch(worker, step, params)
+                return await attempt.run(params)
             finally:
-                await self._after_job(worker, step, binding, last)
-
-    # -- one attempt ---------------------------------------------------------------------------
-
-    async def _watch(self, worker: Worker, step: StepDefinition, params: dict[str, Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        process = worker.process
-        if step.memory_mb and step.runtime == "python":
-            process.limit_data(step.memory_mb * MIB)
-        if step.cpu_seconds:
-            process.limit_cpu(step.cpu_seconds)
-        call = asyncio.create_task(worker.execute(params))
-        reason: ChildFailure | None = None
-        deadline = loop.time() + step.timeout if step.timeout else None
-        escalations = 0  # past the deadline: cancel, then SIGTERM, then SIGKILL
-        while True:
-            await asyncio.wait(
-                {call, process.exited}, timeout=WATCH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
-            )
-            if call.done():
-                break
-            if process.exited.done():
-                await asyncio.wait({call}, timeout=ANSWER_AFTER_EXIT)
-                if not call.done():
-                    worker.disconnect()
-                    await asyncio.wait({call})
-                break
-            now = loop.time()
-            if reason is None and step.memory_mb:
-                rss = process.rss_bytes()
-                if rss is not None and rss > step.memory_mb * MIB:
-                    reason = failures.memory_exceeded(step.memory_mb)
-                    process.kill()
-            if reason is None and worker.silent_for > HEARTBEATS_MISSED * self._interval:
-                reason = failures.unresponsive(worker.silent_for)
-                process.kill()
-            if deadline is not None and now >= deadline:
-                if reason is None:
-                    reason = failures.timed_out(step.name, step.timeout or 0)
-                await self._escalate(worker, escalations)
-                escalations += 1
-                deadline = now + self._grace
-        return await self._outcome(worker, step, call, reason)
-
-    @staticmethod
-    async def _escalate(worker: Worker, escalations: int) -> None:
-        if escalations == 0:
-            await worker.notify("cancel", {"reason": "timed out"})
-        elif escalations == 1:
-            worker.process.send_signal(signal.SIGTERM)
-        else:
-            worker.process.kill()
-
-    async def _outcome(
-        self,
-        worker: Worker,
-        step: StepDefinition,
-        call: asyncio.Task[Any],
-        reason: ChildFailure | None,
-    ) -> Any:
-        try:
-            answer = call.result()
-        except RemoteError as exc:
-            raise reason or self._remote_failure(worker, step, exc) from None
-        except ConnectionError:
-            if reason is not None:
-                raise reason from None
-            status = await self._exit_status(worker)
-            raise self._crash(worker, step, status) from None
-        if reason is not None:
-            raise reason  # answered, but only after the host gave up on it
-        if not isinstance(answer, dict) or "result" not in answer:
-            raise failures.protocol_failure("execute answered without a result")
-        return answer["result"]
-
-    def _remote_failure(
-        self, worker: Worker, step: StepDefinition, exc: RemoteError
-    ) -> ChildFailure:
-        if exc.code in (ErrorCode.STEP_FAILED, ErrorCode.HANDLER_NOT_LOADABLE):
-            failure = ChildFailure.from_data(exc.data, exc.message)
-            if failure.type == "MemoryError" and step.memory_mb:
-                return failures.memory_exceeded(step.memory_mb, failure.stack)
-            return failure
-        if exc.code in (ErrorCode.STEP_TIMED_OUT, ErrorCode.CANCELLED) and step.timeout:
-            return failures.timed_out(step.name, step.timeout)
-        return failures.protocol_failure(f"{exc.message} ({exc.code})")
-
-    def _crash(self, worker: Worker, step: StepDefinition, status: Any) -> ChildFailure:
-        tail = worker.tail()
-        if status is None:
-            return failures.crashed("the worker closed its connection", tail)
-        if status.signal == signal.SIGXCPU and step.cpu_seconds:
-            return failures.cpu_exceeded(step.cpu_seconds)
-        if step.memory_mb and ("heap out of memory" in tail or "MemoryError" in tail):
-            return failures.memory_exceeded(step.memory_mb, tail)
-        return failures.crashed(status.describe(), tail)
-
-    async def _exit_status(self, worker: Worker) -> Any:
-        try:
-            return await asyncio.wait_for(asyncio.shield(worker.process.exited), self._grace)
-        except TimeoutError:
-            worker.process.kill()
-            return None
+                await self._after_job(worker, step, binding, last or attempt.stopped is not None)
 
     async def _after_job(
-        self, worker: Worker, step: StepDefinition, binding: JobBinding, last: bool
+        self, worker: Worker, step: StepDefinition, binding: JobBinding, ending: bool
     ) -> None:
-        if last or not worker.process.alive:
+        if ending or not worker.process.alive:
             # The receipt of the last answer: the child exits once it has it.
             await worker.notify("shutdown")
             with contextlib.suppress(TimeoutError):
