@@ -8,26 +8,15 @@ import pytest
 
 from flowhost_worker import FlowControl, RunContext
 from flowhost_worker.json_data import check_json, json_problem
+from flowhost_worker.testing import MemoryBackend
 
 
-class RecordingBackend:
-    """A ContextBackend that records every call."""
+class RecordingBackend(MemoryBackend):
+    """The in-memory backend, also recording every call that is not about state."""
 
     def __init__(self) -> None:
+        super().__init__(state={"b": 1, "a": 2})
         self.calls: list[tuple[Any, ...]] = []
-        self.state: dict[str, Any] = {"b": 1, "a": 2}
-
-    async def state_get(self, key: str) -> tuple[bool, Any]:
-        return (key in self.state, self.state.get(key))
-
-    async def state_set(self, key: str, value: Any) -> None:
-        self.state[key] = value
-
-    async def state_delete(self, key: str) -> None:
-        self.state.pop(key, None)
-
-    async def state_list(self) -> list[str]:
-        return sorted(self.state)
 
     async def emit(self, name: str, payload: Any) -> None:
         self.calls.append(("emit", name, payload))
