@@ -36,17 +36,20 @@ class OutputReader:
 
     async def _run(self) -> None:
         pending = b""
+        cutting = False  # inside a line already cut: the rest of it, up to its newline, goes
         while True:
             chunk = await self._reader.read(CHUNK)
             if not chunk:
                 break
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
+            *lines, rest = (pending + chunk).split(b"\n")
             for line in lines:
-                self._emit(line)
-            while len(pending) > MAX_LINE:
-                self._emit(pending[:MAX_LINE])
-                pending = pending[MAX_LINE:]
+                if not cutting:
+                    self._emit(line)
+                cutting = False
+            pending = b"" if cutting else rest
+            if len(pending) > MAX_LINE:
+                self._emit(pending)
+                pending, cutting = b"", True
         if pending:
             self._emit(pending)
 
