@@ -321,3 +321,22 @@ async def test_preload_reuse_inprocess_cpu_and_concurrency_options(
         windows = sorted([(await wait_for_run(project, r))["result"] for r in runs])
     for (_, first_end), (second_start, _) in itertools.pairwise(windows):
         assert second_start >= first_end - 0.01  # one at a time
+
+
+async def test_a_crashed_attempt_is_retried_like_any_failure(
+    tmp_path: Path, database_url: str
+) -> None:
+    body = """
+    if ctx.attempt == 1:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return ctx.attempt
+    """
+    write_functions(tmp_path, {"flaky.py": python_step("flaky", body, attempts=2, backoff=0.1)})
+    async with serving(tmp_path, database_url) as (project, _host):
+        run_id = await start(project, "flaky", {})
+        run = await wait_for_run(project, run_id)
+        async with project.database.connection() as conn:
+            events = await events_of_run(conn, run_id)
+    assert run["status"] == "completed" and run["result"] == 2
+    retry = next(e for e in events if e.type == "step.retry")
+    assert "SIGSEGV" in retry.data["error"]["message"]
