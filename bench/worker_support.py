@@ -17,25 +17,12 @@ from flowhost.workers.commands import RuntimeCommands
 from flowhost.workers.supervisor import Supervisor
 from flowhost_worker.testing import MemoryBackend
 
-__all__ = ["MemoryBackend", "execute_params", "supervised"]
+__all__ = ["MemoryBackend", "fake_run_id", "supervised"]
 
 
-def execute_params(step: StepDefinition, data: Any, job: int) -> dict[str, Any]:
-    run_id = f"00000000-0000-4000-8000-{job:012d}"
-    return {
-        "job": {
-            "run_id": run_id,
-            "flow": step.flow,
-            "step": step.name,
-            "attempt": 1,
-            "max_attempts": 1,
-            "idempotency_key": f"{run_id}:{step.name}",
-            "file": step.file,
-            "handler": step.function,
-        },
-        "input": data,
-        "timeout": None,
-    }
+def fake_run_id(job: int) -> str:
+    """A run id for a job run outside any real run."""
+    return f"00000000-0000-4000-8000-{job:012d}"
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,7 @@ import sys
 import time
 
 from bench.harness import Context, Measurement
-from bench.worker_support import MemoryBackend, execute_params, supervised
+from bench.worker_support import MemoryBackend, fake_run_id, supervised
 
 NAME = "worker_dispatch"
 DESCRIPTION = "job handed to a child → handler running, p50/p99, vs a cold python -c / node -e"
@@ -70,7 +70,12 @@ async def run(ctx: Context) -> list[Measurement]:
                 await asyncio.sleep(PAUSE[runtime])
                 asked = time.time()
                 started = await supervisor.run(
-                    step, execute_params(step, None, job), MemoryBackend()
+                    step,
+                    MemoryBackend(),
+                    run_id=fake_run_id(job),
+                    attempt=1,
+                    max_attempts=1,
+                    input=None,
                 )
                 dispatch.append((started - asked) * 1000)
             cold = [

@@ -21,7 +21,7 @@ import zmq
 import zmq.asyncio
 
 from bench.harness import Context, Measurement
-from bench.worker_support import MemoryBackend, execute_params, supervised
+from bench.worker_support import MemoryBackend, fake_run_id, supervised
 
 NAME = "worker_state_get"
 DESCRIPTION = "ctx.state.get round trip from a Python child vs a raw zmq DEALER/ROUTER msgpack one"
@@ -92,7 +92,9 @@ async def run(ctx: Context) -> list[Measurement]:
         step = steps["state_get/timed_gets"]
         backend = MemoryBackend()
         backend.state["k"] = 1
-        ours = await supervisor.run(step, execute_params(step, calls, 1), backend)
+        ours = await supervisor.run(
+            step, backend, run_id=fake_run_id(1), attempt=1, max_attempts=1, input=calls
+        )
     raw = await raw_round_trips(calls)
     # The first calls warm both paths up; the median ignores them anyway.
     ours_us = statistics.median(ours) * 1e6

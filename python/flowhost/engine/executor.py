@@ -152,21 +152,14 @@ class StepExecutor:
             raise RuntimeError(
                 f"step {job.step!r} runs in a child process, but this executor has no supervisor"
             )
-        params = {
-            "job": {
-                "run_id": str(job.run_id),
-                "flow": job.flow,
-                "step": job.step,
-                "attempt": job.attempt,
-                "max_attempts": claim.max_attempts,
-                "idempotency_key": f"{job.run_id}:{job.step}",
-                "file": step.file,
-                "handler": step.function,
-            },
-            "input": claim.input,
-            "timeout": step.timeout,
-        }
-        return await self._supervisor.run(step, params, backend)
+        return await self._supervisor.run(
+            step,
+            backend,
+            run_id=str(job.run_id),
+            attempt=job.attempt,
+            max_attempts=claim.max_attempts,
+            input=claim.input,
+        )
 
     async def _record_failure(
         self,

@@ -96,24 +96,44 @@ class Supervisor:
                 self._pool_for(step).refill()
 
     async def run(
-        self, step: StepDefinition, params: dict[str, Any], backend: ContextBackend
+        self,
+        step: StepDefinition,
+        backend: ContextBackend,
+        *,
+        run_id: str,
+        attempt: int,
+        max_attempts: int,
+        input: Any,
     ) -> Any:
-        """Run one attempt of `step` in a child; returns its result or raises ChildFailure.
-
-        `params` is the `execute` params without `env` and `last`, which come from the step.
-        """
+        """Run attempt `attempt` of `step` in run `run_id` in a child; returns the handler's
+        result or raises ChildFailure. The child's calls act on `backend`."""
         async with self._slots[step.runtime], self._step_slot(step):
             worker = await self._worker_for(step)
             last = worker.jobs_done + 1 >= step.reuse
-            params = {**params, "env": declared_environment(step.env), "last": last}
+            params = {
+                "job": {
+                    "run_id": run_id,
+                    "flow": step.flow,
+                    "step": step.name,
+                    "attempt": attempt,
+                    "max_attempts": max_attempts,
+                    "idempotency_key": f"{run_id}:{step.name}",
+                    "file": step.file,
+                    "handler": step.function,
+                },
+                "input": input,
+                "timeout": step.timeout,
+                "env": declared_environment(step.env),
+                "last": last,
+            }
             binding = JobBinding(backend, step.name)
             worker.job = binding
             worker.jobs_done += 1
-            attempt = Attempt(worker, step, heartbeat_interval=self._interval, grace=self._grace)
+            watched = Attempt(worker, step, heartbeat_interval=self._interval, grace=self._grace)
             try:
-                return await attempt.run(params)
+                return await watched.run(params)
             finally:
-                await self._after_job(worker, step, binding, last or attempt.stopped is not None)
+                await self._after_job(worker, step, binding, last or watched.stopped is not None)
 
     async def _after_job(
         self, worker: Worker, step: StepDefinition, binding: JobBinding, ending: bool
