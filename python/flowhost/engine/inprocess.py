@@ -20,15 +20,9 @@ from flowhost.engine.orchestrator import AttemptRecord, start_runs
 from flowhost.errors import FlowNotFoundError
 from flowhost.store.events import LOG, STEP_PROGRESS, NewEvent
 from flowhost.store.json_data import as_json, as_loose_json
+from flowhost_worker.context import LEVELS
 
 logger = logging.getLogger("flowhost.steps")
-
-_LEVELS = {
-    "debug": logging.DEBUG,
-    "info": logging.INFO,
-    "warning": logging.WARNING,
-    "error": logging.ERROR,
-}
 
 
 class InProcessBackend:
@@ -82,7 +76,7 @@ class InProcessBackend:
         data = as_loose_json({"level": level, "message": message, "fields": fields})
         self._record.logs.append(NewEvent(self._run_id, LOG, data, self._step, self._attempt))
         logger.log(
-            _LEVELS.get(level, logging.INFO),
+            LEVELS.get(level, logging.INFO),
             "%s/%s: %s %s",
             self._flow,
             self._step,

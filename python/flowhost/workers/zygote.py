@@ -20,7 +20,7 @@ import msgpack  # type: ignore[import-untyped]  # ships no type information
 
 from flowhost.errors import FlowhostError
 from flowhost.workers.environment import base_environment
-from flowhost.workers.processes import ChildProcess, ExitStatus
+from flowhost.workers.processes import ChildProcess, ExitStatus, open_pidfd
 
 logger = logging.getLogger(__name__)
 
@@ -205,9 +205,8 @@ class Zygote:
             self._watch_orphan(pid, exited)
 
     def _watch_orphan(self, pid: int, exited: asyncio.Future[ExitStatus]) -> None:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except OSError:
+        pidfd = open_pidfd(pid)
+        if pidfd is None:
             if not exited.done():
                 exited.set_result(ExitStatus(None, None))
             return
