@@ -27,3 +27,9 @@ async def test_flow_start_with_a_key_starts_one_run() -> None:
     first = await ctx.flow.start("billing", {"n": 1}, idempotency_key="k")
     again = await ctx.flow.start("billing", {"n": 1}, idempotency_key="k")
     assert first == again and backend.started == [("billing", {"n": 1}, "k")]
+
+
+async def test_state_delete_tells_whether_the_key_was_there() -> None:
+    ctx = context_for(MemoryBackend(state={"k": None}))
+    assert await ctx.state.delete("k") is True
+    assert await ctx.state.delete("k") is False

@@ -340,3 +340,27 @@ async def test_a_crashed_attempt_is_retried_like_any_failure(
     assert run["status"] == "completed" and run["result"] == 2
     retry = next(e for e in events if e.type == "step.retry")
     assert "SIGSEGV" in retry.data["error"]["message"]
+
+
+async def test_state_delete_tells_whether_the_key_was_there(
+    tmp_path: Path, database_url: str
+) -> None:
+    body = """
+    await ctx.state.set("k", 1)
+    return [await ctx.state.delete("k"), await ctx.state.delete("k")]
+    """
+    write_functions(
+        tmp_path,
+        {
+            "py_delete.py": python_step("py_delete", body),
+            "node_delete.js": node_step(
+                "node_delete",
+                "await ctx.state.set('k', 1)\n"
+                "return [await ctx.state.delete('k'), await ctx.state.delete('k')]",
+            ),
+        },
+    )
+    async with serving(tmp_path, database_url) as (project, _host):
+        for flow in ("py_delete", "node_delete"):
+            run = await wait_for_run(project, await start(project, flow, {}))
+            assert run["result"] == [True, False], (flow, run)

@@ -62,9 +62,10 @@ class InProcessBackend:
         async with self._database.connection() as conn:
             await conn.execute(QUERIES["state_set"], {**self._params(key), "value": Jsonb(data)})
 
-    async def state_delete(self, key: str) -> None:
+    async def state_delete(self, key: str) -> bool:
         async with self._database.connection() as conn:
-            await conn.execute(QUERIES["state_delete"], self._params(key))
+            cursor = await conn.execute(QUERIES["state_delete"], self._params(key))
+            return await cursor.fetchone() is not None
 
     async def emit(self, name: str, payload: Any) -> None:
         if name not in self._emits:

@@ -204,10 +204,7 @@ class Worker:
         await job.backend.state_set(_state_key(params), params["value"])
 
     async def _state_delete(self, job: JobBinding, params: Params) -> Params:
-        key = _state_key(params)
-        found, _ = await job.backend.state_get(key)
-        await job.backend.state_delete(key)
-        return {"deleted": found}
+        return {"deleted": await job.backend.state_delete(_state_key(params))}
 
     async def _state_list(self, job: JobBinding, params: Params) -> Params:
         return {"keys": sorted(await job.backend.state_list())}

@@ -24,7 +24,7 @@ class ContextBackend(Protocol):
 
     async def state_set(self, key: str, value: JSONValue) -> None: ...
 
-    async def state_delete(self, key: str) -> None: ...
+    async def state_delete(self, key: str) -> bool: ...
 
     async def state_list(self) -> list[str]: ...
 
@@ -64,8 +64,9 @@ class RunState:
     async def set(self, key: str, value: JSONValue) -> None:
         await self._backend.state_set(_key(key), value)
 
-    async def delete(self, key: str) -> None:
-        await self._backend.state_delete(_key(key))
+    async def delete(self, key: str) -> bool:
+        """Remove `key`; whether it was there."""
+        return await self._backend.state_delete(_key(key))
 
     async def list(self) -> builtins.list[str]:  # `list` here would mean this method
         """The run's state keys, sorted."""

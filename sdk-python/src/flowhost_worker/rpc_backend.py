@@ -97,8 +97,9 @@ class RpcBackend:
         check_json(value, f"state value {key!r}")
         await self._call("state.set", {"key": key, "value": value})
 
-    async def state_delete(self, key: str) -> None:
-        await self._call("state.delete", {"key": key})
+    async def state_delete(self, key: str) -> bool:
+        result = await self._call("state.delete", {"key": key})
+        return bool(_field(result, "deleted", "state.delete"))
 
     async def state_list(self) -> list[str]:
         keys = _field(await self._call("state.list", {}), "keys", "state.list")

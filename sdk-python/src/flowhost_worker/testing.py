@@ -18,6 +18,8 @@ from typing import Any
 
 from flowhost_worker.context import RunContext
 
+_ABSENT = object()
+
 
 class MemoryBackend:
     """`ContextBackend` over plain attributes: what the step did is there to assert on."""
@@ -38,8 +40,8 @@ class MemoryBackend:
     async def state_set(self, key: str, value: Any) -> None:
         self.state[key] = value
 
-    async def state_delete(self, key: str) -> None:
-        self.state.pop(key, None)
+    async def state_delete(self, key: str) -> bool:
+        return self.state.pop(key, _ABSENT) is not _ABSENT
 
     async def state_list(self) -> list[str]:
         return sorted(self.state)

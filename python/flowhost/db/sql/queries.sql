@@ -195,7 +195,8 @@ WITH event AS (
     RETURNING id
 )
 DELETE FROM flowhost.state WHERE run_id = %(run_id)s AND key = %(key)s
-    AND EXISTS (SELECT 1 FROM event);
+    AND EXISTS (SELECT 1 FROM event)
+RETURNING key;
 
 -- name: state_of_run
 SELECT key, value FROM flowhost.state WHERE run_id = %(run_id)s ORDER BY key;
