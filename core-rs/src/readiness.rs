@@ -79,6 +79,8 @@ pub enum StepStatus {
     Queued,
     /// An attempt is running.
     Running,
+    /// Waiting on an await: before it runs, or after it ran and before its emits count.
+    Awaiting,
     /// Finished; what it emitted is in the run's emitted events.
     Completed,
     /// Failed for good; it emits nothing more.
@@ -94,16 +96,17 @@ impl StepStatus {
         match self {
             Self::Queued => "queued",
             Self::Running => "running",
+            Self::Awaiting => "awaiting",
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Skipped => "skipped",
         }
     }
 
-    /// Queued or running: the step may still emit the events it declares.
+    /// Queued, running or awaiting: the step may still emit the events it declares.
     #[must_use]
     pub const fn is_in_flight(self) -> bool {
-        matches!(self, Self::Queued | Self::Running)
+        matches!(self, Self::Queued | Self::Running | Self::Awaiting)
     }
 }
 
@@ -120,12 +123,13 @@ impl FromStr for StepStatus {
         match status {
             "queued" => Ok(Self::Queued),
             "running" => Ok(Self::Running),
+            "awaiting" => Ok(Self::Awaiting),
             "completed" => Ok(Self::Completed),
             "failed" => Ok(Self::Failed),
             "skipped" => Ok(Self::Skipped),
             _ => Err(CoreError::InvalidArgument(format!(
-                "a step status must be one of 'queued', 'running', 'completed', 'failed', \
-                 'skipped', not {status:?}"
+                "a step status must be one of 'queued', 'running', 'awaiting', 'completed', \
+                 'failed', 'skipped', not {status:?}"
             ))),
         }
     }
@@ -160,7 +164,7 @@ pub struct StepProgress<'flow, Name> {
 ///
 /// - *ready*: it subscribes to at least one event and every one of them is in `emitted`;
 /// - *skipped*: some event it subscribes to is not emitted and no step that can still run may
-///   emit it. The steps that can still run are those in flight (queued or running), unscheduled
+///   emit it. The steps that can still run are those in flight (queued, running or awaiting), unscheduled
 ///   entry steps (the run's input starts them), and, recursively, the unscheduled steps all of
 ///   whose missing events can come from steps that can still run. This is a least fixed point
 ///   from the steps in flight, so steps in a cycle that only they could feed are skipped rather

@@ -296,22 +296,22 @@ def step_progress(
 
     - *ready*: it subscribes to at least one event and every one is in ``emitted`` (AND-join);
     - *skipped*: an event it subscribes to is not emitted, and no step that can still run may emit
-      it. Steps that can still run: those queued or running, unscheduled entry steps (no
-      subscriptions; the run's input starts them), and, recursively, unscheduled steps whose
-      missing events all can come from steps that can still run. Steps in a cycle that only they
-      could feed are skipped.
+      it. Steps that can still run: those in flight (queued, running or awaiting), unscheduled
+      entry steps (no subscriptions; the run's input starts them), and, recursively, unscheduled
+      steps whose missing events all can come from steps that can still run. Steps in a cycle
+      that only they could feed are skipped.
 
-    ``finished`` is true when no status is ``queued`` or ``running``, nothing is ready and no
-    entry step is unscheduled; then every unscheduled non-entry step is in ``skipped``.
+    ``finished`` is true when no status is in flight, nothing is ready and no entry step is
+    unscheduled; then every unscheduled non-entry step is in ``skipped``.
 
     Args:
         subscriptions: each step of the flow -> the event names it subscribes to.
         emits: each step -> the event names it may emit (``emits=``); a missing step emits
             nothing; steps not in ``subscriptions`` are ignored.
         emitted: the event names emitted so far in the run.
-        statuses: each scheduled step -> ``"queued"``, ``"running"``, ``"completed"``,
-            ``"failed"`` or ``"skipped"``. A queued or running name outside the flow still keeps
-            the run from finishing.
+        statuses: each scheduled step -> ``"queued"``, ``"running"``, ``"awaiting"``,
+            ``"completed"``, ``"failed"`` or ``"skipped"``. An in-flight name outside the flow
+            still keeps the run from finishing.
 
     Returns:
         ``ready`` and ``skipped`` as new lists sorted by code point (their items are the key

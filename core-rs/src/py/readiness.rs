@@ -91,8 +91,8 @@ fn read_statuses(
         let status_name = name(&status, || format!("statuses[{}]", repr(&step)))?;
         let status: StepStatus = status_name.parse().map_err(|_| {
             CoreError::InvalidArgument(format!(
-                "statuses[{}] must be one of 'queued', 'running', 'completed', 'failed', \
-                 'skipped', not {}",
+                "statuses[{}] must be one of 'queued', 'running', 'awaiting', 'completed', \
+                 'failed', 'skipped', not {}",
                 repr(&step),
                 repr(&status)
             ))

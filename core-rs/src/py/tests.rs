@@ -258,7 +258,7 @@ def error(*args):
     raise AssertionError(f"no error for {args!r}")
 
 flow = {"a": ["x"]}
-assert error(flow, {}, set(), {"a": "done"}) == ("InvalidArgumentError", "statuses['a'] must be one of 'queued', 'running', 'completed', 'failed', 'skipped', not 'done'")
+assert error(flow, {}, set(), {"a": "done"}) == ("InvalidArgumentError", "statuses['a'] must be one of 'queued', 'running', 'awaiting', 'completed', 'failed', 'skipped', not 'done'")
 assert error(flow, {}, set(), {"a": 1}) == ("TypeError", "statuses['a'] must be str, not int")
 assert error(flow, {}, set(), [("a", "queued")]) == ("TypeError", "statuses must be a mapping of step names to statuses, not list")
 assert error(flow, {"a": "x"}, set(), {}) == ("TypeError", "emits['a'] must be a collection of str such as a list or set, not str")

@@ -15,6 +15,89 @@ from typing import Any
 
 from flowhost_worker import Backoff
 
+AWAIT_TYPES = ("time", "event", "webhook", "schedule")
+TIMEOUT_ACTIONS = ("fail", "continue", "retry")
+AWAIT_POSITIONS = ("before", "after")
+# An event or webhook await with no timeout of its own gives up after a day (as the seed did);
+# time and schedule awaits resolve by themselves and have no default timeout.
+DEFAULT_AWAIT_TIMEOUT = {"event": 86400.0, "webhook": 86400.0}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AwaitDefinition:
+    """What a step waits for before it runs (`await_before`) or before its emits count
+    (`await_after`). Parsed from the canonical config both SDKs write (docs/protocol.md):
+    `{type, delayMs, event, match, method, schema, cron, timezone, timeoutMs, timeoutAction,
+    attempts, hooks: {register, resolve, timeout}}`, times in milliseconds."""
+
+    type: str  # one of AWAIT_TYPES
+    # time: seconds from registration until it resolves.
+    delay: float | None = None
+    # event: the event name, and payload fields that must equal values taken from the await's
+    # subject (the step's input before it runs, its result after): field -> JSON Pointer.
+    event: str | None = None
+    match: Mapping[str, str] | None = None
+    # webhook: the HTTP method the resolve URL accepts, and a JSON Schema for the body.
+    method: str = "POST"
+    schema: Mapping[str, Any] | None = None
+    # schedule: resolves at the next fire time of `cron` in `timezone`.
+    cron: str | None = None
+    timezone: str = "UTC"
+    # Seconds until the await times out (None: never), and what happens then.
+    timeout: float | None = None
+    timeout_action: str = "fail"
+    # With timeout_action "retry": how many times the await is registered in all.
+    attempts: int = 3
+    # Functions of the step's file run on register / resolve / timeout (None: no hook).
+    on_register: str | None = None
+    on_resolve: str | None = None
+    on_timeout: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None) -> AwaitDefinition | None:
+        if config is None:
+            return None
+        kind = config["type"]
+        hooks = config.get("hooks") or {}
+        timeout_ms = config.get("timeoutMs")
+        delay_ms = config.get("delayMs")
+        return cls(
+            type=kind,
+            delay=None if delay_ms is None else delay_ms / 1000,
+            event=config.get("event"),
+            match=config.get("match"),
+            method=config.get("method") or "POST",
+            schema=config.get("schema"),
+            cron=config.get("cron"),
+            timezone=config.get("timezone") or "UTC",
+            timeout=DEFAULT_AWAIT_TIMEOUT.get(kind) if timeout_ms is None else timeout_ms / 1000,
+            timeout_action=config.get("timeoutAction") or "fail",
+            attempts=int(config.get("attempts") or 3),
+            on_register=hooks.get("register"),
+            on_resolve=hooks.get("resolve"),
+            on_timeout=hooks.get("timeout"),
+        )
+
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "delayMs": None if self.delay is None else round(self.delay * 1000),
+            "event": self.event,
+            "match": None if self.match is None else dict(self.match),
+            "method": self.method,
+            "schema": None if self.schema is None else dict(self.schema),
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "timeoutMs": None if self.timeout is None else round(self.timeout * 1000),
+            "timeoutAction": self.timeout_action,
+            "attempts": self.attempts,
+            "hooks": {
+                "register": self.on_register,
+                "resolve": self.on_resolve,
+                "timeout": self.on_timeout,
+            },
+        }
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StepDefinition:
@@ -41,6 +124,8 @@ class StepDefinition:
     env: tuple[str, ...] = ()
     # The interpreter that described (and so runs) a Python function; None for Node.
     interpreter: str | None = None
+    await_before: AwaitDefinition | None = None
+    await_after: AwaitDefinition | None = None
 
     @property
     def location(self) -> str:
@@ -64,6 +149,8 @@ class StepDefinition:
             "cpu_seconds": self.cpu_seconds,
             "concurrency": self.concurrency,
             "env": list(self.env),
+            "awaitBefore": None if self.await_before is None else self.await_before.to_config(),
+            "awaitAfter": None if self.await_after is None else self.await_after.to_config(),
         }
 
     @classmethod
@@ -98,6 +185,8 @@ class StepDefinition:
             concurrency=config.get("concurrency"),
             env=tuple(config.get("env", ())),
             interpreter=interpreter if runtime == "python" else None,
+            await_before=AwaitDefinition.from_config(config.get("awaitBefore")),
+            await_after=AwaitDefinition.from_config(config.get("awaitAfter")),
         )
 
 

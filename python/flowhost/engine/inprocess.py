@@ -16,7 +16,8 @@ from psycopg.types.json import Jsonb
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.engine.definitions import FlowDefinition
-from flowhost.engine.orchestrator import AttemptRecord, start_runs
+from flowhost.engine.orchestrator import AttemptRecord
+from flowhost.engine.starting import StartOptions, start_run
 from flowhost.errors import FlowNotFoundError
 from flowhost.store.events import LOG, STEP_PROGRESS, NewEvent
 from flowhost.store.json_data import as_json, as_loose_json
@@ -98,17 +99,10 @@ class InProcessBackend:
         if definition is None:
             raise FlowNotFoundError(f"unknown flow {flow!r}")
         data = as_json(input, f"the input of flow {flow!r}")
-        run_id = uuid.uuid4()
+        options = StartOptions(parent_run_id=self._run_id, idempotency_key=idempotency_key)
         async with self._database.transaction() as conn:
-            if idempotency_key is not None:
-                key = {"flow": flow, "key": idempotency_key, "run_id": run_id}
-                taken = await (await conn.execute(QUERIES["claim_start_key"], key)).fetchone()
-                if taken is None:
-                    row = await (await conn.execute(QUERIES["run_of_start_key"], key)).fetchone()
-                    assert row is not None
-                    return str(row["run_id"])
-            await start_runs(conn, definition, [data], [run_id])
-        return str(run_id)
+            started = await start_run(conn, definition, data, options)
+        return str(started.run_id)
 
     async def flow_cancel(self, run_id: str | None) -> bool:
         target = self._run_id if run_id is None else _run_uuid(run_id)

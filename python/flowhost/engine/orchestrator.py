@@ -56,8 +56,13 @@ async def start_runs(
     flow: FlowDefinition,
     inputs: Sequence[Any],
     ids: Sequence[uuid.UUID] | None = None,
+    *,
+    parent_run_id: uuid.UUID | None = None,
+    delay: float = 0.0,
 ) -> list[uuid.UUID]:
-    """Create runs of `flow` and enqueue their entry step; call inside a transaction."""
+    """Create runs of `flow` and enqueue their entry step; call inside a transaction.
+
+    One run with options a start may carry: `flowhost.engine.starting.start_run`."""
     run_ids = list(ids) if ids is not None else [uuid.uuid4() for _ in inputs]
     entry = flow.step(flow.entry)
     await runs.start_runs(
@@ -68,8 +73,11 @@ async def start_runs(
         entry=entry.name,
         max_attempts=entry.attempts,
         runs=list(zip(run_ids, inputs, strict=True)),
+        parent_run_id=parent_run_id,
     )
-    await enqueue_steps(conn, [StepJob(run_id, flow.name, entry.name, 1) for run_id in run_ids])
+    await enqueue_steps(
+        conn, [StepJob(run_id, flow.name, entry.name, 1, delay) for run_id in run_ids]
+    )
     return run_ids
 
 

@@ -9,7 +9,10 @@ from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
 from flowhost.errors import InvalidInputError, RunNotFoundError
 
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled"})
+# A run is live while it is queued (not started yet), running or awaiting; then it ends in one
+# of these.
+LIVE_STATUSES = frozenset({"queued", "running", "awaiting"})
+TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "stalled"})
 
 
 async def get_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:

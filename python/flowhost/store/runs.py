@@ -104,6 +104,7 @@ async def start_runs(
     entry: str,
     max_attempts: int,
     runs: Sequence[tuple[uuid.UUID, Any]],
+    parent_run_id: uuid.UUID | None = None,
 ) -> None:
     await conn.execute(
         QUERIES["start_runs"],
@@ -114,6 +115,7 @@ async def start_runs(
             "step_count": step_count,
             "entry": entry,
             "max_attempts": max_attempts,
+            "parent_run_id": parent_run_id,
         },
     )
 

@@ -29,7 +29,10 @@ CREATE TABLE flowhost.flow_stats (
     canceled bigint NOT NULL DEFAULT 0,
     total_duration_ms bigint NOT NULL DEFAULT 0,
     last_run_at timestamptz,
-    last_completed_at timestamptz
+    last_completed_at timestamptz,
+    queued bigint NOT NULL DEFAULT 0,
+    awaiting bigint NOT NULL DEFAULT 0,
+    stalled bigint NOT NULL DEFAULT 0
 );
 
 -- The run index: a projection of each run's event stream.
@@ -38,7 +41,8 @@ CREATE TABLE flowhost.runs (
     flow text NOT NULL,
     status text NOT NULL
         CONSTRAINT runs_status_check
-        CHECK (status IN ('running', 'completed', 'failed', 'canceled')),
+        CHECK (status IN ('queued', 'running', 'awaiting', 'completed', 'failed', 'canceled',
+                          'stalled')),
     input jsonb NOT NULL,
     result jsonb,
     error jsonb,
@@ -49,8 +53,11 @@ CREATE TABLE flowhost.runs (
     completed_steps integer NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at timestamptz,
-    version integer NOT NULL DEFAULT 0
+    version integer NOT NULL DEFAULT 0,
+    -- The run whose step started this one (ctx.flow.start), if any.
+    parent_run_id uuid
 );
+CREATE INDEX runs_parent_idx ON flowhost.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_created_idx ON flowhost.runs (created_at DESC, id);
 CREATE INDEX runs_flow_created_idx ON flowhost.runs (flow, created_at DESC);
 CREATE INDEX runs_status_created_idx ON flowhost.runs (status, created_at DESC);
@@ -61,7 +68,7 @@ CREATE TABLE flowhost.steps (
     name text NOT NULL,
     status text NOT NULL
         CONSTRAINT steps_status_check
-        CHECK (status IN ('queued', 'running', 'completed', 'failed', 'skipped')),
+        CHECK (status IN ('queued', 'running', 'awaiting', 'completed', 'failed', 'skipped')),
     attempt integer NOT NULL DEFAULT 1,
     max_attempts integer NOT NULL DEFAULT 1,
     input jsonb,

@@ -1,16 +1,4 @@
--- The queries of flowhost. Each block is one statement, loaded by flowhost.db.queries.
-
--- name: upsert_flow
-INSERT INTO flowhost.flows (name, definition, definition_hash)
-VALUES (%(name)s, %(definition)s, %(definition_hash)s)
-ON CONFLICT (name) DO UPDATE
-    SET definition = EXCLUDED.definition,
-        definition_hash = EXCLUDED.definition_hash,
-        updated_at = now()
-    WHERE flows.definition_hash <> EXCLUDED.definition_hash;
-
--- name: ensure_flow_stats
-INSERT INTO flowhost.flow_stats (flow) VALUES (%(flow)s) ON CONFLICT (flow) DO NOTHING;
+-- Moving runs forward: starting them, claiming and ending step attempts.
 
 -- name: start_runs
 -- Starting runs: run rows, entry-step rows, flow.started events and statistics in one statement.
@@ -20,15 +8,21 @@ WITH started AS (
     SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input
     FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb)
 ), run_rows AS (
-    INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count)
-    SELECT id, %(flow)s, 'running', input, %(definition_hash)s, %(step_count)s FROM started
+    INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count,
+                               parent_run_id)
+    SELECT id, %(flow)s, 'running', input, %(definition_hash)s, %(step_count)s,
+           %(parent_run_id)s::uuid
+    FROM started
 ), step_rows AS (
     INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input)
     SELECT id, %(entry)s, 'queued', 1, %(max_attempts)s, input FROM started
 ), event_rows AS (
     INSERT INTO flowhost.events (run_id, type, data)
-    SELECT id, 'flow.started', jsonb_build_object('flow', %(flow)s::text, 'input', input,
-                                                  'definition_hash', %(definition_hash)s::text)
+    SELECT id, 'flow.started',
+           jsonb_build_object('flow', %(flow)s::text, 'input', input,
+                              'definition_hash', %(definition_hash)s::text)
+           || CASE WHEN %(parent_run_id)s::uuid IS NULL THEN '{}'::jsonb
+                   ELSE jsonb_build_object('parent_run_id', %(parent_run_id)s::uuid) END
     FROM started
 ), statistics AS (
     INSERT INTO flowhost.flow_stats AS f (flow, total, running, last_run_at)
@@ -53,7 +47,7 @@ WITH wanted AS (
     FROM wanted AS w, flowhost.runs AS r
     WHERE s.run_id = w.run_id AND s.name = w.step AND s.attempt = w.attempt
       AND s.status IN ('queued', 'running')
-      AND r.id = s.run_id AND r.status = 'running'
+      AND r.id = s.run_id AND r.status IN ('running', 'awaiting')
     RETURNING s.run_id, s.name, s.attempt, s.input, s.max_attempts
 ), started AS (
     INSERT INTO flowhost.events (run_id, type, step, attempt)
@@ -171,117 +165,3 @@ SELECT (SELECT COALESCE(jsonb_agg(jsonb_build_object('run_id', run_id, 'name', n
                         '[]'::jsonb)
         FROM new_steps WHERE status = 'queued') AS queued,
        (SELECT count(*) FROM notified) AS notified;
-
--- name: state_get
-SELECT value FROM flowhost.state WHERE run_id = %(run_id)s AND key = %(key)s;
-
--- name: state_set
-WITH event AS (
-    INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-    VALUES (%(run_id)s, 'state.set', %(step)s, %(attempt)s,
-            jsonb_build_object('key', %(key)s::text, 'value', %(value)s::jsonb))
-    RETURNING id
-)
-INSERT INTO flowhost.state (run_id, key, value, event_id)
-SELECT %(run_id)s, %(key)s, %(value)s, id FROM event
-ON CONFLICT (run_id, key) DO UPDATE
-    SET value = EXCLUDED.value, event_id = EXCLUDED.event_id, updated_at = clock_timestamp();
-
--- name: state_delete
-WITH event AS (
-    INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-    VALUES (%(run_id)s, 'state.delete', %(step)s, %(attempt)s,
-            jsonb_build_object('key', %(key)s::text))
-    RETURNING id
-)
-DELETE FROM flowhost.state WHERE run_id = %(run_id)s AND key = %(key)s
-    AND EXISTS (SELECT 1 FROM event)
-RETURNING key;
-
--- name: state_of_run
-SELECT key, value FROM flowhost.state WHERE run_id = %(run_id)s ORDER BY key;
-
--- name: get_run
-SELECT id, flow, status, input, result, error, definition_hash, step_count, completed_steps,
-       created_at, finished_at
-FROM flowhost.runs WHERE id = %(run_id)s;
-
--- name: steps_of_run
-SELECT name, status, attempt, max_attempts, result, error, queued_at, started_at, finished_at
-FROM flowhost.steps WHERE run_id = %(run_id)s
-ORDER BY COALESCE(started_at, finished_at, queued_at), name;
-
--- name: events_of_run
-SELECT id, type, step, attempt, ts, data
-FROM flowhost.events
-WHERE run_id = %(run_id)s AND id > %(after)s
-ORDER BY id
-LIMIT %(limit)s;
-
--- name: list_runs
-SELECT id, flow, status, step_count, completed_steps, created_at, finished_at
-FROM flowhost.runs
-WHERE (%(flow)s::text IS NULL OR flow = %(flow)s)
-  AND (%(status)s::text IS NULL OR status = %(status)s)
-ORDER BY created_at DESC, id
-LIMIT %(limit)s;
-
--- name: find_run_by_prefix
-SELECT id FROM flowhost.runs WHERE id::text LIKE %(prefix)s || '%%' LIMIT 2;
-
--- name: flow_stats
-SELECT flow, total, running, completed, failed, canceled, total_duration_ms,
-       last_run_at, last_completed_at
-FROM flowhost.flow_stats ORDER BY flow;
-
--- name: host_alive
-INSERT INTO flowhost.hosts (id, hostname, pid, flows)
-VALUES (%(id)s, %(hostname)s, %(pid)s, %(flows)s)
-ON CONFLICT (id) DO UPDATE SET flows = EXCLUDED.flows, last_seen = now();
-
--- name: host_gone
-DELETE FROM flowhost.hosts WHERE id = %(id)s;
-
--- name: hosts_serving
-SELECT count(*) AS hosts FROM flowhost.hosts
-WHERE %(flow)s = ANY (flows) AND last_seen > now() - make_interval(secs => %(stale_after)s);
-
--- name: state_keys
-SELECT key FROM flowhost.state WHERE run_id = %(run_id)s ORDER BY key;
-
--- name: claim_start_key
--- Takes `key` for a new run of `flow`; returns nothing when a run already holds it.
-INSERT INTO flowhost.start_keys (flow, key, run_id)
-VALUES (%(flow)s, %(key)s, %(run_id)s)
-ON CONFLICT (flow, key) DO NOTHING
-RETURNING run_id;
-
--- name: run_of_start_key
-SELECT run_id FROM flowhost.start_keys WHERE flow = %(flow)s AND key = %(key)s;
-
--- name: cancel_run
--- Ends a running run as canceled; its queued steps are then stale and never claimed.
-WITH canceled AS (
-    UPDATE flowhost.runs
-    SET status = 'canceled', finished_at = clock_timestamp(), version = version + 1
-    WHERE id = %(run_id)s AND status = 'running'
-    RETURNING id, flow
-), event AS (
-    INSERT INTO flowhost.events (run_id, type, data)
-    SELECT id, 'flow.canceled', jsonb_build_object('by', %(by)s::text) FROM canceled
-), stats AS (
-    UPDATE flowhost.flow_stats AS s
-    SET running = s.running - 1, canceled = s.canceled + 1
-    FROM canceled AS c WHERE s.flow = c.flow
-)
-SELECT count(*) AS canceled FROM canceled;
-
--- name: run_is_running
-SELECT EXISTS (SELECT 1 FROM flowhost.runs WHERE id = %(run_id)s AND status = 'running')
-    AS running;
-
--- name: flow_has_running_runs
-SELECT EXISTS (
-    SELECT 1 FROM flowhost.runs
-    WHERE flow = %(flow)s AND status = 'running' AND id <> ALL (%(excluded)s::uuid[])
-) AS running;
