@@ -448,7 +448,7 @@ function awaitConfig(value, field, file) {
   }
   const required = { time: 'delay', event: 'event', schedule: 'cron' }[type]
   if (required !== undefined && section[required] === undefined) {
-    throw new ConfigError(`is required for a ${type} await`, { file, field: `${field}.${required}` })
+    throw new ConfigError(`is required for ${type === 'event' ? 'an' : 'a'} ${type} await`, { file, field: `${field}.${required}` })
   }
   return Object.freeze({
     type: /** @type {CanonicalAwait['type']} */ (type),

@@ -90,7 +90,7 @@ describe('awaits: every mistake is a ConfigError naming its field', () => {
     ['unknown key', { type: 'time', delay: 5, dealy: 5 }, 'flow.awaitBefore.dealy', /unknown key/],
     ['a key of another type', { type: 'time', delay: 5, cron: '* * * * *' }, 'flow.awaitBefore.cron', /applies to schedule awaits only/],
     ['time without delay', { type: 'time' }, 'flow.awaitBefore.delay', /is required for a time await/],
-    ['event without event', { type: 'event' }, 'flow.awaitBefore.event', /is required for a event await/],
+    ['event without event', { type: 'event' }, 'flow.awaitBefore.event', /is required for an event await/],
     ['schedule without cron', { type: 'schedule' }, 'flow.awaitBefore.cron', /is required for a schedule await/],
     ['delay 0', { type: 'time', delay: 0 }, 'flow.awaitBefore.delay', /positive, finite number of milliseconds \(got 0\)/],
     ['delay negative', { type: 'time', delay: -1 }, 'flow.awaitBefore.delay', /got -1/],
