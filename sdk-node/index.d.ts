@@ -63,6 +63,60 @@ export interface FlowMembership {
   subscribes?: string | readonly string[]
   /** Events this step may emit. */
   emits?: string | readonly string[]
+  /** Hold the step back until this await resolves; the step then finds the resolution in `ctx.awaited`. */
+  awaitBefore?: AwaitConfig | null
+  /** Once the step completed, hold back the steps its emits would start until this await resolves. */
+  awaitAfter?: AwaitConfig | null
+}
+
+/** What an await waits for, as written in `flow.awaitBefore` / `flow.awaitAfter`. Durations in ms. */
+export type AwaitConfig = TimeAwait | EventAwait | WebhookAwait | ScheduleAwait
+
+export interface AwaitOptions {
+  /** ms until the await times out. Default: 24 h for event and webhook awaits, none for time and schedule. */
+  timeout?: number | null
+  /** What a timeout does: fail the step (default), continue without data (`ctx.awaited.data` is null), or register the await again. */
+  timeoutAction?: 'fail' | 'continue' | 'retry'
+  /** With `timeoutAction: 'retry'`: how many times the await is registered in all. Default 3. */
+  attempts?: number
+  /**
+   * Names of functions the file exports, run as `(data, ctx)` when the await is registered,
+   * resolved or times out (e.g. send the approval URL by mail on register). `ctx.emit` is refused there.
+   */
+  hooks?: { register?: string | null; resolve?: string | null; timeout?: string | null }
+}
+
+export interface TimeAwait extends AwaitOptions {
+  type: 'time'
+  /** ms from registration until the await resolves. */
+  delay: number
+}
+
+export interface EventAwait extends AwaitOptions {
+  type: 'event'
+  /** The event's name. */
+  event: string
+  /**
+   * Resolve only on an event whose payload fields equal values picked from the step's input
+   * (awaitBefore) or result (awaitAfter) by JSON Pointers: `{ orderId: '/order/id' }`.
+   */
+  match?: Record<string, string> | null
+}
+
+export interface WebhookAwait extends AwaitOptions {
+  type: 'webhook'
+  /** The method the run's resolve URL accepts. Default `'POST'`. */
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+  /** A JSON Schema the body must match. */
+  schema?: Record<string, unknown> | null
+}
+
+export interface ScheduleAwait extends AwaitOptions {
+  type: 'schedule'
+  /** Resolves at the next fire time of this cron expression (5 or 6 fields, or a macro such as `@daily`). */
+  cron: string
+  /** IANA time zone of `cron`. Default `'UTC'`. */
+  timezone?: string
 }
 
 export interface BackoffConfig {
@@ -99,6 +153,28 @@ export interface StepConfig {
   readonly cpuMs: number | null
   readonly concurrency: number | null
   readonly env: readonly string[]
+  readonly awaitBefore: CanonicalAwait | null
+  readonly awaitAfter: CanonicalAwait | null
+}
+
+/** An await in the canonical config, the Python SDK's `Await.to_dict()`: every key, durations in ms. */
+export interface CanonicalAwait {
+  readonly type: 'time' | 'event' | 'webhook' | 'schedule'
+  readonly delayMs: number | null
+  readonly event: string | null
+  readonly match: Readonly<Record<string, string>> | null
+  readonly method: string
+  readonly schema: Readonly<Record<string, unknown>> | null
+  readonly cron: string | null
+  readonly timezone: string
+  readonly timeoutMs: number | null
+  readonly timeoutAction: 'fail' | 'continue' | 'retry'
+  readonly attempts: number
+  readonly hooks: {
+    readonly register: string | null
+    readonly resolve: string | null
+    readonly timeout: string | null
+  }
 }
 
 export interface NormalizeOptions {
@@ -136,6 +212,17 @@ export interface RunContext {
   readonly idempotencyKey: string
   /** Aborted when the host cancels this attempt (run cancelled, or the step's timeout passed). */
   readonly signal: AbortSignal
+  /**
+   * How the step's `awaitBefore` resolved: `{ type, data }` where `data` is the webhook's body, the
+   * matching event's payload, `{ scheduled_at }` for a schedule, and null for a time await or a
+   * timeout with `timeoutAction: 'continue'`. `null` when the step has no awaitBefore.
+   */
+  readonly awaited: Awaited | null
+  /**
+   * In an await hook, which one (`'register'`, `'resolve'`, `'timeout'`); `null` in the step
+   * itself. `emit` is refused in hooks.
+   */
+  readonly hook: HookKind | null
   /** Key/value state scoped to the run; every change is an event in the run's history. */
   readonly state: RunState
   /** Structured logs that become `log` events of the run. */
@@ -152,6 +239,17 @@ export interface RunContext {
   /** Report how far the attempt is: `value` from 0 to 1, with an optional message. */
   progress(value: number, message?: string | null): void
 }
+
+export type HookKind = 'register' | 'resolve' | 'timeout'
+
+/** `ctx.awaited`. */
+export interface Awaited {
+  readonly type: 'time' | 'event' | 'webhook' | 'schedule'
+  readonly data: any
+}
+
+/** An await hook: `export async function sendApprovalMail(data, ctx) {...}`, named in `hooks`. */
+export type AwaitHook<TData = any> = (data: TData, ctx: RunContext) => unknown | Promise<unknown>
 
 export interface RunState {
   /** The value stored under `key`, or `defaultValue` (else `null`) if there is none. */

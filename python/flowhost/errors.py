@@ -58,6 +58,16 @@ class DiscoveryError(FlowhostError):
     """The step functions could not be discovered."""
 
 
+class HookFailedError(FlowhostError):
+    """An await hook failed."""
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """`{type, message, stack}` of the failure, as a step's error is recorded."""
+        error = self.details.get("error")
+        return error if isinstance(error, dict) else {"type": "Error", "message": self.message}
+
+
 class CronSyntaxError(FlowhostError, ValueError):
     """The cron expression is invalid."""
 

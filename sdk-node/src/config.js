@@ -5,11 +5,15 @@
  * The canonical shape is shared with the Python SDK (`StepConfig.to_dict()`), key for key and in
  * the same order, with times in milliseconds:
  * `{flow, name, entry, subscribes, emits, attempts, backoff: {type, delayMs, maxDelayMs}, timeoutMs,
- * isolation, reuse, preload, memoryMb, cpuMs, concurrency, env}`.
+ * isolation, reuse, preload, memoryMb, cpuMs, concurrency, env, awaitBefore, awaitAfter}`, each
+ * await `null` or `{type, delayMs, event, match, method, schema, cron, timezone, timeoutMs,
+ * timeoutAction, attempts, hooks: {register, resolve, timeout}}` (the Python SDK's
+ * `Await.to_dict()`).
  *
  * @typedef {import('../index.js').FunctionConfig} FunctionConfig
  * @typedef {import('../index.js').StepConfig} StepConfig
  * @typedef {import('../index.js').NormalizeOptions} NormalizeOptions
+ * @typedef {import('../index.js').CanonicalAwait} CanonicalAwait
  */
 
 import { basename, extname } from 'node:path'
@@ -17,6 +21,7 @@ import { fileURLToPath } from 'node:url'
 
 import { ConfigError } from './errors.js'
 import { formatValue } from './format.js'
+import { assertSendable } from './runtime/values.js'
 
 /** Flow, step and event names: letters, digits and `_ . : -`. Same pattern as the Python SDK. */
 export const NAME_PATTERN = /^[A-Za-z0-9_.:-]+$/
@@ -32,7 +37,7 @@ export const DEFAULT_BACKOFF = Object.freeze({
 })
 
 const CONFIG_KEYS = ['flow', 'attempts', 'backoff', 'timeout', 'isolation', 'reuse', 'memory', 'cpu', 'concurrency', 'env']
-const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits']
+const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits', 'awaitBefore', 'awaitAfter']
 const BACKOFF_KEYS = ['type', 'delay', 'maxDelay']
 const BACKOFF_TYPES = ['fixed', 'exponential']
 const ROLES = ['entry', 'step']
@@ -48,9 +53,28 @@ const SEED_KEY_HINTS = {
   worker: 'worker options are set on the host (flowhost.toml), not per function',
   'flow.stepTimeout': 'use timeout (milliseconds) at the top level of config',
   'flow.triggers': 'triggers are not declared in function configs by this version of @flowhost/worker',
-  'flow.awaitBefore': 'awaits are not supported by this version of @flowhost/worker yet',
-  'flow.awaitAfter': 'awaits are not supported by this version of @flowhost/worker yet',
+  ...Object.fromEntries(['awaitBefore', 'awaitAfter'].flatMap((position) => [
+    [`flow.${position}.path`, 'the resolve URL is made for each run and step; no path is declared'],
+    [`flow.${position}.filterKey`, "use match: { payloadField: '/json/pointer/into/the/input' }"],
+  ])),
 }
+
+/** Await types, and the keys each one takes besides the ones every await takes. */
+const AWAIT_TYPE_KEYS = Object.freeze({
+  time: ['delay'],
+  event: ['event', 'match'],
+  webhook: ['method', 'schema'],
+  schedule: ['cron', 'timezone'],
+})
+const AWAIT_COMMON_KEYS = ['type', 'timeout', 'timeoutAction', 'attempts', 'hooks']
+const AWAIT_KEYS = [...AWAIT_COMMON_KEYS, ...Object.values(AWAIT_TYPE_KEYS).flat()]
+const TIMEOUT_ACTIONS = ['fail', 'continue', 'retry']
+const WEBHOOK_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
+const HOOK_KINDS = ['register', 'resolve', 'timeout']
+/** Await registrations in all for `timeoutAction: 'retry'`, as in the Python SDK. */
+export const DEFAULT_AWAIT_ATTEMPTS = 3
+/** A hook is an export of the step's file, by name. */
+const EXPORT_NAME_PATTERN = /^[A-Za-z_$][A-Za-z0-9_$]*$/
 
 /**
  * Validate `config` and return the canonical step config (frozen).
@@ -121,6 +145,8 @@ export function normalizeConfig(config, options = {}) {
     cpuMs: optionalPositiveInteger(section.cpu, 'cpu', 'milliseconds of CPU time', file),
     concurrency: optionalPositiveInteger(section.concurrency, 'concurrency', 'attempts running at once', file),
     env: Object.freeze(envNames(section.env, file)),
+    awaitBefore: awaitConfig(flow.awaitBefore, 'flow.awaitBefore', file),
+    awaitAfter: awaitConfig(flow.awaitAfter, 'flow.awaitAfter', file),
   })
 }
 
@@ -390,6 +416,226 @@ function envNames(value, file) {
     return name
   })
   return [...new Set(names)]
+}
+
+/**
+ * An await (`flow.awaitBefore` / `flow.awaitAfter`) → its canonical form, or `null` when absent.
+ * Durations in ms; a key of another type of await is refused rather than ignored.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {CanonicalAwait | null}
+ */
+function awaitConfig(value, field, file) {
+  if (value === undefined || value === null) return null
+  const section = expectObject(value, field, file)
+  rejectUnknownKeys(section, AWAIT_KEYS, `${field}.`, file)
+  const type = section.type
+  if (typeof type !== 'string' || !Object.hasOwn(AWAIT_TYPE_KEYS, type)) {
+    throw new ConfigError(`must be one of ${Object.keys(AWAIT_TYPE_KEYS).map((t) => `'${t}'`).join(', ')} (got ${formatValue(type)})`, {
+      file,
+      field: `${field}.type`,
+    })
+  }
+  const own = AWAIT_TYPE_KEYS[/** @type {keyof typeof AWAIT_TYPE_KEYS} */ (type)]
+  for (const key of Object.keys(section)) {
+    if (AWAIT_COMMON_KEYS.includes(key) || own.includes(key)) continue
+    const owner = Object.entries(AWAIT_TYPE_KEYS).find(([, keys]) => keys.includes(key))?.[0]
+    throw new ConfigError(`applies to ${owner} awaits only, and this await's type is '${type}'`, {
+      file,
+      field: `${field}.${key}`,
+    })
+  }
+  const required = { time: 'delay', event: 'event', schedule: 'cron' }[type]
+  if (required !== undefined && section[required] === undefined) {
+    throw new ConfigError(`is required for ${type === 'event' ? 'an' : 'a'} ${type} await`, { file, field: `${field}.${required}` })
+  }
+  return Object.freeze({
+    type: /** @type {CanonicalAwait['type']} */ (type),
+    delayMs: section.delay === undefined ? null : positiveMilliseconds(section.delay, `${field}.delay`, file),
+    event: section.event === undefined ? null : checkName(section.event, `${field}.event`, file),
+    match: matchPointers(section.match, `${field}.match`, file),
+    method: webhookMethod(section.method, `${field}.method`, file),
+    schema: jsonSchema(section.schema, `${field}.schema`, file),
+    cron: section.cron === undefined ? null : cronExpression(section.cron, `${field}.cron`, file),
+    timezone: timezone(section.timezone, `${field}.timezone`, file),
+    timeoutMs: section.timeout === undefined || section.timeout === null
+      ? null
+      : positiveMilliseconds(section.timeout, `${field}.timeout`, file),
+    timeoutAction: timeoutAction(section.timeoutAction, `${field}.timeoutAction`, file),
+    attempts: section.attempts === undefined
+      ? DEFAULT_AWAIT_ATTEMPTS
+      : positiveInteger(section.attempts, `${field}.attempts`, "registrations in all for timeoutAction: 'retry'", file),
+    hooks: Object.freeze(hookNames(section.hooks, `${field}.hooks`, file)),
+  })
+}
+
+/**
+ * A positive, finite duration in ms, rounded to a whole ms and never below 1.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {number}
+ */
+function positiveMilliseconds(value, field, file) {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(`must be a positive, finite number of milliseconds (got ${formatValue(value)})`, { file, field })
+  }
+  return Math.max(1, Math.round(value))
+}
+
+/**
+ * `{ payloadField: '/json/pointer' }` (RFC 6901 pointers into the step's input or result); an
+ * empty object is no filter.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {Readonly<Record<string, string>> | null}
+ */
+function matchPointers(value, field, file) {
+  if (value === undefined || value === null) return null
+  if (!isPlainObject(value)) {
+    throw new ConfigError(`must be an object of payload field -> JSON Pointer (got ${formatValue(value)})`, { file, field })
+  }
+  const entries = Object.entries(value)
+  for (const [key, pointer] of entries) {
+    if (key === '') throw new ConfigError('keys must be non-empty payload field names', { file, field })
+    if (typeof pointer !== 'string' || !isJsonPointer(pointer)) {
+      throw new ConfigError(
+        `must be a JSON Pointer such as '/order/id', or '' for the whole value (got ${formatValue(pointer)})`,
+        { file, field: `${field}.${key}` },
+      )
+    }
+  }
+  return entries.length === 0 ? null : Object.freeze(/** @type {Record<string, string>} */ (Object.fromEntries(entries)))
+}
+
+/**
+ * RFC 6901: empty, or `/`-prefixed tokens in which `~` is only `~0` or `~1`.
+ * @param {string} text
+ */
+function isJsonPointer(text) {
+  return (text === '' || text.startsWith('/')) && !/~(?![01])/.test(text)
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {string}
+ */
+function webhookMethod(value, field, file) {
+  if (value === undefined) return 'POST'
+  const upper = typeof value === 'string' ? value.toUpperCase() : undefined
+  if (upper === undefined || !WEBHOOK_METHODS.includes(upper)) {
+    throw new ConfigError(`must be one of ${WEBHOOK_METHODS.join(', ')} (got ${formatValue(value)})`, { file, field })
+  }
+  return upper
+}
+
+/**
+ * A JSON Schema for the webhook's body: a plain object of JSON data (the host validates bodies).
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {Readonly<Record<string, unknown>> | null}
+ */
+function jsonSchema(value, field, file) {
+  if (value === undefined || value === null) return null
+  if (!isPlainObject(value)) {
+    throw new ConfigError(`must be a JSON Schema object (got ${formatValue(value)})`, { file, field })
+  }
+  try {
+    assertSendable(value, 'the schema', { jsonData: true })
+  } catch (error) {
+    throw new ConfigError(`must be JSON data: ${/** @type {Error} */ (error).message}`, { file, field })
+  }
+  return /** @type {Record<string, unknown>} */ (JSON.parse(JSON.stringify(value)))
+}
+
+/**
+ * 5 to 7 fields, or a macro such as `@daily`; whitespace runs become one space. The host parses
+ * the expression in full at discovery.
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {string}
+ */
+function cronExpression(value, field, file) {
+  const parts = typeof value === 'string' ? value.trim().split(/\s+/).filter(Boolean) : []
+  const macro = parts.length === 1 && parts[0].startsWith('@')
+  if (!macro && (parts.length < 5 || parts.length > 7)) {
+    throw new ConfigError(
+      `must be a cron expression of 5 to 7 fields or a macro such as '@daily' (got ${formatValue(value)})`,
+      { file, field },
+    )
+  }
+  return parts.join(' ')
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {string}
+ */
+function timezone(value, field, file) {
+  if (value === undefined) return 'UTC'
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new ConfigError(`must be an IANA time zone name such as 'Europe/Berlin' (got ${formatValue(value)})`, { file, field })
+  }
+  return value
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {'fail' | 'continue' | 'retry'}
+ */
+function timeoutAction(value, field, file) {
+  if (value === undefined) return 'fail'
+  if (typeof value !== 'string' || !TIMEOUT_ACTIONS.includes(value)) {
+    throw new ConfigError(`must be 'fail', 'continue' or 'retry' (got ${formatValue(value)})`, { file, field })
+  }
+  return /** @type {'fail' | 'continue' | 'retry'} */ (value)
+}
+
+/**
+ * `{ register, resolve, timeout }`: names of functions the file exports (checked at discovery).
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {CanonicalAwait['hooks']}
+ */
+function hookNames(value, field, file) {
+  /** @type {Record<string, string | null>} */
+  const hooks = { register: null, resolve: null, timeout: null }
+  if (value === undefined || value === null) return /** @type {CanonicalAwait['hooks']} */ (hooks)
+  const section = expectObject(value, field, file)
+  rejectUnknownKeys(section, HOOK_KINDS, `${field}.`, file)
+  for (const kind of HOOK_KINDS) {
+    const name = section[kind]
+    if (name === undefined || name === null) continue
+    if (typeof name !== 'string' || !EXPORT_NAME_PATTERN.test(name) || name === 'default') {
+      throw new ConfigError(
+        `must be the name of a function the file exports, e.g. 'sendApprovalMail' for export async function sendApprovalMail(data, ctx) (got ${formatValue(name)})`,
+        { file, field: `${field}.${kind}` },
+      )
+    }
+    hooks[kind] = name
+  }
+  return /** @type {CanonicalAwait['hooks']} */ (hooks)
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isPlainObject(value) {
+  if (typeof value !== 'object' || value === null) return false
+  const prototype = Object.getPrototypeOf(value)
+  return prototype === Object.prototype || prototype === null
 }
 
 /**

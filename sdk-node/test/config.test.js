@@ -7,7 +7,7 @@ import { ConfigError, defineConfig, normalizeConfig, WorkerError } from '@flowho
 const FILE = 'functions/charge.js'
 const THIS_FILE = fileURLToPath(import.meta.url)
 const DEFAULT_BACKOFF = { type: 'exponential', delayMs: 1000, maxDelayMs: 60000 }
-/** The keys after timeoutMs, at their defaults. */
+/** The keys after timeoutMs, at their defaults (awaits included). */
 const DEFAULT_PROCESS = {
   isolation: 'process',
   reuse: 1,
@@ -16,6 +16,8 @@ const DEFAULT_PROCESS = {
   cpuMs: null,
   concurrency: null,
   env: [],
+  awaitBefore: null,
+  awaitAfter: null,
 }
 
 /**
@@ -57,6 +59,8 @@ describe('normalizeConfig: valid configs', () => {
       'cpuMs',
       'concurrency',
       'env',
+      'awaitBefore',
+      'awaitAfter',
     ])
     assert.deepEqual(Object.keys(canonical.backoff), ['type', 'delayMs', 'maxDelayMs'])
   })
@@ -180,10 +184,11 @@ describe('normalizeConfig: invalid configs name the file and the field', () => {
     ['timeout is 0', config({ subscribes: 'a' }, { timeout: 0 }), 'timeout', /must be a positive number of milliseconds \(got 0\)/],
     ['timeout is a string', config({ subscribes: 'a' }, { timeout: '30s' }), 'timeout', /got '30s'/],
     ['an unknown top-level key', config({ subscribes: 'a' }, { atempts: 3 }), 'atempts', /unknown key \(known keys here: flow, attempts, backoff, timeout, isolation, reuse, memory, cpu, concurrency, env\)/],
-    ['an unknown flow key', config({ subscribes: 'a', emit: ['x'] }), 'flow.emit', /unknown key \(known keys here: name, step, role, entry, subscribes, emits\)/],
+    ['an unknown flow key', config({ subscribes: 'a', emit: ['x'] }), 'flow.emit', /unknown key \(known keys here: name, step, role, entry, subscribes, emits, awaitBefore, awaitAfter\)/],
     ["the seed's queue options", config({ subscribes: 'a' }, { queue: { defaultJobOptions: { attempts: 3 } } }), 'queue', /set attempts, backoff and timeout at the top level/],
     ["the seed's flow.stepTimeout", config({ subscribes: 'a', stepTimeout: 1000 }), 'flow.stepTimeout', /use timeout \(milliseconds\)/],
-    ["the seed's awaitBefore", config({ subscribes: 'a', awaitBefore: { type: 'time' } }), 'flow.awaitBefore', /not supported/],
+    ["the seed's await path", config({ subscribes: 'a', awaitBefore: { type: 'webhook', path: '/x' } }), 'flow.awaitBefore.path', /made for each run and step/],
+    ["the seed's await filterKey", config({ subscribes: 'a', awaitAfter: { type: 'event', event: 'e', filterKey: 'id' } }), 'flow.awaitAfter.filterKey', /use match/],
   ]
 
   for (const [label, input, field, message] of cases) {

@@ -97,6 +97,8 @@ test('describes the steps, skips helpers, and keeps import-time output off stdou
     cpuMs: null,
     concurrency: null,
     env: ['STRIPE_KEY'],
+    awaitBefore: null,
+    awaitAfter: null,
   })
   assert.match(stderr, /noise on stdout at import/)
   assert.match(stderr, /helper noise/)

@@ -29,6 +29,8 @@ describe('charge.js, a subscribing step', async () => {
       cpuMs: null,
       concurrency: null,
       env: [],
+      awaitBefore: null,
+      awaitAfter: null,
     })
   })
 

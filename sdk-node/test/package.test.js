@@ -15,10 +15,16 @@ test('exports exactly the public API', () => {
   ])
 })
 
+test('@flowhost/worker/testing exports the test context', async () => {
+  const testing = await import('@flowhost/worker/testing')
+  assert.deepEqual(Object.keys(testing).sort(), ['createTestContext'])
+})
+
 test('importing the package loads neither zeromq nor msgpackr (they are for the runtime)', () => {
   const script = `
     import { createRequire } from 'node:module'
     await import('@flowhost/worker')
+    await import('@flowhost/worker/testing')
     const loaded = Object.keys(createRequire(import.meta.url).cache)
     process.stdout.write(JSON.stringify(loaded.filter((path) => /[\\\\/]node_modules[\\\\/]/.test(path))))
   `

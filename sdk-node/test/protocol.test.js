@@ -21,6 +21,7 @@ import {
   result,
   wireForm,
 } from '../src/protocol.js'
+import { readExecuteParams } from '../src/runtime/execute-params.js'
 
 /**
  * @typedef {{name: string, hex: string, message: Record<string, unknown>}} GoldenFrame
@@ -60,6 +61,16 @@ for (const entry of FRAMES.valid) {
     const message = decodeFrame(bytes(entry.hex))
     assert.deepEqual(wireForm(message), entry.message)
     assert.equal(encodeMessage(message).toString('hex'), entry.hex)
+  })
+}
+
+for (const entry of FRAMES.valid.filter((frame) => frame.message.method === 'execute')) {
+  test(`golden execute ${entry.name}: the child reads its job, awaited and hook`, () => {
+    const params = /** @type {Record<string, any>} */ (entry.message.params)
+    const read = readExecuteParams(params)
+    assert.deepEqual([read.job, read.input], [params.job, params.input])
+    assert.deepEqual(read.awaited, params.awaited ?? null)
+    assert.deepEqual(read.hook, params.hook ?? null)
   })
 }
 

@@ -209,7 +209,12 @@ def execute_params(
     timeout: float | None = None,
     env: dict[str, str] | None = None,
     last: bool = True,
+    awaited: dict[str, Any] | None = None,
+    hook: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    extra = {
+        key: value for key, value in (("awaited", awaited), ("hook", hook)) if value is not None
+    }
     return {
         "job": {
             "run_id": "run-1",
@@ -225,4 +230,5 @@ def execute_params(
         "timeout": timeout,
         "env": env or {},
         "last": last,
+        **extra,
     }

@@ -79,6 +79,22 @@ async def test_state_round_trip_through_the_host(
     assert await exit_status(process) == 0
 
 
+async def test_a_step_gets_ctx_awaited_and_a_hook_runs_instead_of_the_handler(
+    host: FakeHost, functions: Path, processes: Processes
+) -> None:
+    connection, _ = await start(host, functions, processes, "w-awaited")
+    awaited = {"type": "webhook", "data": {"approved": True}}
+    result = await execute(connection, functions, "after_await", awaited=awaited)
+    assert result == {"result": awaited}
+    connection, _ = await start(host, functions, processes, "w-hook")
+    hook = {"function": "mail_hook", "kind": "register"}
+    result = await execute(connection, functions, "after_await", input={"url": "u"}, hook=hook)
+    assert result["result"]["hook"] == "register"
+    assert "not available in an await hook" in result["result"]["refused"]
+    assert connection.state == {"mailed": "u"}
+    assert [call[0] for call in connection.calls] == ["state.set"]
+
+
 async def test_notifications_arrive_in_order_before_the_answer(
     host: FakeHost, functions: Path, processes: Processes
 ) -> None:

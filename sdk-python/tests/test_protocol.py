@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from flowhost_worker.awaits import Awaited
+from flowhost_worker.job import HookCall, parse_execute
 from flowhost_worker.protocol import (
     ErrorCode,
     ErrorResponse,
@@ -39,6 +41,46 @@ def test_valid_frames_decode_to_their_message_and_encode_back_to_the_same_bytes(
     encoded = encode_message(decode_frame(frame))
     assert encoded.hex() == entry["hex"]
     assert msgpack.unpackb(encoded) == entry["message"]
+
+
+def execute_frames() -> list[Any]:
+    return [
+        pytest.param(entry, id=entry["name"])
+        for entry in FRAMES["valid"]
+        if entry["message"].get("method") == "execute"
+    ]
+
+
+@pytest.mark.parametrize("entry", execute_frames())
+def test_every_golden_execute_is_a_job_the_child_reads(entry: dict[str, Any]) -> None:
+    params = entry["message"]["params"]
+    job = parse_execute(params)
+    assert (job.run_id, job.file.name, job.input) == (
+        params["job"]["run_id"],
+        "charge.py",
+        params["input"],
+    )
+    awaited, hook = params.get("awaited"), params.get("hook")
+    assert job.awaited == (None if awaited is None else Awaited(awaited["type"], awaited["data"]))
+    assert job.hook == (None if hook is None else HookCall(hook["function"], hook["kind"]))
+    assert job.function == (params["job"]["handler"] if hook is None else hook["function"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "refused"),
+    [
+        ({"awaited": "webhook"}, "awaited must be null or a map"),
+        ({"awaited": {"data": 1}}, "awaited must be null or a map"),
+        ({"hook": "mail"}, "hook must be null or a map"),
+        ({"hook": {"function": "", "kind": "register"}}, "hook.function"),
+        ({"hook": {"function": "mail", "kind": "after"}}, "hook.kind"),
+    ],
+)
+def test_a_mistyped_awaited_or_hook_is_invalid_params(extra: dict[str, Any], refused: str) -> None:
+    [execute] = [e for e in FRAMES["valid"] if e["name"] == "execute"]
+    with pytest.raises(ProtocolError, match=refused.replace(".", r"\.")) as caught:
+        parse_execute({**execute["message"]["params"], **extra})
+    assert caught.value.code == ErrorCode.INVALID_PARAMS
 
 
 @pytest.mark.parametrize("entry", by_name("tolerated"))

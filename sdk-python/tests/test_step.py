@@ -40,6 +40,8 @@ def test_step_records_a_canonical_config() -> None:
         "cpuMs": None,
         "concurrency": None,
         "env": [],
+        "awaitBefore": None,
+        "awaitAfter": None,
     }
 
 
@@ -62,7 +64,8 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
     assert config is not None
     canonical = config.to_dict()
     assert list(canonical)[list(canonical).index("timeoutMs") :] == [
-        "timeoutMs", "isolation", "reuse", "preload", "memoryMb", "cpuMs", "concurrency", "env"
+        "timeoutMs", "isolation", "reuse", "preload", "memoryMb", "cpuMs", "concurrency", "env",
+        "awaitBefore", "awaitAfter",
     ]  # fmt: skip
     assert {key: canonical[key] for key in list(canonical)[8:]} == {
         "isolation": "process",
@@ -72,6 +75,8 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
         "cpuMs": 1500,
         "concurrency": 4,
         "env": ["REPORTS_TOKEN"],
+        "awaitBefore": None,
+        "awaitAfter": None,
     }
     assert step_config(step(flow="f", entry=True, isolation="inprocess")(render)) is not None
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flowhost.engine.definitions import StepDefinition, build_flows
+import dataclasses
+from typing import Any
+
+import pytest
+
+from flowhost.engine.definitions import AwaitDefinition, StepDefinition, build_flows
 from flowhost.engine.transitions import progress, step_input
 from flowhost_worker import Backoff
 
@@ -132,3 +137,99 @@ def test_progress_skips_what_can_no_longer_run_once_nothing_is_in_flight() -> No
         "charged": 1,
         "reserved": 2,
     }
+
+
+def awaiting(
+    config: dict[str, Any], *, missing: frozenset[str] = frozenset(), runtime: str = "python"
+) -> StepDefinition:
+    """The entry step of flow 'f' with `config` (canonical keys) as its await_before."""
+    return dataclasses.replace(
+        make("f", "approve", entry=True, line=4),
+        await_before=AwaitDefinition.from_config(config),
+        missing_hooks=missing,
+        runtime=runtime,
+    )
+
+
+def test_an_await_round_trips_through_its_canonical_config() -> None:
+    config = {
+        "type": "schedule",
+        "delayMs": None,
+        "event": None,
+        "match": None,
+        "method": "POST",
+        "schema": None,
+        "cron": "0 9 * * 1-5",
+        "timezone": "Europe/Berlin",
+        "timeoutMs": 7_200_000,
+        "timeoutAction": "retry",
+        "attempts": 2,
+        "hooks": {"register": "mail", "resolve": None, "timeout": None},
+    }
+    declared = AwaitDefinition.from_config(config)
+    assert declared is not None and declared.to_config() == config
+    flows, problems = build_flows([awaiting(config)])
+    assert problems == [] and flows["f"].step("approve").await_before == declared
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"type": "schedule", "cron": "61 * * * *"}, 'minute field "61"'),
+        ({"type": "schedule", "cron": "0 0 9 * * * 2030"}, "has 7 fields"),
+        ({"type": "schedule", "cron": "@daily", "timezone": "Mars/Base"}, "unknown time zone"),
+        ({"type": "time"}, "a time await needs 'delayMs'"),
+        ({"type": "event"}, "an event await needs 'event'"),
+        ({"type": "schedule"}, "a schedule await needs 'cron'"),
+        ({"type": "signal"}, "its type 'signal' is none of time, event, webhook, schedule"),
+        ({"type": "webhook", "timeoutAction": "wait"}, "its timeoutAction 'wait' is none of"),
+    ],
+)
+def test_an_unusable_await_rejects_the_flow_at_the_step(
+    config: dict[str, Any], message: str
+) -> None:
+    flows, problems = build_flows([awaiting(config), make("other", "solo", entry=True)])
+    assert list(flows) == ["other"]
+    [problem] = problems
+    assert (problem.file, problem.line, problem.flow) == ("functions/approve.py", 4, "f")
+    assert problem.message.startswith("flow 'f': step 'approve': await_before: ")
+    assert message in problem.message
+
+
+def test_a_hook_the_file_lacks_is_a_problem_worded_for_its_runtime() -> None:
+    hooks = {"register": "mail", "resolve": "booked", "timeout": None}
+    config = {"type": "webhook", "hooks": hooks}
+    _, problems = build_flows([awaiting(config, missing=frozenset({"booked"}))])
+    assert [p.message for p in problems] == [
+        "flow 'f': step 'approve': await_before: the resolve hook 'booked' is not an async "
+        "function of functions/approve.py"
+    ]
+    _, problems = build_flows([awaiting(config, missing=frozenset({"mail"}), runtime="node")])
+    assert [p.message for p in problems] == [
+        "flow 'f': step 'approve': awaitBefore: the register hook 'mail' is not an exported "
+        "function of functions/approve.py"
+    ]
+
+
+def test_the_describers_hook_report_becomes_missing_hooks() -> None:
+    entry = {
+        "file": "functions/a.py",
+        "line": 3,
+        "function": "go",
+        "hooks": {"mail": True, "gone": False},
+        "config": {
+            "flow": "f",
+            "name": "go",
+            "entry": True,
+            "subscribes": [],
+            "emits": [],
+            "attempts": 1,
+            "backoff": {"type": "fixed", "delayMs": 0, "maxDelayMs": 0},
+            "timeoutMs": None,
+            "awaitBefore": {"type": "webhook", "hooks": {"register": "mail", "timeout": "gone"}},
+            "awaitAfter": None,
+        },
+    }
+    step = StepDefinition.from_description(entry)
+    assert step.missing_hooks == {"gone"}
+    assert step.await_before is not None and step.await_before.on_timeout == "gone"

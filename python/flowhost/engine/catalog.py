@@ -52,12 +52,14 @@ class FunctionCatalog:
         ]:
             del sys.modules[name]
 
-    def handler(self, step: StepDefinition) -> Handler:
-        """Import `step`'s function into this process (the in-process runtime)."""
+    def handler(self, step: StepDefinition, function: str | None = None) -> Handler:
+        """Import `step`'s handler into this process (the in-process runtime), or with
+        `function`, another function of its file (an await hook)."""
+        name = function or step.function
         module = self._modules.get(step.file)
         if module is None:
             module = self._modules[step.file] = load_module(self.functions_dir, Path(step.file))
-        handler = getattr(module, step.function, None)
+        handler = getattr(module, name, None)
         if not callable(handler):
-            raise LookupError(f"{step.location}: function {step.function!r} is gone")
+            raise LookupError(f"{step.location}: function {name!r} is gone")
         return handler  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flowhost.cron import CronSchedule
 from flowhost_worker import Backoff
 
 AWAIT_TYPES = ("time", "event", "webhook", "schedule")
@@ -21,6 +22,13 @@ AWAIT_POSITIONS = ("before", "after")
 # An event or webhook await with no timeout of its own gives up after a day (as the seed did);
 # time and schedule awaits resolve by themselves and have no default timeout.
 DEFAULT_AWAIT_TIMEOUT = {"event": 86400.0, "webhook": 86400.0}
+HOOK_KINDS = ("register", "resolve", "timeout")
+# The field each await type cannot do without: (attribute, canonical config key).
+REQUIRED_AWAIT_FIELD = {
+    "time": ("delay", "delayMs"),
+    "event": ("event", "event"),
+    "schedule": ("cron", "cron"),
+}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,12 +99,39 @@ class AwaitDefinition:
             "timeoutMs": None if self.timeout is None else round(self.timeout * 1000),
             "timeoutAction": self.timeout_action,
             "attempts": self.attempts,
-            "hooks": {
-                "register": self.on_register,
-                "resolve": self.on_resolve,
-                "timeout": self.on_timeout,
-            },
+            "hooks": self.hooks,
         }
+
+    @property
+    def hooks(self) -> dict[str, str | None]:
+        """Hook kind -> the name of the function of the step's file it runs (None: no hook)."""
+        return {
+            "register": self.on_register,
+            "resolve": self.on_resolve,
+            "timeout": self.on_timeout,
+        }
+
+    def problems(self) -> list[str]:
+        """What makes this await unusable, in words (empty when it is fine). The SDKs check the
+        shape when a file is loaded; the cron expression and time zone are checked here."""
+        found = []
+        if self.type not in AWAIT_TYPES:
+            found.append(f"its type {self.type!r} is none of {', '.join(AWAIT_TYPES)}")
+            return found
+        required = REQUIRED_AWAIT_FIELD.get(self.type)
+        if required is not None and getattr(self, required[0]) is None:
+            article = "an" if self.type == "event" else "a"
+            found.append(f"{article} {self.type} await needs {required[1]!r}")
+        if self.timeout_action not in TIMEOUT_ACTIONS:
+            found.append(
+                f"its timeoutAction {self.timeout_action!r} is none of {', '.join(TIMEOUT_ACTIONS)}"
+            )
+        if self.type == "schedule" and self.cron is not None:
+            try:
+                CronSchedule(self.cron, tz=self.timezone)
+            except ValueError as exc:  # CronSyntaxError, or an unknown time zone
+                found.append(str(exc))
+        return found
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,6 +161,9 @@ class StepDefinition:
     interpreter: str | None = None
     await_before: AwaitDefinition | None = None
     await_after: AwaitDefinition | None = None
+    # Hook names of the awaits that the describer found no function for in the step's file
+    # (Python: no async function; Node: no exported function). Not part of the declaration.
+    missing_hooks: frozenset[str] = frozenset()
 
     @property
     def location(self) -> str:
@@ -187,7 +225,33 @@ class StepDefinition:
             interpreter=interpreter if runtime == "python" else None,
             await_before=AwaitDefinition.from_config(config.get("awaitBefore")),
             await_after=AwaitDefinition.from_config(config.get("awaitAfter")),
+            missing_hooks=frozenset(
+                name for name, found in (entry.get("hooks") or {}).items() if not found
+            ),
         )
+
+    def awaits(self) -> dict[str, AwaitDefinition]:
+        """Position ("before", "after") -> the await declared there."""
+        declared = {"before": self.await_before, "after": self.await_after}
+        return {position: found for position, found in declared.items() if found is not None}
+
+    def await_problems(self) -> list[str]:
+        """Why this step's awaits cannot work: a bad cron expression or time zone, a field the
+        type needs, a hook name the step's file has no function for."""
+        found = []
+        python = self.runtime == "python"
+        function_kind = "async function" if python else "exported function"
+        for position, declared in self.awaits().items():
+            option = f"await_{position}" if python else f"await{position.title()}"
+            where = f"step {self.name!r}: {option}"
+            found += [f"{where}: {problem}" for problem in declared.problems()]
+            for kind, name in declared.hooks.items():
+                if name is not None and name in self.missing_hooks:
+                    found.append(
+                        f"{where}: the {kind} hook {name!r} is not an {function_kind} of "
+                        f"{self.file}"
+                    )
+        return found
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -289,6 +353,10 @@ def _build_flow(
             f"flow {name!r} has two entry steps: {entries[0].name!r} "
             f"({entries[0].location}) and {extra.name!r}",
         )
+
+    for step in unique.values():
+        for message in step.await_problems():
+            problem(step, f"flow {name!r}: {message}")
 
     emitted = {event for step in unique.values() for event in step.emits}
     for step in unique.values():

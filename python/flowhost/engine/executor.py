@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from flowhost.db.database import Database
 from flowhost.engine.batching import GroupCommitter
@@ -26,13 +28,17 @@ from flowhost.engine.orchestrator import (
     describe_error,
     fail_attempt,
 )
-from flowhost.errors import DatabaseUnavailableError, FlowhostError
+from flowhost.errors import DatabaseUnavailableError, FlowhostError, HookFailedError
 from flowhost.queue.jobs import RequeueJob, StepJob
 from flowhost.store import runs
+from flowhost.store.events import append_events
 from flowhost.store.json_data import as_json
 from flowhost.workers.failures import ChildFailure
 from flowhost.workers.supervisor import Supervisor
-from flowhost_worker import RetryRequested, RunContext
+from flowhost_worker import Awaited, RetryRequested, RunContext
+from flowhost_worker.awaits import HOOK_KINDS
+from flowhost_worker.context import ContextBackend
+from flowhost_worker.job import HookCall
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +112,15 @@ class StepExecutor:
             flows=self._catalog.flows,
         )
         try:
-            if step.isolation == "inprocess":
-                result = await self._run_here(step, job, claim, backend)
-            else:
-                result = await self._run_in_child(step, job, claim, backend)
+            result = await self.run_in_runtime(
+                step,
+                backend,
+                run_id=job.run_id,
+                attempt=job.attempt,
+                max_attempts=claim.max_attempts,
+                input=claim.input,
+                awaited=claim.awaited,
+            )
             result = as_json(result, f"the result of step {job.step!r}")
         except Exception as exc:
             await self._record_failure(flow, job, exc, record, claim.max_attempts)
@@ -124,42 +135,134 @@ class StepExecutor:
             # (they may be what was refused).
             await self._record_failure(flow, job, refused, AttemptRecord(), claim.max_attempts)
 
-    async def _run_here(
-        self, step: StepDefinition, job: StepJob, claim: runs.Claim, backend: InProcessBackend
-    ) -> object:
-        ctx = RunContext(
-            backend,
-            run_id=str(job.run_id),
-            flow_name=job.flow,
-            step_name=job.step,
-            attempt=job.attempt,
-            max_attempts=claim.max_attempts,
-        )
-        handler = self._catalog.handler(step)
-        timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
-        try:
-            async with timeout:
-                return await handler(claim.input, ctx)
-        except TimeoutError as exc:
-            if not step.timeout:
-                raise
-            raise TimeoutError(f"step {job.step!r} timed out after {step.timeout:g}s") from exc
-
-    async def _run_in_child(
-        self, step: StepDefinition, job: StepJob, claim: runs.Claim, backend: InProcessBackend
-    ) -> object:
+    async def run_in_runtime(
+        self,
+        step: StepDefinition,
+        backend: ContextBackend,
+        *,
+        run_id: uuid.UUID,
+        attempt: int,
+        max_attempts: int,
+        input: Any,
+        awaited: Awaited | None = None,
+        hook: HookCall | None = None,
+    ) -> Any:
+        """Run `step`'s handler, or with `hook` one of its await hooks, where the step runs: in
+        a child process, or in this one for an in-process function. Returns what the function
+        returned; raises what it raised (a ChildFailure from a child)."""
+        if step.isolation == "inprocess":
+            return await self._run_here(
+                step,
+                backend,
+                run_id=run_id,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                input=input,
+                awaited=awaited,
+                hook=hook,
+            )
         if self._supervisor is None:
             raise RuntimeError(
-                f"step {job.step!r} runs in a child process, but this executor has no supervisor"
+                f"step {step.name!r} runs in a child process, but this executor has no supervisor"
             )
         return await self._supervisor.run(
             step,
             backend,
-            run_id=str(job.run_id),
-            attempt=job.attempt,
-            max_attempts=claim.max_attempts,
-            input=claim.input,
+            run_id=str(run_id),
+            attempt=attempt,
+            max_attempts=max_attempts,
+            input=input,
+            awaited=awaited,
+            hook=hook,
         )
+
+    async def _run_here(
+        self,
+        step: StepDefinition,
+        backend: ContextBackend,
+        *,
+        run_id: uuid.UUID,
+        attempt: int,
+        max_attempts: int,
+        input: Any,
+        awaited: Awaited | None,
+        hook: HookCall | None,
+    ) -> Any:
+        ctx = RunContext(
+            backend,
+            run_id=str(run_id),
+            flow_name=step.flow,
+            step_name=step.name,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            idempotency_key=None if hook is None else f"{run_id}:{step.name}:{hook.kind}",
+            awaited=awaited,
+            hook=None if hook is None else hook.kind,
+        )
+        handler = self._catalog.handler(step, None if hook is None else hook.function)
+        timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
+        try:
+            async with timeout:
+                return await handler(input, ctx)
+        except TimeoutError as exc:
+            if not step.timeout:
+                raise
+            raise TimeoutError(f"step {step.name!r} timed out after {step.timeout:g}s") from exc
+
+    async def run_hook(
+        self, flow: str, step: str, run_id: uuid.UUID, function: str, kind: str, data: Any
+    ) -> None:
+        """Run `function`, the `kind` hook ("register", "resolve", "timeout") of an await of
+        step `step` of `flow`, for run `run_id`, with `data`, in the step's runtime.
+
+        Its logs become `log` events of the run (with `hook` in their data), its state changes
+        act on the run's state, and it cannot emit. Raises HookFailedError (with the failure's
+        `error` as a step's would be recorded) when the hook fails, RequeueJob when this host
+        does not serve the step, LookupError when no await of the step names that hook."""
+        definition = self._catalog.flows.get(flow)
+        if definition is None or step not in definition.steps:
+            raise RequeueJob(f"this host does not serve step {flow}/{step}", delay=5.0)
+        declared = definition.step(step)
+        if kind not in HOOK_KINDS or not any(
+            hooks.hooks.get(kind) == function for hooks in declared.awaits().values()
+        ):
+            raise LookupError(f"step {flow}/{step} declares no {kind} hook {function!r}")
+        record = AttemptRecord()
+        backend = InProcessBackend(
+            self._database,
+            run_id=run_id,
+            flow=flow,
+            step=step,
+            attempt=None,
+            emits=(),
+            record=record,
+            flows=self._catalog.flows,
+            hook=kind,
+        )
+        try:
+            await self.run_in_runtime(
+                declared,
+                backend,
+                run_id=run_id,
+                attempt=1,
+                max_attempts=1,
+                input=data,
+                hook=HookCall(function, kind),
+            )
+        except Exception as exc:
+            error = exc.describe() if isinstance(exc, ChildFailure) else describe_error(exc)
+            await self._record_hook_logs(record)
+            raise HookFailedError(
+                f"the {kind} hook {function!r} of step {flow}/{step} failed: "
+                f"{error['type']}: {error['message']}",
+                error=error,
+            ) from exc
+        await self._record_hook_logs(record)
+
+    async def _record_hook_logs(self, record: AttemptRecord) -> None:
+        if record.logs:
+            async with self._database.transaction() as conn:
+                await append_events(conn, record.logs)
 
     async def _record_failure(
         self,

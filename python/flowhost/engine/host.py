@@ -48,12 +48,18 @@ class Host:
         self._on_reload = on_reload
         self._consumer: StepConsumer | None = None
         self._supervisor: Supervisor | None = None
+        self._executor: StepExecutor | None = None
         self._reconnect_delay = RECONNECT_DELAY_MIN
 
     @property
     def supervisor(self) -> Supervisor | None:
         """The child processes of this host, while it serves."""
         return self._supervisor
+
+    @property
+    def executor(self) -> StepExecutor | None:
+        """What runs steps and their await hooks (`run_hook`) on this host, while it serves."""
+        return self._executor
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; in-flight steps finish before this returns.
@@ -69,13 +75,16 @@ class Host:
         ) as supervisor:
             self._supervisor = supervisor
             supervisor.prepare(self._steps())
-            executor = StepExecutor(
+            executor = self._executor = StepExecutor(
                 self.project.database,
                 self.project.catalog,
                 max_batch=settings.concurrency,
                 supervisor=supervisor,
             )
-            await self._serve_until_stopped(stop, executor)
+            try:
+                await self._serve_until_stopped(stop, executor)
+            finally:
+                self._executor = None
 
     def _steps(self) -> list[StepDefinition]:
         return [s for flow in self.project.catalog.flows.values() for s in flow.steps.values()]

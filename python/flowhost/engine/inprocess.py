@@ -27,7 +27,9 @@ logger = logging.getLogger("flowhost.steps")
 
 
 class InProcessBackend:
-    """Implements flowhost_worker.ContextBackend for one step attempt."""
+    """Implements flowhost_worker.ContextBackend for one step attempt, or for one run of an
+    await hook of the step (`hook` = its kind): a hook's events carry no attempt, its logs
+    say which hook wrote them, and it cannot emit."""
 
     def __init__(
         self,
@@ -36,10 +38,11 @@ class InProcessBackend:
         run_id: uuid.UUID,
         flow: str,
         step: str,
-        attempt: int,
+        attempt: int | None,
         emits: tuple[str, ...],
         record: AttemptRecord,
         flows: Mapping[str, FlowDefinition] | None = None,
+        hook: str | None = None,
     ) -> None:
         self._database = database
         self._run_id = run_id
@@ -49,6 +52,7 @@ class InProcessBackend:
         self._emits = emits
         self._record = record
         self._flows = flows or {}
+        self._hook = hook
 
     def _params(self, key: str) -> dict[str, Any]:
         return {"run_id": self._run_id, "step": self._step, "attempt": self._attempt, "key": key}
@@ -69,13 +73,21 @@ class InProcessBackend:
             return await cursor.fetchone() is not None
 
     async def emit(self, name: str, payload: Any) -> None:
+        if self._hook is not None:
+            raise ValueError(
+                f"the {self._hook} hook of step {self._step!r} cannot emit {name!r}: await hooks "
+                "cannot emit events"
+            )
         if name not in self._emits:
             declared = ", ".join(self._emits) or "nothing"
             raise ValueError(f"step {self._step!r} emits {name!r} but declares emits=[{declared}]")
         self._record.emits.append((name, as_json(payload, f"payload of {name!r}")))
 
     def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
-        data = as_loose_json({"level": level, "message": message, "fields": fields})
+        entry: dict[str, Any] = {"level": level, "message": message, "fields": fields}
+        if self._hook is not None:
+            entry["hook"] = self._hook
+        data = as_loose_json(entry)
         self._record.logs.append(NewEvent(self._run_id, LOG, data, self._step, self._attempt))
         logger.log(
             LEVELS.get(level, logging.INFO),

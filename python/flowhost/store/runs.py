@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
 from flowhost.store.events import NewEvent, append_events
+from flowhost_worker.awaits import Awaited
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,6 +28,8 @@ class Claim:
 
     input: Any
     max_attempts: int
+    # How the step's await_before resolved (its `ctx.awaited`); None without one.
+    awaited: Awaited | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -139,9 +142,18 @@ async def claim_steps(conn: Connection, jobs: Sequence[JobKey]) -> dict[JobKey, 
         )
     ).fetchall()
     return {
-        (row["run_id"], row["name"], row["attempt"]): Claim(row["input"], row["max_attempts"])
+        (row["run_id"], row["name"], row["attempt"]): Claim(
+            row["input"], row["max_attempts"], _awaited(row.get("awaited"))
+        )
         for row in rows
     }
+
+
+def _awaited(value: Any) -> Awaited | None:
+    """The `awaited` column of a claim, `{"type", "data"}` (read when the query returns it)."""
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        return None
+    return Awaited(value["type"], value.get("data"))
 
 
 async def lock_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedRun]:

@@ -30,7 +30,9 @@ from flowhost.workers.pool import WarmPool
 from flowhost.workers.router import Router
 from flowhost.workers.runtime_dir import RuntimeDirectory
 from flowhost.workers.worker import MAX_LOGS_PER_ATTEMPT, JobBinding, Worker
+from flowhost_worker.awaits import Awaited
 from flowhost_worker.context import ContextBackend
+from flowhost_worker.job import HookCall
 from flowhost_worker.protocol import DEFAULT_MAX_FRAME
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,44 @@ logger = logging.getLogger(__name__)
 OUTPUT_DRAIN = 0.5
 
 PoolKey = tuple[Any, ...]
+
+
+def execute_params(
+    step: StepDefinition,
+    *,
+    run_id: str,
+    attempt: int,
+    max_attempts: int,
+    input: Any,
+    last: bool,
+    awaited: Awaited | None = None,
+    hook: HookCall | None = None,
+) -> dict[str, Any]:
+    """The params of `execute` (docs/protocol.md): the one place that writes them."""
+    # A hook has an idempotency key of its own: it is not the step, and may act on the same
+    # external system (a mail sent on register must not count as the step's own call).
+    key = f"{run_id}:{step.name}" if hook is None else f"{run_id}:{step.name}:{hook.kind}"
+    params: dict[str, Any] = {
+        "job": {
+            "run_id": run_id,
+            "flow": step.flow,
+            "step": step.name,
+            "attempt": attempt,
+            "max_attempts": max_attempts,
+            "idempotency_key": key,
+            "file": step.file,
+            "handler": step.function,
+        },
+        "input": input,
+        "timeout": step.timeout,
+        "env": declared_environment(step.env),
+        "last": last,
+    }
+    if awaited is not None:
+        params["awaited"] = awaited.to_params()
+    if hook is not None:
+        params["hook"] = hook.to_params()
+    return params
 
 
 class Supervisor:
@@ -104,28 +144,28 @@ class Supervisor:
         attempt: int,
         max_attempts: int,
         input: Any,
+        awaited: Awaited | None = None,
+        hook: HookCall | None = None,
     ) -> Any:
         """Run attempt `attempt` of `step` in run `run_id` in a child; returns the handler's
-        result or raises ChildFailure. The child's calls act on `backend`."""
+        result or raises ChildFailure. The child's calls act on `backend`.
+
+        `awaited` is how the step's await_before resolved (the step's `ctx.awaited`). With
+        `hook`, the child runs that function of the step's file, with `input` as its data,
+        instead of the handler; the step's limits apply to it alike."""
         async with self._slots[step.runtime], self._step_slot(step):
             worker = await self._worker_for(step)
             last = worker.jobs_done + 1 >= step.reuse
-            params = {
-                "job": {
-                    "run_id": run_id,
-                    "flow": step.flow,
-                    "step": step.name,
-                    "attempt": attempt,
-                    "max_attempts": max_attempts,
-                    "idempotency_key": f"{run_id}:{step.name}",
-                    "file": step.file,
-                    "handler": step.function,
-                },
-                "input": input,
-                "timeout": step.timeout,
-                "env": declared_environment(step.env),
-                "last": last,
-            }
+            params = execute_params(
+                step,
+                run_id=run_id,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                input=input,
+                last=last,
+                awaited=awaited,
+                hook=hook,
+            )
             binding = JobBinding(backend, step.name)
             worker.job = binding
             worker.jobs_done += 1

@@ -28,9 +28,11 @@ const WIRE_LEVELS = /** @type {const} */ ({ debug: 'debug', info: 'info', warn: 
  * @param {JobIds} job
  * @param {Peer} peer
  * @param {AbortSignal} signal
+ * @param {{awaited?: RunContext['awaited'], hook?: RunContext['hook']}} [extra] how the step's
+ *   awaitBefore resolved; the kind of await hook this job runs (then `emit` is refused)
  * @returns {{ctx: RunContext, end: () => void}} `end()` once the job is answered
  */
-export function createRunContext(job, peer, signal) {
+export function createRunContext(job, peer, signal, { awaited = null, hook = null } = {}) {
   let ended = false
   const stepLabel = `${job.flow}.${job.step} (run ${job.run_id})`
 
@@ -73,6 +75,8 @@ export function createRunContext(job, peer, signal) {
     maxAttempts: job.max_attempts,
     idempotencyKey: job.idempotency_key,
     signal,
+    awaited,
+    hook,
     state: Object.freeze({
       /** @type {(key: string, defaultValue?: unknown) => Promise<any>} */
       async get(key, defaultValue = null) {
@@ -97,6 +101,7 @@ export function createRunContext(job, peer, signal) {
     }),
     logger: Object.freeze({ debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') }),
     async emit(name, payload = null) {
+      if (hook !== null) throw hookCannotEmit(hook, job.step)
       checkName(name, 'emit: the event name')
       assertSendable(payload, `the payload of '${name}'`, { jsonData: true })
       await call('emit', { name, payload })
@@ -149,6 +154,16 @@ export function createRunContext(job, peer, signal) {
  */
 function jobEnded(method, stepLabel) {
   return new WorkerError(`${method}: the job has ended (${stepLabel} already finished, was cancelled or timed out)`)
+}
+
+/**
+ * @param {string} hook
+ * @param {string} step
+ */
+export function hookCannotEmit(hook, step) {
+  return new WorkerError(
+    `ctx.emit is not available in an await hook (the ${hook} hook of step '${step}'): hooks cannot emit events; emit from the step itself`,
+  )
 }
 
 /**

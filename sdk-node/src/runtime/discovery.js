@@ -3,7 +3,11 @@
  * canonical config) or its problem (file, line, message). Same rules and output as the Python
  * SDK's `flowhost_worker.loader` and `describe`.
  *
- * @typedef {{file: string, line: number, function: 'default', config: import('../../index.js').StepConfig}} FoundStep
+ * `hooks` maps each hook name the step's awaits use to whether the file exports a function by
+ * that name; the host reports the ones that do not resolve, with the file and line.
+ *
+ * @typedef {{file: string, line: number, function: 'default', config: import('../../index.js').StepConfig,
+ *   hooks: Record<string, boolean>}} FoundStep
  * @typedef {{file: string, line: number, message: string}} Problem
  */
 
@@ -92,7 +96,25 @@ export async function describeFile(file) {
       : 'a file with a config export needs the step handler as its default export: export default defineFunction(async (input, ctx) => ...)'
     return { problem: { file, line: sourceLine(file, /^\s*export\s+default\b/m) ?? configLine(file), message } }
   }
-  return { step: { file, line: sourceLine(file, /^\s*export\s+default\b/m) ?? 1, function: 'default', config } }
+  const line = sourceLine(file, /^\s*export\s+default\b/m) ?? 1
+  return { step: { file, line, function: 'default', config, hooks: hooksFound(module, config) } }
+}
+
+/**
+ * Each hook name of the step's awaits → whether the module exports a function by that name.
+ * @param {Record<string, unknown>} module
+ * @param {import('../../index.js').StepConfig} config
+ * @returns {Record<string, boolean>}
+ */
+export function hooksFound(module, config) {
+  /** @type {Record<string, boolean>} */
+  const found = {}
+  for (const declared of [config.awaitBefore, config.awaitAfter]) {
+    for (const name of Object.values(declared?.hooks ?? {})) {
+      if (name !== null) found[name] = Object.hasOwn(module, name) && typeof module[name] === 'function'
+    }
+  }
+  return found
 }
 
 /**

@@ -3,8 +3,10 @@
  * answered -32602 naming the key, never a half-run job.
  *
  * @typedef {import('./context.js').JobIds & {file: string, handler: string}} Job
+ * @typedef {import('../../index.js').Awaited} Awaited
+ * @typedef {{function: string, kind: import('../../index.js').HookKind}} HookCall
  * @typedef {{job: Job, input: unknown, timeout: number | null, env: Record<string, string>,
- *   last: boolean}} ExecuteParams
+ *   last: boolean, awaited: Awaited | null, hook: HookCall | null}} ExecuteParams
  */
 
 import { isAbsolute } from 'node:path'
@@ -13,6 +15,7 @@ import { ErrorCode, ProtocolError } from '../protocol.js'
 
 const JOB_STRINGS = /** @type {const} */ (['run_id', 'flow', 'step', 'idempotency_key', 'file', 'handler'])
 const JOB_INTEGERS = /** @type {const} */ (['attempt', 'max_attempts'])
+const HOOK_KINDS = ['register', 'resolve', 'timeout']
 
 /**
  * @param {Record<string, unknown>} params
@@ -51,7 +54,37 @@ export function readExecuteParams(params) {
     timeout: /** @type {number | null} */ (timeout),
     env: /** @type {Record<string, string>} */ (env),
     last,
+    awaited: readAwaited(params.awaited),
+    hook: readHook(params.hook),
   }
+}
+
+/**
+ * `awaited`: null, or how the step's awaitBefore resolved, `{type, data}`.
+ * @param {unknown} value
+ * @returns {Awaited | null}
+ */
+function readAwaited(value) {
+  if (value === undefined || value === null) return null
+  if (!isMap(value) || typeof value.type !== 'string' || value.type === '') {
+    invalidParams('awaited must be null or a map with a non-empty string type and data')
+  }
+  return Object.freeze({ type: /** @type {Awaited['type']} */ (value.type), data: value.data ?? null })
+}
+
+/**
+ * `hook`: null, or the await hook to run instead of the step's handler, `{function, kind}`.
+ * @param {unknown} value
+ * @returns {HookCall | null}
+ */
+function readHook(value) {
+  if (value === undefined || value === null) return null
+  if (!isMap(value)) invalidParams('hook must be null or a map {function, kind}')
+  if (typeof value.function !== 'string' || value.function === '') invalidParams('hook.function must be a non-empty string')
+  if (typeof value.kind !== 'string' || !HOOK_KINDS.includes(value.kind)) {
+    invalidParams("hook.kind must be 'register', 'resolve' or 'timeout'")
+  }
+  return { function: value.function, kind: /** @type {HookCall['kind']} */ (value.kind) }
 }
 
 /**

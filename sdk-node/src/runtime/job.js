@@ -23,7 +23,10 @@ export class Job {
   constructor(params, peer) {
     this.params = params
     this.controller = new AbortController()
-    const { ctx, end } = createRunContext(params.job, peer, this.controller.signal)
+    const { ctx, end } = createRunContext(params.job, peer, this.controller.signal, {
+      awaited: params.awaited,
+      hook: params.hook?.kind ?? null,
+    })
     this.ctx = ctx
     this.endContext = end
     /** @type {Outcome | null} */
@@ -52,13 +55,14 @@ export class Job {
   }
 
   /**
-   * Load and call the handler. With the file already imported (a reused child) the handler is
-   * called synchronously, as the `execute` frame is dispatched.
+   * Load and call the handler (or the await hook the host named). With the file already imported
+   * (a reused child) it is called synchronously, as the `execute` frame is dispatched.
    */
   async invoke() {
-    const { job, input, env } = this.params
+    const { job, input, env, hook } = this.params
     Object.assign(process.env, env) // before the file is loaded: it may read them at import
-    const handler = cachedHandler(job.file, job.handler) ?? (await loadHandler(job.file, job.handler))
+    const name = hook?.function ?? job.handler
+    const handler = cachedHandler(job.file, name) ?? (await loadHandler(job.file, name))
     if (this.outcome) return undefined // cancelled while the file loaded
     return handler(input, this.ctx)
   }

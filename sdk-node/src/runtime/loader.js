@@ -57,9 +57,13 @@ function handlerOf(namespace, file, exportName) {
   const handler = namespace[exportName]
   if (typeof handler === 'function') return handler
   const what = exportName === 'default' ? 'default export' : `export '${exportName}'`
+  // Steps are default exports; a named export is an await hook.
+  const hint = exportName === 'default'
+    ? 'export the handler: export default defineFunction(async (input, ctx) => ...)'
+    : `export the hook: export async function ${exportName}(data, ctx) { ... }`
   const message = Object.hasOwn(namespace, exportName)
-    ? `the ${what} of ${file} is not a function (got ${formatValue(handler)}); export the handler: export default defineFunction(async (input, ctx) => ...)`
-    : `${file} has no ${what}; export the handler: export default defineFunction(async (input, ctx) => ...)`
+    ? `the ${what} of ${file} is not a function (got ${formatValue(handler)}); ${hint}`
+    : `${file} has no ${what}; ${hint}`
   throw new ProtocolError(ErrorCode.HANDLER_NOT_LOADABLE, message, {
     data: { type: 'TypeError', message, stack: null, retry_delay: null },
   })

@@ -12,6 +12,7 @@ async def validate(order: dict, ctx) -> dict:
 ```
 """
 
+from flowhost_worker.awaits import Await, Awaited
 from flowhost_worker.config import Backoff, StepConfig
 from flowhost_worker.context import ContextBackend, FlowControl, RunContext, RunState, StepLogger
 from flowhost_worker.errors import JobEndedError, RetryRequested, StepConfigError, WorkerError
@@ -20,6 +21,8 @@ from flowhost_worker.step import step, step_config
 __version__ = "0.1.0"
 
 __all__ = [
+    "Await",
+    "Awaited",
     "Backoff",
     "ContextBackend",
     "FlowControl",

@@ -178,8 +178,11 @@ class ChildRuntime:
             attempt=job.attempt,
             max_attempts=job.max_attempts,
             idempotency_key=job.idempotency_key,
+            awaited=job.awaited,
+            hook=None if job.hook is None else job.hook.kind,
         )
-        task = asyncio.create_task(_guarded(handler, job.input, ctx), name=f"step {job.step}")
+        label = f"step {job.step}" if job.hook is None else f"hook {job.function}"
+        task = asyncio.create_task(_guarded(handler, job.input, ctx), name=label)
         running = self._running = RunningJob(job, task)
         deadline = None
         if job.timeout is not None:

@@ -3,7 +3,8 @@
 The canonical shape is shared with the Node SDK (`normalizeConfig`) and is what the host reads
 when it discovers functions: `{flow, name, entry, subscribes, emits, attempts,
 backoff: {type, delayMs, maxDelayMs}, timeoutMs, isolation, reuse, preload, memoryMb, cpuMs,
-concurrency, env}` (times in milliseconds on the wire, memory in MiB).
+concurrency, env, awaitBefore, awaitAfter}` (times in milliseconds on the wire, memory in MiB;
+each await `null` or `Await.to_dict()`).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from flowhost_worker.awaits import Await, check_await
 from flowhost_worker.errors import StepConfigError
+from flowhost_worker.names import NAME_PATTERN
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BackoffKind = Literal["fixed", "exponential"]
@@ -95,6 +97,9 @@ class StepConfig:
     cpu: float | None = None  # CPU seconds per attempt
     concurrency: int | None = None  # attempts of this step running at once, host-wide
     env: tuple[str, ...] = ()  # names of the host's environment variables the step receives
+    # What the step waits for before it runs, and before its emits count (flowhost_worker.awaits).
+    await_before: Await | None = None
+    await_after: Await | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.flow, "flow")
@@ -121,6 +126,8 @@ class StepConfig:
         ):
             raise StepConfigError("timeout must be a positive number of seconds", field="timeout")
         self._check_process_options()
+        check_await(self.await_before, "await_before")
+        check_await(self.await_after, "await_after")
 
     def _check_process_options(self) -> None:
         if self.isolation not in ISOLATIONS:
@@ -172,6 +179,8 @@ class StepConfig:
             "cpuMs": None if self.cpu is None else round(self.cpu * 1000),
             "concurrency": self.concurrency,
             "env": list(self.env),
+            "awaitBefore": None if self.await_before is None else self.await_before.to_dict(),
+            "awaitAfter": None if self.await_after is None else self.await_after.to_dict(),
         }
 
 

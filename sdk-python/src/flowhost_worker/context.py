@@ -13,6 +13,9 @@ import math
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from flowhost_worker.awaits import Awaited
+from flowhost_worker.errors import WorkerError
+
 JSONValue = Any
 MAX_STATE_KEY_LENGTH = 256
 
@@ -155,14 +158,20 @@ class FlowControl:
 
 
 class RunContext:
-    """The `ctx` of a step: ids, `state`, `logger`, `flow`, `emit`, `heartbeat`, `progress`."""
+    """The `ctx` of a step: ids, `state`, `logger`, `flow`, `emit`, `heartbeat`, `progress`,
+    and `awaited` (how the step's await_before resolved).
+
+    An await hook gets the same context with `hook` set to its kind ("register", "resolve",
+    "timeout"); only `emit` is refused there: a hook runs beside the step, not as a step."""
 
     __slots__ = (
         "_backend",
         "_idempotency_key",
         "attempt",
+        "awaited",
         "flow",
         "flow_name",
+        "hook",
         "logger",
         "max_attempts",
         "run_id",
@@ -180,6 +189,8 @@ class RunContext:
         attempt: int,
         max_attempts: int,
         idempotency_key: str | None = None,
+        awaited: Awaited | None = None,
+        hook: str | None = None,
     ) -> None:
         self._backend = backend
         self._idempotency_key = idempotency_key
@@ -188,6 +199,9 @@ class RunContext:
         self.step_name = step_name
         self.attempt = attempt
         self.max_attempts = max_attempts
+        # None unless the host passed how the step's await_before resolved.
+        self.awaited = awaited
+        self.hook = hook
         self.state = RunState(backend)
         self.logger = StepLogger(backend)
         self.flow = FlowControl(backend)
@@ -202,6 +216,11 @@ class RunContext:
 
     async def emit(self, name: str, payload: JSONValue = None) -> None:
         """Record event `name`; steps subscribed to it run once the step returns."""
+        if self.hook is not None:
+            raise WorkerError(
+                f"ctx.emit is not available in an await hook (on_{self.hook} of step "
+                f"{self.step_name!r}): hooks cannot emit events; emit from the step itself"
+            )
         if not isinstance(name, str) or not name:
             raise ValueError("emit needs a non-empty event name")
         await self._backend.emit(name, payload)
@@ -221,9 +240,10 @@ class RunContext:
         self._backend.progress(float(value), message)
 
     def __repr__(self) -> str:
+        hook = "" if self.hook is None else f", hook={self.hook!r}"
         return (
             f"RunContext(run_id={self.run_id!r}, flow={self.flow_name!r}, "
-            f"step={self.step_name!r}, attempt={self.attempt})"
+            f"step={self.step_name!r}, attempt={self.attempt}{hook})"
         )
 
 

@@ -5,20 +5,25 @@ Run by the host in a child process (`python -m flowhost_worker.describe DIR [--o
 declares. `--only` and `--exclude` pick the files one interpreter describes when parts of the
 functions directory run in their own virtual environments; module names stay relative to DIR.
 The output is
-`{"steps": [{"file", "line", "function", "config"}], "problems": [{"file", "line", "message"}]}`;
-a file that fails to import is a problem with its file and line, and the others still load.
+`{"steps": [{"file", "line", "function", "config", "hooks"}], "problems": [{"file", "line",
+"message"}]}`, where `hooks` maps each hook name the step's awaits use to whether the file has
+an async function of that name (the host reports the ones it lacks); a file that fails to
+import is a problem with its file and line, and the others still load.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+from flowhost_worker.config import StepConfig
 from flowhost_worker.loader import function_files, load_module, problem_from, steps_of
 
 
@@ -49,9 +54,20 @@ def describe(
                     "line": found.line,
                     "function": found.function,
                     "config": found.config.to_dict(),
+                    "hooks": hooks_found(module, found.config),
                 }
             )
     return {"steps": steps, "problems": problems}
+
+
+def hooks_found(module: ModuleType, config: StepConfig) -> dict[str, bool]:
+    """Each hook name of the step's awaits -> whether `module` has an async function by it."""
+    found: dict[str, bool] = {}
+    for declared in (config.await_before, config.await_after):
+        for name in declared.hooks.values() if declared is not None else ():
+            if name is not None:
+                found[name] = inspect.iscoroutinefunction(getattr(module, name, None))
+    return found
 
 
 def main(argv: list[str]) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
+from flowhost_worker.awaits import HOOK_KINDS, Awaited
 from flowhost_worker.errors import RetryRequested
 from flowhost_worker.loader import load_module
 from flowhost_worker.protocol import ErrorCode, ProtocolError
@@ -17,6 +18,18 @@ from flowhost_worker.protocol import ErrorCode, ProtocolError
 # A failure's text travels in one frame and lands in the run's history; a runaway traceback
 # (RecursionError) keeps its head and tail.
 MAX_TEXT = 64 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HookCall:
+    """`execute`'s `hook`: run `function` of the step's file as the `kind` hook of its await,
+    instead of the step's handler."""
+
+    function: str
+    kind: str
+
+    def to_params(self) -> dict[str, str]:
+        return {"function": self.function, "kind": self.kind}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +46,13 @@ class Job:
     timeout: float | None
     env: dict[str, str]
     last: bool
+    awaited: Awaited | None = None
+    hook: HookCall | None = None
+
+    @property
+    def function(self) -> str:
+        """The function this job runs: the hook's, else the step's handler."""
+        return self.handler if self.hook is None else self.hook.function
 
 
 def parse_execute(params: dict[str, Any]) -> Job:
@@ -73,7 +93,30 @@ def parse_execute(params: dict[str, Any]) -> Job:
         timeout=None if timeout is None else float(timeout),
         env=env,
         last=last,
+        awaited=_awaited(params.get("awaited")),
+        hook=_hook(params.get("hook")),
     )
+
+
+def _awaited(value: Any) -> Awaited | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str) or not value["type"]:
+        _refuse("awaited must be null or a map with a non-empty string type and data")
+    return Awaited(value["type"], value.get("data"))
+
+
+def _hook(value: Any) -> HookCall | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _refuse("hook must be null or a map {function, kind}")
+    function, kind = value.get("function"), value.get("kind")
+    if not isinstance(function, str) or not function:
+        _refuse("hook.function must be a non-empty string")
+    if kind not in HOOK_KINDS:
+        _refuse("hook.kind must be 'register', 'resolve' or 'timeout'")
+    return HookCall(function, kind)
 
 
 def _text(job: dict[str, Any], key: str) -> str:
@@ -98,18 +141,20 @@ class Handlers:
         self._modules: dict[Path, ModuleType] = {}
 
     def load(self, job: Job) -> Callable[..., Any]:
-        """The job's handler; `ProtocolError(-32053)` with the failure's data otherwise."""
+        """The job's handler (or hook function); `ProtocolError(-32053)` with the failure's data
+        otherwise."""
+        name = job.function
         try:
             module = self._module(job.file)
-            handler = getattr(module, job.handler, None)
+            handler = getattr(module, name, None)
             if handler is None:
-                raise AttributeError(f"{job.file} has no attribute {job.handler!r}")
+                raise AttributeError(f"{job.file} has no attribute {name!r}")
             if not callable(handler):
-                raise TypeError(f"{job.file}: {job.handler!r} is not a function")
+                raise TypeError(f"{job.file}: {name!r} is not a function")
         except Exception as exc:
             raise ProtocolError(
                 ErrorCode.HANDLER_NOT_LOADABLE,
-                f"cannot load {job.handler!r} from {job.file}: {type(exc).__name__}: {exc}",
+                f"cannot load {name!r} from {job.file}: {type(exc).__name__}: {exc}",
                 data=failure_data(exc),
             ) from exc
         return handler  # type: ignore[no-any-return]  # callable() checked it

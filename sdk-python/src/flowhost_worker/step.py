@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from flowhost_worker.awaits import Await, check_await
 from flowhost_worker.config import Backoff, Isolation, StepConfig, names
 from flowhost_worker.errors import StepConfigError
 
@@ -31,6 +32,8 @@ def step(
     cpu: float | None = None,
     concurrency: int | None = None,
     env: Sequence[str] | str = (),
+    await_before: Await | None = None,
+    await_after: Await | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare `async def handler(input, ctx)` as step `name` (default: the function's name).
 
@@ -43,6 +46,11 @@ def step(
     once, before children are forked), `memory` (MiB) and `cpu` (CPU seconds) limits per child,
     `concurrency` (attempts of this step at once), and `env` (names of the host's environment
     variables the step receives; children get no others).
+
+    Awaits (`Await.time/event/webhook/schedule`, see flowhost_worker.awaits): `await_before`
+    holds the step back until it resolves (the step then finds the resolution in
+    `ctx.awaited`); `await_after` holds back the steps its emits would start. Hook functions
+    given to an await must be defined at the top level of this file.
     """
 
     def register(handler: Handler) -> Handler:
@@ -73,11 +81,29 @@ def step(
             cpu=cpu,
             concurrency=concurrency,
             env=names(env, "env"),
+            await_before=check_await(await_before, "await_before"),
+            await_after=check_await(await_after, "await_after"),
         )
+        for declared_await in (config.await_before, config.await_after):
+            if declared_await is not None:
+                _check_hooks_live_here(declared_await, handler)
         setattr(declared, STEP_ATTRIBUTE, config)
         return declared
 
     return register
+
+
+def _check_hooks_live_here(declared: Await, handler: Callable[..., Any]) -> None:
+    """The child runs a hook by its name in the step's file: a function object from another
+    module would name something the file does not have."""
+    for kind, name in declared.hooks.items():
+        module = declared.hook_modules.get(name) if name is not None else None
+        if module is not None and module != handler.__module__:
+            raise StepConfigError(
+                f"on_{kind}: {name!r} is defined in module {module!r}, not in the step's file "
+                f"({handler.__module__!r}); hooks run by name from the step's own file",
+                field=f"on_{kind}",
+            )
 
 
 def step_config(obj: object) -> StepConfig | None:

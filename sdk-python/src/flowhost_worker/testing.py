@@ -9,6 +9,15 @@ async def test_validate():
     assert backend.state["order"]["id"] == "A-1"
     assert backend.emitted == [("order.validated", {"id": "A-1", "total": 25.0})]
 ```
+
+A step with an `await_before` finds the resolution in `ctx.awaited`, and a hook is a plain
+function of the file:
+
+```python
+ctx = context_for(awaited=Awaited("webhook", {"approved": True}))
+await book(events, ctx)
+await send_approval_mail({"url": "https://..."}, context_for(hook="register"))
+```
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from flowhost_worker.awaits import HOOK_KINDS, Awaited
 from flowhost_worker.context import RunContext
 
 _ABSENT = object()
@@ -85,8 +95,16 @@ def context_for(
     attempt: int = 1,
     max_attempts: int = 1,
     run_id: str | None = None,
+    awaited: Awaited | None = None,
+    hook: str | None = None,
 ) -> RunContext:
-    """A `ctx` for calling a step function directly in a test."""
+    """A `ctx` for calling a step function directly in a test: `awaited` is what the step's
+    await_before resolved with; `hook` ("register", "resolve" or "timeout") makes it the
+    context of an await hook, where `ctx.emit` is refused as it is in a real run."""
+    if awaited is not None and not isinstance(awaited, Awaited):
+        raise TypeError(f"awaited must be an Awaited(type, data) or None (got {awaited!r})")
+    if hook is not None and hook not in HOOK_KINDS:
+        raise ValueError(f"hook must be one of {', '.join(HOOK_KINDS)} or None (got {hook!r})")
     return RunContext(
         backend or MemoryBackend(),
         run_id=run_id or str(uuid.uuid4()),
@@ -94,4 +112,6 @@ def context_for(
         step_name=step,
         attempt=attempt,
         max_attempts=max_attempts,
+        awaited=awaited,
+        hook=hook,
     )

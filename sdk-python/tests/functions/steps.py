@@ -116,3 +116,17 @@ async def floods(input, ctx):
     for n in range(input):
         ctx.logger.info("line", n=n)
     return input
+
+
+async def after_await(input, ctx):
+    awaited = ctx.awaited
+    return None if awaited is None else {"type": awaited.type, "data": awaited.data}
+
+
+async def mail_hook(data, ctx):
+    await ctx.state.set("mailed", data["url"])
+    try:
+        await ctx.emit("order.charged", {})
+    except Exception as exc:
+        return {"hook": ctx.hook, "key": ctx.idempotency_key, "refused": str(exc)}
+    return {"hook": ctx.hook, "refused": None}

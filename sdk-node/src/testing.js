@@ -1,0 +1,108 @@
+/**
+ * Call a step handler or an await hook in a test, without a host: a `ctx` whose state, logs and
+ * emits live in memory, to assert on.
+ *
+ * ```js
+ * import { createTestContext } from '@flowhost/worker/testing'
+ * import charge from '../functions/charge.js'
+ *
+ * const { ctx, emitted, state } = createTestContext({ stepName: 'charge' })
+ * await charge({ 'order.validated': { id: 'A-1' } }, ctx)
+ * assert.deepEqual(emitted, [{ name: 'order.charged', payload: { id: 'A-1' } }])
+ * ```
+ *
+ * `awaited` is what the step's awaitBefore resolved with (`ctx.awaited`); `hook: 'register'`
+ * (or `'resolve'`, `'timeout'`) gives the context of an await hook, where `ctx.emit` is refused
+ * as in a real run. The Python SDK's twin is `flowhost_worker.testing.context_for`.
+ *
+ * @typedef {import('../index.js').RunContext} RunContext
+ * @typedef {import('../testing.js').TestContextOptions} TestContextOptions
+ * @typedef {import('../testing.js').TestContext} TestContext
+ */
+
+import { randomUUID } from 'node:crypto'
+
+import { hookCannotEmit } from './runtime/context.js'
+
+const HOOK_KINDS = ['register', 'resolve', 'timeout']
+
+/**
+ * @param {TestContextOptions} [options]
+ * @returns {TestContext}
+ */
+export function createTestContext(options = {}) {
+  const {
+    runId = randomUUID(),
+    flowName = 'test',
+    stepName = 'step',
+    attempt = 1,
+    maxAttempts = 1,
+    awaited = null,
+    hook = null,
+  } = options
+  if (awaited !== null && (typeof awaited !== 'object' || typeof awaited.type !== 'string')) {
+    throw new TypeError('awaited must be { type, data } or null')
+  }
+  if (hook !== null && !HOOK_KINDS.includes(hook)) {
+    throw new RangeError(`hook must be one of ${HOOK_KINDS.join(', ')} or null (got ${String(hook)})`)
+  }
+  const state = new Map(Object.entries(options.state ?? {}))
+  /** @type {TestContext['emitted']} */
+  const emitted = []
+  /** @type {TestContext['logs']} */
+  const logs = []
+  /** @type {TestContext['started']} */
+  const started = []
+  /** @param {string} level */
+  const log = (level) => (/** @type {string} */ message, /** @type {Record<string, unknown>} */ fields = {}) => {
+    logs.push({ level, message, fields })
+  }
+
+  /** @type {RunContext} */
+  const ctx = {
+    runId,
+    flowName,
+    stepName,
+    attempt,
+    maxAttempts,
+    idempotencyKey: `${runId}:${stepName}`,
+    signal: new AbortController().signal,
+    awaited: awaited === null ? null : Object.freeze({ type: awaited.type, data: awaited.data ?? null }),
+    hook,
+    state: {
+      /** @param {string} key @param {unknown} [defaultValue] @returns {Promise<any>} */
+      async get(key, defaultValue = null) {
+        return state.has(key) ? state.get(key) : defaultValue
+      },
+      async set(key, value) {
+        state.set(key, value)
+      },
+      async delete(key) {
+        return state.delete(key)
+      },
+      async list() {
+        return [...state.keys()].sort()
+      },
+    },
+    logger: { debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') },
+    async emit(name, payload = null) {
+      if (hook !== null) throw hookCannotEmit(hook, stepName)
+      emitted.push({ name, payload })
+    },
+    heartbeat() {},
+    progress() {},
+    flow: {
+      async start(name, input = null) {
+        started.push({ flowName: name, input })
+        return { runId: randomUUID(), flowName: name }
+      },
+      async cancel() {
+        return true
+      },
+      async isRunning() {
+        return false
+      },
+    },
+  }
+  return { ctx, state, emitted, logs, started }
+}

@@ -1,0 +1,33 @@
+// Types of @flowhost/worker/testing. Hand-written, like index.d.ts.
+
+import type { Awaited, HookKind, RunContext } from './index.js'
+
+export interface TestContextOptions {
+  /** Default: a random UUID. */
+  runId?: string
+  /** Default `'test'`. */
+  flowName?: string
+  /** Default `'step'`. */
+  stepName?: string
+  attempt?: number
+  maxAttempts?: number
+  /** The run's state before the call. */
+  state?: Record<string, unknown>
+  /** `ctx.awaited`: how the step's awaitBefore resolved. Default null. */
+  awaited?: { type: Awaited['type']; data?: unknown } | null
+  /** Make it an await hook's context (`ctx.emit` then rejects, as in a real run). Default null. */
+  hook?: HookKind | null
+}
+
+export interface TestContext {
+  ctx: RunContext
+  /** The run's state, as the handler left it. */
+  state: Map<string, unknown>
+  emitted: { name: string; payload: unknown }[]
+  logs: { level: string; message: string; fields: Record<string, unknown> }[]
+  /** Runs the handler started with `ctx.flow.start`. */
+  started: { flowName: string; input: unknown }[]
+}
+
+/** A `ctx` for calling a step handler or an await hook directly in a test. */
+export function createTestContext(options?: TestContextOptions): TestContext
