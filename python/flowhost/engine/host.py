@@ -62,6 +62,11 @@ class Host:
         """What runs steps and their await hooks (`run_hook`) on this host, while it serves."""
         return self._executor
 
+    @property
+    def attempts_in_flight(self) -> int:
+        """Step attempts this host is running now."""
+        return 0 if self._executor is None else len(self._executor.in_flight)
+
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; in-flight steps finish before this returns.
 

@@ -22,8 +22,9 @@ from typing import Any
 from flowhost._core import step_progress
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
 
-# Step statuses for `step_progress`: a canceled step is over and emits nothing, like a failed one.
-_READINESS_STATUS = {"canceled": "failed"}
+# Step statuses for `step_progress`: a canceled step (its run ended) is over and emits nothing,
+# like a skipped one; it is no failure.
+_READINESS_STATUS = {"canceled": "skipped"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
