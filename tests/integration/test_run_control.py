@@ -690,3 +690,52 @@ async def test_the_cli_retries_replays_and_restarts_and_says_what_is_wrong(
         assert canceled.returncode == 6 and "is completed" in canceled.stderr
     assert replay_run["status"] == "completed"
     assert replay_run["result"]["stored"] == 50
+
+
+async def test_retry_makes_skipped_steps_that_can_now_run_reachable_again(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_FLAG", str(tmp_path / "flag"))
+    (tmp_path / "flag").touch()
+    write_functions(tmp_path / "project", PIPELINE)
+    settings = load_settings(tmp_path / "project", environ={"DATABASE_URL": database_url})
+    async with open_project(settings) as project:
+        run_id = await start(project, "pipeline", {"n": 7})
+        # A failed run as a stalled or older run may hold it: `store` was skipped although only
+        # the failed `transform` kept it from running.
+        async with project.database.transaction() as conn:
+            await conn.execute(
+                "UPDATE flowhost.steps SET status = 'completed', result = '\"t\"' "
+                "WHERE run_id = %s",
+                [run_id],
+            )
+            await conn.execute(
+                "INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input) "
+                "VALUES (%(r)s, 'transform', 'failed', 2, 2, %(i)s), "
+                "(%(r)s, 'store', 'skipped', 0, 1, NULL)",
+                {"r": run_id, "i": json.dumps({"fetched": {"token": "t", "n": 7}})},
+            )
+            await conn.execute(
+                "UPDATE flowhost.runs SET status = 'failed', finished_at = now(), "
+                "emitted = %s WHERE id = %s",
+                [json.dumps({"fetched": {"token": "t", "n": 7}}), run_id],
+            )
+            await conn.execute(
+                "UPDATE flowhost.flow_stats SET running = running - 1, failed = failed + 1 "
+                "WHERE flow = 'pipeline'"
+            )
+            await conn.execute(
+                "INSERT INTO flowhost.state (run_id, key, value, event_id) "
+                "VALUES (%s, 'seen', '[\"fetch\"]', 0)",
+                [run_id],
+            )
+            retried = await control.retry_run(conn, run_id, project.catalog.flows, by="test")
+        assert retried.steps == {"transform": 3}
+        assert retried.unskipped == ["store"]
+        assert "store" not in await steps(project, run_id)
+    async with serving(tmp_path / "project", database_url) as (project, _host):
+        run = await wait_for_run(project, run_id)
+        counts = await stats(project, "pipeline")
+    assert run["status"] == "completed", run["error"]
+    assert run["result"]["stored"] == 70
+    assert (counts["running"], counts["failed"], counts["completed"]) == (0, 0, 1)
