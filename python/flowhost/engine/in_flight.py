@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -24,6 +25,8 @@ from flowhost.workers.cancellation import Cancellation
 logger = logging.getLogger(__name__)
 
 CANCEL_CHANNEL = "flowhost_cancel"
+# How long a notice is remembered for attempts that register after it (seconds).
+ANNOUNCEMENTS_KEPT = 10.0
 
 
 class InFlightAttempts:
@@ -33,6 +36,9 @@ class InFlightAttempts:
         self._check_all = False
         self._wake = asyncio.Event()
         self._stopping = False
+        # Runs announced lately -> when: an attempt claimed just before its run was canceled
+        # may register only after the notice came.
+        self._announced: dict[uuid.UUID, float] = {}
 
     def __len__(self) -> int:
         return len(self._attempts)
@@ -43,6 +49,9 @@ class InFlightAttempts:
         the end, the Cancellation is closed (later requests change nothing)."""
         cancellation = Cancellation()
         self._attempts[job] = cancellation
+        if job[0] in self._announced:
+            self._runs_to_check.add(job[0])
+            self._wake.set()
         try:
             yield cancellation
         finally:
@@ -57,6 +66,11 @@ class InFlightAttempts:
         except ValueError:
             logger.warning("ignoring a %s notification that is not a run id", CANCEL_CHANNEL)
             return
+        now = time.monotonic()
+        self._announced = {
+            run: at for run, at in self._announced.items() if now - at < ANNOUNCEMENTS_KEPT
+        }
+        self._announced[run_id] = now
         if any(job[0] == run_id for job in self._attempts):
             self._runs_to_check.add(run_id)
             self._wake.set()
