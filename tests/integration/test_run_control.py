@@ -736,3 +736,56 @@ async def test_retry_makes_skipped_steps_that_can_now_run_reachable_again(
     assert run["status"] == "completed", run["error"]
     assert run["result"]["stored"] == 70
     assert (counts["running"], counts["failed"], counts["completed"]) == (0, 0, 1)
+
+
+EITHER = {
+    "either.py": """
+import asyncio, os
+from pathlib import Path
+from flowhost_worker import step
+
+@step(flow="either", name="start", entry=True, emits=["go"], isolation="inprocess")
+async def start(data, ctx):
+    await ctx.emit("go", {})
+
+@step(flow="either", name="primary", subscribes=["go"], emits=["found"], isolation="inprocess")
+async def primary(data, ctx):
+    raise LookupError("primary found nothing")
+
+@step(flow="either", name="fallback", subscribes=["go"], emits=["found"], isolation="inprocess")
+async def fallback(data, ctx):
+    while not Path(os.environ["EITHER_GO_ON"]).exists():
+        await asyncio.sleep(0.01)
+    return "found nothing either"  # and emits nothing
+
+@step(flow="either", name="use", subscribes=["found"], isolation="inprocess")
+async def use(data, ctx):
+    return data
+"""
+}
+
+
+async def test_a_completion_can_end_the_run_for_an_earlier_failure(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    go_on = tmp_path / "go-on"
+    monkeypatch.setenv("EITHER_GO_ON", str(go_on))
+    write_functions(tmp_path / "project", EITHER)
+    async with serving(tmp_path / "project", database_url) as (project, _host):
+        run_id = await start(project, "either", {})
+
+        async def primary_failed() -> bool | None:
+            rows = await steps(project, run_id)
+            return True if rows.get("primary", {}).get("status") == "failed" else None
+
+        await eventually(primary_failed)
+        async with project.database.connection() as conn:
+            assert (await reads.get_run(conn, run_id))["status"] == "running"  # tolerated so far
+        go_on.touch()
+        run = await wait_for_run(project, run_id)
+        history = await events(project, run_id)
+    assert run["status"] == "failed"
+    assert run["error"]["step"] == "primary" and run["error"]["type"] == "LookupError"
+    assert run["error"]["blocked"] == ["use"]
+    kinds = [(e.type, e.step) for e in history]
+    assert kinds.index(("step.completed", "fallback")) < kinds.index(("flow.failed", None))
