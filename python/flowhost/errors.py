@@ -46,6 +46,14 @@ class RunNotFoundError(FlowhostError, LookupError):
     """No run with that id exists."""
 
 
+class StepNotFoundError(FlowhostError, LookupError):
+    """No step with that name in the run's flow."""
+
+
+class RunStateError(FlowhostError):
+    """The run is not in a state that allows this."""
+
+
 class InvalidInputError(FlowhostError, ValueError):
     """The input is not valid."""
 

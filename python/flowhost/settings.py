@@ -51,6 +51,10 @@ class Settings:
     worker_heartbeat_interval: float = 5.0
     # Between a cancel and SIGTERM, and between SIGTERM and SIGKILL.
     kill_grace: float = 2.0
+    # A host checks that the runs of the attempts it runs are still live this often (and at
+    # once when told a run was canceled): the longest an attempt outlives its run if the
+    # host missed the notification.
+    cancel_check_interval: float = 2.0
 
     @property
     def functions_path(self) -> Path:
@@ -91,6 +95,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "max_children": ("max_children", int),
     "worker_heartbeat_interval": ("worker_heartbeat_interval", float),
     "kill_grace": ("kill_grace", float),
+    "cancel_check_interval": ("cancel_check_interval", float),
 }
 
 
@@ -166,6 +171,7 @@ def _check(settings: Settings) -> None:
         "pool_size",
         "worker_heartbeat_interval",
         "kill_grace",
+        "cancel_check_interval",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

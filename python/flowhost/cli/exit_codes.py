@@ -11,14 +11,17 @@ from flowhost.errors import (
     FlowNotFoundError,
     InvalidInputError,
     RunNotFoundError,
+    RunStateError,
+    StepNotFoundError,
 )
 
 OK = 0
 RUN_FAILED = 1  # the run ended failed (or another error)
 USAGE = 2  # bad arguments, malformed input, invalid configuration
-NOT_FOUND = 3  # unknown flow or run
+NOT_FOUND = 3  # unknown flow, run or step
 DATABASE_UNAVAILABLE = 4
 INVALID_FUNCTIONS = 5  # the functions directory or a flow definition is invalid
+WRONG_STATE = 6  # the run's status does not allow it (retry a run that did not fail, say)
 INTERRUPTED = 130
 
 _BY_ERROR: list[tuple[type[FlowhostError], int]] = [
@@ -26,6 +29,8 @@ _BY_ERROR: list[tuple[type[FlowhostError], int]] = [
     (ConfigurationError, USAGE),
     (FlowNotFoundError, NOT_FOUND),
     (RunNotFoundError, NOT_FOUND),
+    (StepNotFoundError, NOT_FOUND),
+    (RunStateError, WRONG_STATE),
     (DatabaseUnavailableError, DATABASE_UNAVAILABLE),
     (FlowDefinitionError, INVALID_FUNCTIONS),
     (DiscoveryError, INVALID_FUNCTIONS),

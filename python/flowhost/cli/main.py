@@ -7,6 +7,7 @@ import functools
 import logging
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -16,7 +17,9 @@ import click
 from flowhost import __version__
 from flowhost.cli import exit_codes, output
 from flowhost.cli.running import parse_input, run_flow
+from flowhost.db.database import Database
 from flowhost.db.migrations import migration_status, migrations_sql
+from flowhost.engine import control
 from flowhost.engine.host import Host
 from flowhost.errors import FlowhostError
 from flowhost.project import Project, open_database, open_project
@@ -271,6 +274,167 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
             click.echo(f"state: {output.compact(state, 400)}")
 
     run_async(main())
+
+
+# -- run control -----------------------------------------------------------------------------
+
+CLI_ACTOR = "cli"
+
+
+async def _resolve(database: Database, run_id: str) -> uuid.UUID:
+    async with database.connection() as conn:
+        return await reads.resolve_run_id(conn, run_id)
+
+
+async def _note_if_unserved(project: Project, run_id: uuid.UUID) -> None:
+    """Say so when no live host serves the run's flow: nothing would run it."""
+    async with project.database.connection() as conn:
+        run = await reads.get_run(conn, run_id)
+        served = await reads.hosts_serving(
+            conn, run["flow"], stale_after=3 * project.settings.host_heartbeat_interval
+        )
+    if not served:
+        click.echo(
+            f"note: no running host serves flow {run['flow']!r}; start one (flowhost host) "
+            "to run it",
+            err=True,
+        )
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.option("--reason", help="Why, recorded in the run's flow.canceled event.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_cancel(ctx: click.Context, run_id: str, reason: str | None, as_json: bool) -> None:
+    """Cancel a live run (RUN_ID may be a prefix): no further step starts, and attempts running
+    on any host are stopped (cancel, then SIGTERM and SIGKILL after kill_grace)."""
+
+    async def main() -> control.Canceled:
+        async with open_database(settings_of(ctx)) as database:
+            resolved = await _resolve(database, run_id)
+            async with database.transaction() as conn:
+                return await control.cancel_run(conn, resolved, by=CLI_ACTOR, reason=reason)
+
+    canceled = run_async(main())
+    if as_json:
+        output.print_json(
+            {
+                "id": str(canceled.run_id),
+                "status": "canceled",
+                "previous_status": canceled.previous_status,
+                "steps": canceled.steps,
+            }
+        )
+        return
+    stopped = ", ".join(canceled.steps) or "none"
+    click.echo(f"run {canceled.run_id} canceled (was {canceled.previous_status}); steps: {stopped}")
+
+
+@runs.command("restart")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_restart(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Start a new run of the run's flow with the same input; a live old run is canceled."""
+
+    async def main() -> control.Restarted:
+        async with open_project(settings_of(ctx)) as project:
+            resolved = await _resolve(project.database, run_id)
+            async with project.database.transaction() as conn:
+                restarted = await control.restart_run(
+                    conn, resolved, project.catalog.flows, by=CLI_ACTOR
+                )
+            await _note_if_unserved(project, restarted.run_id)
+            return restarted
+
+    restarted = run_async(main())
+    if as_json:
+        output.print_json(
+            {
+                "id": str(restarted.run_id),
+                "restart_of": str(restarted.restart_of),
+                "canceled": restarted.canceled,
+            }
+        )
+        return
+    old = f"{restarted.restart_of}{' (canceled)' if restarted.canceled else ''}"
+    click.echo(f"run {restarted.run_id} started: restart of {old}")
+
+
+@runs.command("replay")
+@click.argument("run_id")
+@click.option("--from", "from_step", required=True, metavar="STEP", help="The step to run again.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_replay(ctx: click.Context, run_id: str, from_step: str, as_json: bool) -> None:
+    """Start a new run that reuses what the run recorded before STEP started (results, emits,
+    state), and runs STEP and what follows it again."""
+
+    async def main() -> control.Replayed:
+        async with open_project(settings_of(ctx)) as project:
+            resolved = await _resolve(project.database, run_id)
+            async with project.database.transaction() as conn:
+                replayed = await control.replay_run(
+                    conn, resolved, from_step, project.catalog.flows, by=CLI_ACTOR
+                )
+            await _note_if_unserved(project, replayed.run_id)
+            return replayed
+
+    replayed = run_async(main())
+    if as_json:
+        output.print_json(
+            {
+                "id": str(replayed.run_id),
+                "replay_of": str(replayed.replay_of),
+                "from_step": replayed.from_step,
+                "reused": replayed.reused,
+            }
+        )
+        return
+    reused = ", ".join(replayed.reused) or "nothing"
+    click.echo(
+        f"run {replayed.run_id} started: replay of {replayed.replay_of} from step "
+        f"{replayed.from_step} (reusing {reused})"
+    )
+
+
+@runs.command("retry")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """Take a failed (or stalled) run back to running: its failed steps run again, with a fresh
+    budget of attempts."""
+
+    async def main() -> control.Retried:
+        async with open_project(settings_of(ctx)) as project:
+            resolved = await _resolve(project.database, run_id)
+            async with project.database.transaction() as conn:
+                retried = await control.retry_run(
+                    conn, resolved, project.catalog.flows, by=CLI_ACTOR
+                )
+            await _note_if_unserved(project, retried.run_id)
+            return retried
+
+    retried = run_async(main())
+    if as_json:
+        output.print_json(
+            {
+                "id": str(retried.run_id),
+                "status": "running",
+                "previous_status": retried.previous_status,
+                "steps": retried.steps,
+                "unskipped": retried.unskipped,
+            }
+        )
+        return
+    steps = ", ".join(f"{name} (attempt {n})" for name, n in retried.steps.items())
+    click.echo(f"run {retried.run_id} retried (was {retried.previous_status}): {steps}")
 
 
 @cli.group()

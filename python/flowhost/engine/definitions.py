@@ -290,6 +290,21 @@ class FlowDefinition:
         """step name -> the events it may emit (`emits=`; a step can emit nothing else)."""
         return {name: tuple(step.emits) for name, step in self.steps.items()}
 
+    @functools.cached_property
+    def layers(self) -> tuple[tuple[str, ...], ...]:
+        """Steps grouped by the events they subscribe to: the steps of a layer run in parallel
+        (the entry step is a layer of its own)."""
+        found: dict[frozenset[str], list[str]] = {}
+        for name in sorted(self.steps):
+            found.setdefault(frozenset(self.steps[name].subscribes), []).append(name)
+        return tuple(tuple(layer) for layer in found.values())
+
+    @functools.cached_property
+    def leaves(self) -> frozenset[str]:
+        """Steps whose events no step subscribes to: nothing in the flow comes after them."""
+        awaited = {event for step in self.steps.values() for event in step.subscribes}
+        return frozenset(n for n, step in self.steps.items() if awaited.isdisjoint(step.emits))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,

@@ -20,6 +20,7 @@ from flowhost.db.database import Database
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
+from flowhost.engine.in_flight import InFlightAttempts
 from flowhost.engine.inprocess import InProcessBackend
 from flowhost.engine.orchestrator import (
     AttemptRecord,
@@ -33,6 +34,7 @@ from flowhost.queue.jobs import RequeueJob, StepJob
 from flowhost.store import runs
 from flowhost.store.events import append_events
 from flowhost.store.json_data import as_json
+from flowhost.workers.cancellation import Cancellation
 from flowhost.workers.failures import ChildFailure
 from flowhost.workers.supervisor import Supervisor
 from flowhost_worker import Awaited, RetryRequested, RunContext
@@ -62,6 +64,8 @@ class StepExecutor:
         self._supervisor = supervisor
         self._claims = GroupCommitter(self._claim_batch, max_batch=max_batch)
         self._completions = GroupCommitter(self._complete_batch, max_batch=max_batch)
+        # The attempts running here, so that those whose run ends can be stopped.
+        self.in_flight = InFlightAttempts()
 
     async def _claim_batch(self, jobs: Sequence[runs.JobKey]) -> list[runs.Claim | None]:
         async with self._database.connection() as conn:
@@ -111,19 +115,35 @@ class StepExecutor:
             record=record,
             flows=self._catalog.flows,
         )
-        try:
-            result = await self.run_in_runtime(
-                step,
-                backend,
-                run_id=job.run_id,
-                attempt=job.attempt,
-                max_attempts=claim.max_attempts,
-                input=claim.input,
-                awaited=claim.awaited,
+        failure: Exception | None = None
+        with self.in_flight.track((job.run_id, job.step, job.attempt)) as cancellation:
+            try:
+                result = await self.run_in_runtime(
+                    step,
+                    backend,
+                    run_id=job.run_id,
+                    attempt=job.attempt,
+                    max_attempts=claim.max_attempts,
+                    input=claim.input,
+                    awaited=claim.awaited,
+                    cancellation=cancellation,
+                )
+                result = as_json(result, f"the result of step {job.step!r}")
+            except Exception as exc:
+                failure = exc
+        if cancellation.reason is not None:
+            # Its run is over (or it is no longer the step's current attempt): nothing of it is
+            # recorded, as a success or as a failure.
+            logger.info(
+                "attempt %d of %s/%s stopped: %s",
+                job.attempt,
+                job.flow,
+                job.step,
+                cancellation.reason,
             )
-            result = as_json(result, f"the result of step {job.step!r}")
-        except Exception as exc:
-            await self._record_failure(flow, job, exc, record, claim.max_attempts)
+            return
+        if failure is not None:
+            await self._record_failure(flow, job, failure, record, claim.max_attempts)
             return
         try:
             refused = await self._completions.submit(Completion(flow, job, result, record))
@@ -146,10 +166,12 @@ class StepExecutor:
         input: Any,
         awaited: Awaited | None = None,
         hook: HookCall | None = None,
+        cancellation: Cancellation | None = None,
     ) -> Any:
         """Run `step`'s handler, or with `hook` one of its await hooks, where the step runs: in
         a child process, or in this one for an in-process function. Returns what the function
-        returned; raises what it raised (a ChildFailure from a child)."""
+        returned; raises what it raised (a ChildFailure from a child). A request on
+        `cancellation` stops it (the child: cancel, SIGTERM, SIGKILL; in-process: its task)."""
         if step.isolation == "inprocess":
             return await self._run_here(
                 step,
@@ -160,6 +182,7 @@ class StepExecutor:
                 input=input,
                 awaited=awaited,
                 hook=hook,
+                cancellation=cancellation or Cancellation(),
             )
         if self._supervisor is None:
             raise RuntimeError(
@@ -174,6 +197,7 @@ class StepExecutor:
             input=input,
             awaited=awaited,
             hook=hook,
+            cancellation=cancellation,
         )
 
     async def _run_here(
@@ -187,6 +211,7 @@ class StepExecutor:
         input: Any,
         awaited: Awaited | None,
         hook: HookCall | None,
+        cancellation: Cancellation,
     ) -> Any:
         ctx = RunContext(
             backend,
@@ -203,7 +228,8 @@ class StepExecutor:
         timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
         try:
             async with timeout:
-                return await handler(input, ctx)
+                with cancellation:  # a cancel interrupts the handler's task
+                    return await handler(input, ctx)
         except TimeoutError as exc:
             if not step.timeout:
                 raise

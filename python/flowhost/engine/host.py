@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from flowhost.db.queries import QUERIES
 from flowhost.engine.definitions import StepDefinition
 from flowhost.engine.executor import StepExecutor
+from flowhost.engine.in_flight import CANCEL_CHANNEL
 from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
@@ -60,6 +61,11 @@ class Host:
     def executor(self) -> StepExecutor | None:
         """What runs steps and their await hooks (`run_hook`) on this host, while it serves."""
         return self._executor
+
+    @property
+    def attempts_in_flight(self) -> int:
+        """Step attempts this host is running now."""
+        return 0 if self._executor is None else len(self._executor.in_flight)
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; in-flight steps finish before this returns.
@@ -127,6 +133,7 @@ class Host:
                 concurrency=settings.concurrency,
                 batch_size=settings.batch_size,
                 heartbeat_timeout=settings.heartbeat_timeout,
+                notifications={CANCEL_CHANNEL: executor.in_flight.notified},
             )
             self._consumer.serve(sorted(self.project.catalog.flows))
             await self._record_alive()
@@ -134,6 +141,10 @@ class Host:
             async with asyncio.TaskGroup() as tasks:
                 consumer = tasks.create_task(self._consumer.run(), name="flowhost-consumer")
                 alive = tasks.create_task(self._heartbeat(stop), name="flowhost-heartbeat")
+                stopper = tasks.create_task(
+                    executor.in_flight.watch(database, settings.cancel_check_interval),
+                    name="flowhost-stop-attempts",
+                )
                 watcher = (
                     tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                     if self._watch
@@ -144,7 +155,9 @@ class Host:
                     self._on_ready = None  # once, not again after a reconnect
                 await stop.wait()
                 self._consumer.stop()
-                await consumer
+                await consumer  # attempts in flight finish first (or are stopped meanwhile)
+                executor.in_flight.stop_watching()
+                await stopper
                 await alive
                 if watcher is not None:
                     await watcher

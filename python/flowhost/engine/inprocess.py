@@ -15,10 +15,11 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
+from flowhost.engine.control import cancel_run
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.orchestrator import AttemptRecord
 from flowhost.engine.starting import StartOptions, start_run
-from flowhost.errors import FlowNotFoundError
+from flowhost.errors import FlowNotFoundError, RunNotFoundError, RunStateError
 from flowhost.store.events import LOG, STEP_PROGRESS, NewEvent
 from flowhost.store.json_data import as_json, as_loose_json
 from flowhost_worker.context import LEVELS
@@ -117,13 +118,15 @@ class InProcessBackend:
         return str(started.run_id)
 
     async def flow_cancel(self, run_id: str | None) -> bool:
+        """Cancel a run (this one by default); False if it is unknown or already over."""
         target = self._run_id if run_id is None else _run_uuid(run_id)
-        by = f"{self._run_id}:{self._step}"
-        async with self._database.transaction() as conn:
-            row = await (
-                await conn.execute(QUERIES["cancel_run"], {"run_id": target, "by": by})
-            ).fetchone()
-        return bool(row and row["canceled"])
+        by = f"step {self._flow}/{self._step} of run {self._run_id}"
+        try:
+            async with self._database.transaction() as conn:
+                await cancel_run(conn, target, by=by, reason="canceled by a step")
+        except (RunNotFoundError, RunStateError):
+            return False
+        return True
 
     async def flow_is_running(
         self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]

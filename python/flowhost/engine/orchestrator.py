@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import traceback
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowhost.db.database import Connection
 from flowhost.engine.definitions import FlowDefinition
-from flowhost.engine.transitions import progress, step_input
+from flowhost.engine.transitions import Progress, progress, step_input
 from flowhost.queue.jobs import StepJob
 from flowhost.queue.pgqueuer_queue import enqueue_steps
 from flowhost.store import runs
@@ -24,6 +24,7 @@ from flowhost.store.events import (
     EMIT,
     FLOW_COMPLETED,
     FLOW_FAILED,
+    STEP_CANCELED,
     STEP_COMPLETED,
     STEP_FAILED,
     STEP_RETRY,
@@ -59,8 +60,10 @@ async def start_runs(
     *,
     parent_run_id: uuid.UUID | None = None,
     delay: float = 0.0,
+    started_data: Mapping[str, Any] | None = None,
 ) -> list[uuid.UUID]:
     """Create runs of `flow` and enqueue their entry step; call inside a transaction.
+    `started_data` goes into each flow.started event (`restart_of`, say).
 
     One run with options a start may carry: `flowhost.engine.starting.start_run`."""
     run_ids = list(ids) if ids is not None else [uuid.uuid4() for _ in inputs]
@@ -74,6 +77,7 @@ async def start_runs(
         max_attempts=entry.attempts,
         runs=list(zip(run_ids, inputs, strict=True)),
         parent_run_id=parent_run_id,
+        started_data=started_data,
     )
     await enqueue_steps(
         conn, [StepJob(run_id, flow.name, entry.name, 1, delay) for run_id in run_ids]
@@ -130,9 +134,18 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
             )
         )
         last[job.run_id] = completion
+    failing: dict[uuid.UUID, Progress] = {}
     for run_id, change in changes.items():
         if change.status == "running":
-            _advance(last[run_id].flow, change, done[run_id].statuses, last[run_id].result)
+            outcome = _advance(
+                last[run_id].flow, change, done[run_id].statuses, last[run_id].result
+            )
+            if outcome.failed:
+                failing[run_id] = outcome
+    for run_id, outcome in failing.items():
+        # A completion that did not emit what a step needed, which only a failed step might
+        # have emitted too: that failure now blocks the flow.
+        await _fail_run(conn, changes[run_id], outcome, await runs.step_rows(conn, run_id))
     queued = await runs.record_progress(conn, list(changes.values()))
     await enqueue_steps(
         conn, [StepJob(run_id, last[run_id].flow.name, name, 1) for run_id, name in queued]
@@ -140,11 +153,14 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
 
 
 def _advance(
-    flow: FlowDefinition, change: runs.Progress, statuses: dict[str, str], result: Any
-) -> None:
+    flow: FlowDefinition, change: runs.Progress, statuses: Mapping[str, str], result: Any
+) -> Progress:
     """Schedule the steps that became ready, skip those that never can run (as soon as that is
-    known), and end the run when nothing is left to run."""
+    known), and complete the run when nothing is left to run. Does nothing when a failure
+    blocks the flow (the returned progress says so): the caller fails the run."""
     next_steps = progress(flow, statuses, change.emitted)
+    if next_steps.failed:
+        return next_steps
     change.steps = [
         runs.NewStep(
             change.run_id,
@@ -161,9 +177,47 @@ def _advance(
         for name in next_steps.skipped
     ]
     if not next_steps.finished:
-        return
-    change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, {"result": result}))
+        return next_steps
+    data: dict[str, Any] = {"result": result}
+    tolerated = sorted(name for name, status in statuses.items() if status == "failed")
+    if tolerated:
+        data["tolerated_failures"] = tolerated
+    change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, data))
     change.status, change.result, change.finishing = "completed", result, True
+    return next_steps
+
+
+async def _fail_run(
+    conn: Connection,
+    change: runs.Progress,
+    outcome: Progress,
+    steps: Mapping[str, runs.StepRow],
+    *,
+    failed_step: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> None:
+    """End the run failed because of `outcome.failed_by`; its steps still in flight are
+    canceled (their attempts stopped), so that a retry runs them again. The error named is the
+    one of `failed_step` (just failed with `error`) if it is among them."""
+    step = failed_step if failed_step in outcome.failed_by else outcome.failed_by[0]
+    if step != failed_step or error is None:
+        error = dict(steps[step].error or {})
+    for canceled in await runs.cancel_steps(conn, [change.run_id]):
+        change.events.append(
+            NewEvent(
+                change.run_id,
+                STEP_CANCELED,
+                {"reason": "the run failed", "previous_status": canceled.previous},
+                canceled.name,
+                canceled.attempt,
+            )
+        )
+    details = {"steps": outcome.failed_by, "blocked": outcome.blocked}
+    change.events.append(
+        NewEvent(change.run_id, FLOW_FAILED, {"step": step, "error": error, **details})
+    )
+    change.status, change.finishing = "failed", True
+    change.error = {"step": step, **error, **details}
 
 
 async def fail_attempt(
@@ -176,7 +230,8 @@ async def fail_attempt(
     max_attempts: int,
     retry_delay: float | None = None,
 ) -> None:
-    """Record a failed attempt: schedule the next one, or fail the step and the run."""
+    """Record a failed attempt: schedule the next one, or fail the step; then the run fails if
+    that failure blocks the flow, else it goes on (engine/transitions.py has the rules)."""
     run = (await runs.lock_runs(conn, [job.run_id])).get(job.run_id)
     if run is None:
         return
@@ -208,6 +263,23 @@ async def fail_attempt(
         return
     change.events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step, job.attempt))
     if run.status == "running":
-        change.events.append(NewEvent(job.run_id, FLOW_FAILED, {"step": job.step, "error": error}))
-        change.status, change.error, change.finishing = "failed", {"step": job.step, **error}, True
-    await runs.record_progress(conn, [change])
+        # A step that failed for good emits nothing: its failure may block the flow (the run
+        # fails), or be tolerated, and then it may be the run's last step (the run completes).
+        steps = await runs.step_rows(conn, job.run_id)
+        outcome = _advance(
+            flow, change, {name: row.status for name, row in steps.items()}, _last_result(steps)
+        )
+        if outcome.failed:
+            await _fail_run(conn, change, outcome, steps, failed_step=job.step, error=error)
+    queued = await runs.record_progress(conn, [change])
+    await enqueue_steps(conn, [StepJob(job.run_id, flow.name, name, 1) for _, name in queued])
+
+
+def _last_result(steps: Mapping[str, runs.StepRow]) -> Any:
+    """The result of the step that completed last: a run's result."""
+    completed = [
+        (row.finished_at, row.name, row.result)
+        for row in steps.values()
+        if row.status == "completed" and row.finished_at is not None
+    ]
+    return max(completed)[2] if completed else None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -84,6 +84,15 @@ class SplitPsycopgDriver(PsycopgDriver):
             callbacks.remove(callback)
 
 
+def _text_payload(
+    callback: Callable[[str], None],
+) -> Callable[[str | bytes | bytearray], None]:
+    def deliver(payload: str | bytes | bytearray) -> None:
+        callback(payload if isinstance(payload, str) else bytes(payload).decode())
+
+    return deliver
+
+
 def _queries(conn: Connection) -> Queries:
     # PgQueuer's driver is typed for tuple rows; it makes its own dict-row cursors anyway.
     return Queries(PsycopgDriver(cast("psycopg.AsyncConnection[Any]", conn)))
@@ -138,8 +147,12 @@ class StepConsumer:
         concurrency: int,
         batch_size: int,
         heartbeat_timeout: float,
+        notifications: Mapping[str, Callable[[str], None]] | None = None,
     ) -> None:
+        """`notifications`: channel -> callback, for NOTIFYs of other channels to hear on the
+        consumer's listening connection (its loss reconnects the consumer)."""
         self._handler = handler
+        self._notifications = dict(notifications or {})
         self._driver = SplitPsycopgDriver(conn, listen_conn, on_lost=self.stop)
         self._manager = QueueManager(Queries(self._driver))
         self._batch_size = max(1, batch_size)
@@ -173,6 +186,9 @@ class StepConsumer:
                 raise RetryRequested(timedelta(seconds=requeue.delay), requeue.reason) from requeue
 
     async def run(self, *, drain: bool = False) -> None:
+        for channel, callback in self._notifications.items():
+            # The queue manager's run stops these listeners with its own (driver exit).
+            await self._driver.add_listener(channel, _text_payload(callback))
         await self._manager.run(
             batch_size=self._batch_size,
             max_concurrent_tasks=self._picked_limit,

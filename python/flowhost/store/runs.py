@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -104,11 +104,14 @@ async def start_runs(
     flow: str,
     definition_hash: str,
     step_count: int,
-    entry: str,
+    entry: str | None,
     max_attempts: int,
     runs: Sequence[tuple[uuid.UUID, Any]],
     parent_run_id: uuid.UUID | None = None,
+    started_data: Mapping[str, Any] | None = None,
 ) -> None:
+    """Create runs: rows, flow.started events (their data plus `started_data`), statistics,
+    and the entry step's row unless `entry` is None."""
     await conn.execute(
         QUERIES["start_runs"],
         {
@@ -119,6 +122,7 @@ async def start_runs(
             "entry": entry,
             "max_attempts": max_attempts,
             "parent_run_id": parent_run_id,
+            "started_data": _json(dict(started_data or {})),
         },
     )
 
@@ -232,3 +236,40 @@ async def record_progress(
     ).fetchone()
     assert row is not None, "record_progress always returns one row"
     return [(uuid.UUID(item["run_id"]), item["name"]) for item in row["queued"]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CanceledStep:
+    run_id: uuid.UUID
+    name: str
+    attempt: int
+    previous: str  # the status it had: queued, running or awaiting
+
+
+async def cancel_steps(conn: Connection, run_ids: Sequence[uuid.UUID]) -> list[CanceledStep]:
+    """End the in-flight steps of runs that are over (locked beforehand); hosts running one of
+    their attempts are told at commit, and stop it."""
+    rows = await (
+        await conn.execute(QUERIES["cancel_steps"], {"run_ids": sorted(set(run_ids))})
+    ).fetchall()
+    return [
+        CanceledStep(row["run_id"], row["name"], row["attempt"], row["previous"]) for row in rows
+    ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StepRow:
+    name: str
+    status: str
+    attempt: int
+    max_attempts: int
+    input: Any
+    result: Any
+    error: dict[str, Any] | None
+    finished_at: datetime | None
+
+
+async def step_rows(conn: Connection, run_id: uuid.UUID) -> dict[str, StepRow]:
+    """Every scheduled step of a run, by name."""
+    rows = await (await conn.execute(QUERIES["step_rows"], {"run_id": run_id})).fetchall()
+    return {row["name"]: StepRow(**row) for row in rows}

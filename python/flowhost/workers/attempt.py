@@ -1,5 +1,5 @@
 """One attempt in a child: send `execute`, enforce the step's limits until the answer or the
-child's end, and tell how it ended."""
+child's end, stop it when asked to (its run ended), and tell how it ended."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from flowhost.engine.definitions import StepDefinition
 from flowhost.workers import failures
+from flowhost.workers.cancellation import Cancellation
 from flowhost.workers.failures import ChildFailure
 from flowhost.workers.processes import ExitStatus
 from flowhost.workers.worker import Worker
@@ -25,15 +26,23 @@ HEARTBEATS_MISSED = 3
 
 class Attempt:
     """Runs `params` (an `execute`) in `worker` for `step`; `run()` returns the handler's
-    result or raises ChildFailure."""
+    result or raises ChildFailure. A request on `cancellation` stops the child the way a
+    timeout does: the protocol's `cancel`, then SIGTERM, then SIGKILL, `grace` apart."""
 
     def __init__(
-        self, worker: Worker, step: StepDefinition, *, heartbeat_interval: float, grace: float
+        self,
+        worker: Worker,
+        step: StepDefinition,
+        *,
+        heartbeat_interval: float,
+        grace: float,
+        cancellation: Cancellation | None = None,
     ) -> None:
         self.worker = worker
         self.step = step
         self._interval = heartbeat_interval
         self._grace = grace
+        self._cancellation = cancellation or Cancellation()
         # Why the host stopped the child (timeout, memory, silence), once it did: such a child
         # is never given another job.
         self.stopped: ChildFailure | None = None
@@ -62,6 +71,7 @@ class Attempt:
         reason: ChildFailure | None = None
         deadline = loop.time() + step.timeout if step.timeout else None
         escalations = 0  # past the deadline: cancel, then SIGTERM, then SIGKILL
+        why = "timed out"
         while True:
             await asyncio.wait(
                 {call, process.exited}, timeout=WATCH_INTERVAL, return_when=asyncio.FIRST_COMPLETED
@@ -83,17 +93,21 @@ class Attempt:
             if reason is None and worker.silent_for > HEARTBEATS_MISSED * self._interval:
                 reason = failures.unresponsive(worker.silent_for)
                 process.kill()
+            if reason is None and self._cancellation.reason is not None:
+                why = self._cancellation.reason
+                reason = failures.canceled(why)
+                deadline = now  # stop it now, as if its deadline had passed
             if deadline is not None and now >= deadline:
                 if reason is None:
                     reason = failures.timed_out(step.name, step.timeout or 0)
-                await self._escalate(escalations)
+                await self._escalate(escalations, why)
                 escalations += 1
                 deadline = now + self._grace
         return reason
 
-    async def _escalate(self, escalations: int) -> None:
+    async def _escalate(self, escalations: int, why: str) -> None:
         if escalations == 0:
-            await self.worker.notify("cancel", {"reason": "timed out"})
+            await self.worker.notify("cancel", {"reason": why})
         elif escalations == 1:
             self.worker.process.send_signal(signal.SIGTERM)
         else:

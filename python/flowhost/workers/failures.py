@@ -55,6 +55,10 @@ def timed_out(step: str, seconds: float) -> ChildFailure:
     return ChildFailure("TimeoutError", f"step {step!r} timed out after {seconds:g}s")
 
 
+def canceled(reason: str) -> ChildFailure:
+    return ChildFailure("AttemptCanceled", f"the attempt was stopped: {reason}")
+
+
 def memory_exceeded(limit_mb: int, output_tail: str = "") -> ChildFailure:
     return ChildFailure(
         "MemoryLimitExceeded", f"memory limit exceeded ({limit_mb} MiB)", output_tail

@@ -22,6 +22,7 @@ import zmq.asyncio
 from flowhost.engine.definitions import StepDefinition
 from flowhost.settings import Settings
 from flowhost.workers.attempt import ANSWER_AFTER_EXIT, Attempt
+from flowhost.workers.cancellation import AttemptCanceled, Cancellation
 from flowhost.workers.commands import RuntimeCommands
 from flowhost.workers.environment import declared_environment
 from flowhost.workers.launchers import Launcher, NodeLauncher, PythonLauncher
@@ -146,14 +147,18 @@ class Supervisor:
         input: Any,
         awaited: Awaited | None = None,
         hook: HookCall | None = None,
+        cancellation: Cancellation | None = None,
     ) -> Any:
         """Run attempt `attempt` of `step` in run `run_id` in a child; returns the handler's
         result or raises ChildFailure. The child's calls act on `backend`.
 
         `awaited` is how the step's await_before resolved (the step's `ctx.awaited`). With
         `hook`, the child runs that function of the step's file, with `input` as its data,
-        instead of the handler; the step's limits apply to it alike."""
+        instead of the handler; the step's limits apply to it alike. A request on
+        `cancellation` stops the child (AttemptCanceled if it came before the child started)."""
         async with self._slots[step.runtime], self._step_slot(step):
+            if cancellation is not None and cancellation.reason is not None:
+                raise AttemptCanceled(cancellation.reason)  # while it waited for a slot
             worker = await self._worker_for(step)
             last = worker.jobs_done + 1 >= step.reuse
             params = execute_params(
@@ -169,7 +174,13 @@ class Supervisor:
             binding = JobBinding(backend, step.name)
             worker.job = binding
             worker.jobs_done += 1
-            watched = Attempt(worker, step, heartbeat_interval=self._interval, grace=self._grace)
+            watched = Attempt(
+                worker,
+                step,
+                heartbeat_interval=self._interval,
+                grace=self._grace,
+                cancellation=cancellation,
+            )
             try:
                 return await watched.run(params)
             finally:

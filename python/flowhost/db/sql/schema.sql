@@ -68,7 +68,8 @@ CREATE TABLE flowhost.steps (
     name text NOT NULL,
     status text NOT NULL
         CONSTRAINT steps_status_check
-        CHECK (status IN ('queued', 'running', 'awaiting', 'completed', 'failed', 'skipped')),
+        CHECK (status IN ('queued', 'running', 'awaiting', 'completed', 'failed', 'skipped',
+                          'canceled')),
     attempt integer NOT NULL DEFAULT 1,
     max_attempts integer NOT NULL DEFAULT 1,
     input jsonb,

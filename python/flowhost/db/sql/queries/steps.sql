@@ -3,6 +3,8 @@
 -- name: start_runs
 -- Starting runs: run rows, entry-step rows, flow.started events and statistics in one statement.
 -- %(runs)s is a JSON array of {"id", "input"}; the caller enqueues the entry jobs beside it.
+-- %(started_data)s is added to each flow.started event's data. With %(entry)s null no entry
+-- step is scheduled (a replay schedules the steps it runs itself).
 WITH started AS (
     -- jsonb_to_recordset reads a JSON null as SQL NULL; a run's input may be JSON null.
     SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input
@@ -16,6 +18,7 @@ WITH started AS (
 ), step_rows AS (
     INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input)
     SELECT id, %(entry)s, 'queued', 1, %(max_attempts)s, input FROM started
+    WHERE %(entry)s::text IS NOT NULL
 ), event_rows AS (
     INSERT INTO flowhost.events (run_id, type, data)
     SELECT id, 'flow.started',
@@ -23,6 +26,7 @@ WITH started AS (
                               'definition_hash', %(definition_hash)s::text)
            || CASE WHEN %(parent_run_id)s::uuid IS NULL THEN '{}'::jsonb
                    ELSE jsonb_build_object('parent_run_id', %(parent_run_id)s::uuid) END
+           || %(started_data)s::jsonb
     FROM started
 ), statistics AS (
     INSERT INTO flowhost.flow_stats AS f (flow, total, running, last_run_at)
@@ -105,15 +109,21 @@ RETURNING started_at;
 
 -- name: record_progress
 -- Everything that follows a batch of step attempts but its events (appended just before by
--- copy_events), in one statement: new step rows (queued or skipped), the run rows and, for runs
--- that end, the flow statistics and a notification (delivered at commit). %(runs)s and
--- %(steps)s are JSON arrays.
+-- copy_events), in one statement: new step rows (queued or skipped), the run rows, the flow
+-- statistics of runs whose status changed and, for runs that end, a notification (delivered at
+-- commit). %(runs)s and %(steps)s are JSON arrays. The runs are locked (lock_runs) beforehand.
+-- Every change of a run's status goes through here (ending, cancel, retry), so that the
+-- statistics move the run from one status count to the other in one place.
 -- Returns the steps newly queued; a step already scheduled in its run is left alone.
 WITH changes AS (
     SELECT c.run_id, c.status, c.emitted, c.completed, c.finishing, c.result, c.error
     FROM jsonb_to_recordset(%(runs)s::jsonb) AS c(run_id uuid, status text, emitted jsonb,
                                                  completed int, finishing boolean,
                                                  result jsonb, error jsonb)
+), before AS (
+    -- The statement's snapshot: the rows as they were before the update below.
+    SELECT r.id, r.status AS was, r.finished_at AS was_finished
+    FROM flowhost.runs AS r JOIN changes AS c ON c.run_id = r.id
 ), new_steps AS (
     INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, finished_at)
     SELECT s.run_id, s.name, s.status, s.attempt, s.max_attempts, s.input,
@@ -129,32 +139,59 @@ WITH changes AS (
         completed_steps = r.completed_steps + c.completed,
         result = CASE WHEN c.finishing AND c.status = 'completed'
                       THEN COALESCE(c.result, 'null'::jsonb) ELSE r.result END,
-        error = COALESCE(c.error, r.error),
-        finished_at = CASE WHEN c.status <> 'running'
+        -- A live run has no error (a retried one loses the error it failed with).
+        error = CASE WHEN c.status IN ('queued', 'running', 'awaiting') THEN NULL
+                     ELSE COALESCE(c.error, r.error) END,
+        finished_at = CASE WHEN c.status IN ('completed', 'failed', 'canceled', 'stalled')
                            THEN COALESCE(r.finished_at, clock_timestamp()) END,
         version = r.version + 1
     FROM changes AS c
     WHERE r.id = c.run_id
     RETURNING r.id, r.flow, r.created_at, r.finished_at, c.status, c.finishing
-), finished AS (
+), moved AS (
+    -- A run counts under its status; a finished run's duration counts while it is finished.
+    SELECT u.flow, b.was, u.status,
+           CASE WHEN u.status IN ('completed', 'failed', 'canceled', 'stalled')
+                THEN (extract(epoch FROM u.finished_at - u.created_at) * 1000)::bigint
+                ELSE 0 END
+           - CASE WHEN b.was IN ('completed', 'failed', 'canceled', 'stalled')
+                  THEN (extract(epoch FROM b.was_finished - u.created_at) * 1000)::bigint
+                  ELSE 0 END AS duration_ms
+    FROM updated AS u JOIN before AS b ON b.id = u.id
+    WHERE b.was <> u.status
+), totals AS (
     SELECT flow,
-           count(*) AS runs,
-           count(*) FILTER (WHERE status = 'completed') AS completed,
-           count(*) FILTER (WHERE status = 'failed') AS failed,
-           count(*) FILTER (WHERE status = 'canceled') AS canceled,
-           sum((extract(epoch FROM finished_at - created_at) * 1000)::bigint) AS duration_ms
-    FROM updated WHERE finishing
+           count(*) FILTER (WHERE status = 'queued') - count(*) FILTER (WHERE was = 'queued')
+               AS queued,
+           count(*) FILTER (WHERE status = 'running') - count(*) FILTER (WHERE was = 'running')
+               AS running,
+           count(*) FILTER (WHERE status = 'awaiting')
+               - count(*) FILTER (WHERE was = 'awaiting') AS awaiting,
+           count(*) FILTER (WHERE status = 'completed')
+               - count(*) FILTER (WHERE was = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'failed') - count(*) FILTER (WHERE was = 'failed')
+               AS failed,
+           count(*) FILTER (WHERE status = 'canceled')
+               - count(*) FILTER (WHERE was = 'canceled') AS canceled,
+           count(*) FILTER (WHERE status = 'stalled') - count(*) FILTER (WHERE was = 'stalled')
+               AS stalled,
+           sum(duration_ms) AS duration_ms,
+           bool_or(status = 'completed') AS completed_now
+    FROM moved
     GROUP BY flow
 ), statistics AS (
     UPDATE flowhost.flow_stats AS f
-    SET running = f.running - n.runs,
-        completed = f.completed + n.completed,
-        failed = f.failed + n.failed,
-        canceled = f.canceled + n.canceled,
-        total_duration_ms = f.total_duration_ms + n.duration_ms,
-        last_completed_at = CASE WHEN n.completed > 0 THEN now() ELSE f.last_completed_at END
-    FROM finished AS n
-    WHERE f.flow = n.flow
+    SET queued = f.queued + t.queued,
+        running = f.running + t.running,
+        awaiting = f.awaiting + t.awaiting,
+        completed = f.completed + t.completed,
+        failed = f.failed + t.failed,
+        canceled = f.canceled + t.canceled,
+        stalled = f.stalled + t.stalled,
+        total_duration_ms = f.total_duration_ms + t.duration_ms,
+        last_completed_at = CASE WHEN t.completed_now THEN now() ELSE f.last_completed_at END
+    FROM totals AS t
+    WHERE f.flow = t.flow
 ), notified AS (
     -- `flowhost run` and other listeners learn that a run ended.
     SELECT pg_notify('flowhost_run_finished',
