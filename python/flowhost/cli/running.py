@@ -14,7 +14,7 @@ import click
 from flowhost.cli import output
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.host import Host
-from flowhost.engine.orchestrator import start_runs
+from flowhost.engine.starting import start_run
 from flowhost.errors import FlowNotFoundError, InvalidInputError
 from flowhost.project import Project
 from flowhost.store import reads
@@ -60,7 +60,7 @@ async def run_flow(
     """Start a run; returns its final status, or "running" when not waiting for it."""
     flow = find_flow(project, flow_name)
     async with project.database.transaction() as conn:
-        [run_id] = await start_runs(conn, flow, [data])
+        run_id = (await start_run(conn, flow, data)).run_id
     async with project.database.connection() as conn:
         served = await reads.hosts_serving(
             conn, flow.name, stale_after=3 * project.settings.host_heartbeat_interval
