@@ -148,4 +148,3 @@ async def test_awaits_with_a_bad_cron_zone_or_hook_are_problems_at_their_step(
         f"async function of {tmp_path / 'awaits.py'}",
     ]
     assert len(js) == 3 and len(found.problems) == 7
-

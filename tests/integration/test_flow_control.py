@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flowhost.db.database import Database
-from flowhost.db.queries import QUERIES
+from flowhost.engine.control import cancel_run
 from flowhost.engine.host import Host
 from flowhost.engine.starting import StartedRun, StartOptions, start_run
 from flowhost.project import Project, open_project
@@ -66,6 +66,13 @@ async def tenants(data, ctx):
 async def blocking(data, ctx):
     while await ctx.flow.is_running(run_id=ctx.run_id):
         await asyncio.sleep(0.02)
+    return data
+
+# One run at a time; its step (limited too) fails on its first attempt when asked to.
+@step(flow="fragile", entry=True, max_runs=1, concurrency=1, isolation="inprocess")
+async def fragile(data, ctx):
+    if data.get("fail") and ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
     return data
 
 # No limits: starts are delayed, deduplicated or debounced by their options.
@@ -369,7 +376,7 @@ async def test_canceling_runs_releases_their_slots_to_the_next_waiters(
 
         async def cancel(run_id: uuid.UUID) -> None:
             async with project.database.transaction() as conn:
-                await conn.execute(QUERIES["cancel_run"], {"run_id": run_id, "by": "test"})
+                await cancel_run(conn, run_id, by="test")
 
         assert [await status(r.run_id) for r in (first, second, third)] == [
             "running",
@@ -492,3 +499,21 @@ async def test_ctx_flow_starts_with_options_and_answers_running_runs_and_statist
             assert found["first"] not in {r["run_id"] for r in found["running"]}
             assert found["stats"]["flow"] == "later" and found["stats"]["total"] >= 2
             assert found["none"] is None
+
+
+async def test_a_retried_run_takes_its_slots_again_and_gives_them_back(
+    tmp_path: Path, database_url: str
+) -> None:
+    from flowhost.engine.control import retry_run
+
+    async with project_of(tmp_path, database_url) as project, hosts(project, 1):
+        failing = await start(project, "fragile", {"fail": True})
+        waiting = await start(project, "fragile", {"fail": False})
+        assert (await wait_for_run(project, failing.run_id))["status"] == "failed"
+        # Its end released its slots: the run waiting behind it ran.
+        assert (await wait_for_run(project, waiting.run_id))["status"] == "completed"
+        async with project.database.transaction() as conn:
+            retried = await retry_run(conn, failing.run_id, project.catalog.flows, by="test")
+        assert retried.steps == {"fragile": 2}
+        assert (await wait_for_run(project, failing.run_id))["status"] == "completed"
+        await assert_nothing_held(project)

@@ -156,6 +156,17 @@ async def admit_runs(
     return {row["admitted_run"]: row["admitted"] for row in rows}
 
 
+async def hold_run(
+    conn: Connection, flow: FlowDefinition, run_id: uuid.UUID, key: str | None
+) -> None:
+    """A run an operator retried or replayed holds its run slots at once, even over the limit
+    (its steps still pass the step gate). Call before the run's flow_stats row is touched."""
+    await conn.execute(
+        QUERIES["hold_run"],
+        {"flow": flow.name, "limits": Jsonb(flow.limits.to_json()), "run_id": run_id, "key": key},
+    )
+
+
 async def schedule_start(
     conn: Connection, flow: FlowDefinition, run: AdmittedRun, delay: float, *, round: int = 0
 ) -> None:

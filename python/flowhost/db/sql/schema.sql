@@ -649,6 +649,22 @@ BEGIN
 END
 $$;
 
+-- A run an operator brought back (retry) or made (replay) holds its run slots at once, even
+-- over the limit: an explicit action is not made to wait. Its steps still pass the step gate.
+CREATE FUNCTION flowhost.fc_hold_run(p_flow text, p_limits jsonb, p_run uuid, p_key text)
+    RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF (p_limits ->> 'max_runs') IS NULL AND (p_limits ->> 'key_concurrency') IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM flowhost.fc_lock(p_flow, p_limits);
+    IF NOT EXISTS (SELECT 1 FROM flowhost.flow_holds WHERE run_id = p_run AND step = '') THEN
+        PERFORM flowhost.fc_take(p_flow, '', p_key, p_run);
+    END IF;
+END
+$$;
+
 -- A host registered the flow: record its limits; when they changed, waiters may now fit.
 -- Flows that never had limits get no row.
 CREATE FUNCTION flowhost.fc_register(p_flow text, p_limits jsonb) RETURNS integer

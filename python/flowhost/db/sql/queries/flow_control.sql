@@ -97,3 +97,7 @@ SELECT to_jsonb(s) AS stats FROM flowhost.flow_stats AS s WHERE s.flow = %(flow)
 -- What a flow's slots hold now (tests and `flowhost` displays).
 SELECT step, key, held, last_granted_at FROM flowhost.flow_slots
 WHERE flow = %(flow)s ORDER BY step, key;
+
+-- name: hold_run
+-- A retried or replayed run takes its run slots at once (flowhost.fc_hold_run).
+SELECT flowhost.fc_hold_run(%(flow)s, %(limits)s::jsonb, %(run_id)s, %(key)s);
