@@ -54,7 +54,7 @@ def test_a_killed_host_keeps_its_slots_held_until_the_step_ends_elsewhere(
     ) as first:
         try:
             read_until(first, "host ready", seen)
-            run_ids = []
+            run_ids, statuses = [], []
             for n in (1, 2):
                 started = flowhost(
                     "run",
@@ -67,7 +67,9 @@ def test_a_killed_host_keeps_its_slots_held_until_the_step_ends_elsewhere(
                 )
                 assert started.returncode == 0, started.stderr
                 run_ids.append(json.loads(started.stdout)["id"])
+                statuses.append(json.loads(started.stdout)["status"])
             running, waiting = run_ids
+            assert statuses == ["running", "queued"]  # the second waits for the first's slot
             wait_for(
                 lambda: ("step.started", "solo", 1) in events(database_url, running),
                 30,
