@@ -41,8 +41,19 @@ export interface FunctionConfig {
   memory?: number | null
   /** CPU time one attempt may use, in ms. */
   cpu?: number | null
-  /** Attempts of this step that may run at once on a host. Default: no per-step limit. */
+  /** Attempts of this step queued or running at once, on all hosts together. Default: no limit. */
   concurrency?: number | null
+  /** Entry step only: runs of the flow running or awaiting at once, on all hosts together. */
+  maxRuns?: number | null
+  /**
+   * Entry step only: a JSON Pointer into the run's input (e.g. `'/tenant'`) naming its
+   * concurrency key. Waiting runs are served round-robin between keys.
+   */
+  concurrencyKey?: string | null
+  /** Entry step only: runs per concurrency key live at once. Needs `concurrencyKey`. */
+  keyConcurrency?: number | null
+  /** Entry step only: the runs' default priority, -1000 to 1000 (higher runs first). Default 0. */
+  priority?: number | null
   /**
    * Names of the host's environment variables this step receives (children start with a
    * scrubbed environment): `['STRIPE_KEY']`.
@@ -152,6 +163,10 @@ export interface StepConfig {
   readonly memoryMb: number | null
   readonly cpuMs: number | null
   readonly concurrency: number | null
+  readonly maxRuns: number | null
+  readonly concurrencyKey: string | null
+  readonly keyConcurrency: number | null
+  readonly priority: number | null
   readonly env: readonly string[]
   readonly awaitBefore: CanonicalAwait | null
   readonly awaitAfter: CanonicalAwait | null
@@ -282,14 +297,65 @@ export interface FlowControl {
    * unless `options.runId` names it.
    */
   isRunning(flowName?: string, options?: IsRunningOptions): Promise<boolean>
+  /**
+   * Live runs (queued, running, awaiting) of `flowName` (default: this flow), oldest first, at
+   * most 1000; this run and `options.excludeRunIds` left out.
+   */
+  running(flowName?: string, options?: RunningOptions): Promise<RunningRun[]>
+  /** Statistics of `flowName` (default: this flow); `null` if it never ran. */
+  stats(flowName?: string): Promise<FlowStats | null>
 }
 
+/** Times in seconds, like `RetryRequested`'s delay. At most one of the three start keys. */
 export interface StartFlowOptions {
   /**
    * Start at most one run per key: a retried step that starts a flow with the same key gets the
    * run the first attempt started. Tip: derive it from `ctx.idempotencyKey`.
    */
   idempotencyKey?: string
+  /** Overrides the flow's priority: -1000 to 1000, higher runs first. */
+  priority?: number
+  /** Seconds before the run starts (it is queued until then). */
+  delay?: number
+  /** A start with the same key within `dedupeWindow` seconds of the first returns the first run. */
+  dedupeKey?: string
+  dedupeWindow?: number
+  /**
+   * The run starts once no start with this key came for `debounceWindow` seconds; each start
+   * before then replaces its input and returns the same run.
+   */
+  debounceKey?: string
+  debounceWindow?: number
+}
+
+export interface RunningOptions {
+  /** Runs to leave out (this run always is). */
+  excludeRunIds?: readonly string[]
+}
+
+/** A live run, as `ctx.flow.running` lists it. */
+export interface RunningRun {
+  readonly runId: string
+  readonly flow: string
+  readonly status: 'queued' | 'running' | 'awaiting'
+  /** ISO 8601. */
+  readonly startedAt: string
+  readonly stepCount: number
+  readonly completedSteps: number
+  readonly parentRunId: string | null
+}
+
+/** A flow's statistics, keys in camelCase (`total`, `running`, `completed`, `lastRunAt`, …). */
+export interface FlowStats {
+  readonly flow: string
+  readonly total: number
+  readonly queued: number
+  readonly running: number
+  readonly awaiting: number
+  readonly completed: number
+  readonly failed: number
+  readonly canceled: number
+  readonly [key: string]: unknown
 }
 
 export interface StartedRun {

@@ -1,6 +1,6 @@
 // Types of @flowhost/worker/testing. Hand-written, like index.d.ts.
 
-import type { Awaited, HookKind, RunContext } from './index.js'
+import type { Awaited, FlowStats, HookKind, RunContext, RunningRun, StartFlowOptions } from './index.js'
 
 export interface TestContextOptions {
   /** Default: a random UUID. */
@@ -17,6 +17,10 @@ export interface TestContextOptions {
   awaited?: { type: Awaited['type']; data?: unknown } | null
   /** Make it an await hook's context (`ctx.emit` then rejects, as in a real run). Default null. */
   hook?: HookKind | null
+  /** What `ctx.flow.running` answers (filtered by flow). Default none. */
+  running?: RunningRun[]
+  /** What `ctx.flow.stats` answers: flow name -> statistics. Default none (null). */
+  stats?: Record<string, FlowStats>
 }
 
 export interface TestContext {
@@ -25,8 +29,8 @@ export interface TestContext {
   state: Map<string, unknown>
   emitted: { name: string; payload: unknown }[]
   logs: { level: string; message: string; fields: Record<string, unknown> }[]
-  /** Runs the handler started with `ctx.flow.start`. */
-  started: { flowName: string; input: unknown }[]
+  /** Runs the handler started with `ctx.flow.start` (a start key seen before starts none). */
+  started: { flowName: string; input: unknown; options: StartFlowOptions }[]
 }
 
 /** A `ctx` for calling a step handler or an await hook directly in a test. */

@@ -5,10 +5,10 @@
  * The canonical shape is shared with the Python SDK (`StepConfig.to_dict()`), key for key and in
  * the same order, with times in milliseconds:
  * `{flow, name, entry, subscribes, emits, attempts, backoff: {type, delayMs, maxDelayMs}, timeoutMs,
- * isolation, reuse, preload, memoryMb, cpuMs, concurrency, env, awaitBefore, awaitAfter}`, each
- * await `null` or `{type, delayMs, event, match, method, schema, cron, timezone, timeoutMs,
- * timeoutAction, attempts, hooks: {register, resolve, timeout}}` (the Python SDK's
- * `Await.to_dict()`).
+ * isolation, reuse, preload, memoryMb, cpuMs, concurrency, maxRuns, concurrencyKey, keyConcurrency,
+ * priority, env, awaitBefore, awaitAfter}`, each await `null` or `{type, delayMs, event, match,
+ * method, schema, cron, timezone, timeoutMs, timeoutAction, attempts, hooks: {register, resolve,
+ * timeout}}` (the Python SDK's `Await.to_dict()`).
  *
  * @typedef {import('../index.js').FunctionConfig} FunctionConfig
  * @typedef {import('../index.js').StepConfig} StepConfig
@@ -36,7 +36,17 @@ export const DEFAULT_BACKOFF = Object.freeze({
   maxDelayMs: 60000,
 })
 
-const CONFIG_KEYS = ['flow', 'attempts', 'backoff', 'timeout', 'isolation', 'reuse', 'memory', 'cpu', 'concurrency', 'env']
+const CONFIG_KEYS = [
+  'flow', 'attempts', 'backoff', 'timeout', 'isolation', 'reuse', 'memory', 'cpu', 'concurrency',
+  'maxRuns', 'concurrencyKey', 'keyConcurrency', 'priority', 'env',
+]
+/** Flow control of the whole flow: declared on its entry step only. */
+const FLOW_LEVEL_KEYS = ['maxRuns', 'concurrencyKey', 'keyConcurrency', 'priority']
+/** Run priorities, higher first; the same range as the Python SDK and the host. */
+export const MIN_PRIORITY = -1000
+export const MAX_PRIORITY = 1000
+/** A JSON Pointer (RFC 6901): `''` or `/token/token`, `~` escaped as `~0` and `/` as `~1`. */
+const JSON_POINTER_PATTERN = /^(\/([^~/]|~[01])*)*$/
 const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits', 'awaitBefore', 'awaitAfter']
 const BACKOFF_KEYS = ['type', 'delay', 'maxDelay']
 const BACKOFF_TYPES = ['fixed', 'exponential']
@@ -128,6 +138,8 @@ export function normalizeConfig(config, options = {}) {
     )
   }
 
+  const flowControl = flowControlKeys(section, entry, file)
+
   return Object.freeze({
     flow: flowName,
     name,
@@ -143,7 +155,8 @@ export function normalizeConfig(config, options = {}) {
     preload: Object.freeze([]),
     memoryMb: optionalPositiveInteger(section.memory, 'memory', 'MiB', file),
     cpuMs: optionalPositiveInteger(section.cpu, 'cpu', 'milliseconds of CPU time', file),
-    concurrency: optionalPositiveInteger(section.concurrency, 'concurrency', 'attempts running at once', file),
+    concurrency: optionalPositiveInteger(section.concurrency, 'concurrency', 'attempts queued or running at once, on all hosts', file),
+    ...flowControl,
     env: Object.freeze(envNames(section.env, file)),
     awaitBefore: awaitConfig(flow.awaitBefore, 'flow.awaitBefore', file),
     awaitAfter: awaitConfig(flow.awaitAfter, 'flow.awaitAfter', file),
@@ -390,6 +403,52 @@ function positiveInteger(value, field, unit, file) {
  */
 function optionalPositiveInteger(value, field, unit, file) {
   return value === undefined || value === null ? null : positiveInteger(value, field, unit, file)
+}
+
+/**
+ * `maxRuns`, `concurrencyKey`, `keyConcurrency` and `priority`: the flow's flow control, declared
+ * on its entry step (the same rules as the Python SDK's `@step`).
+ * @param {Record<string, unknown>} section
+ * @param {boolean} entry
+ * @param {string | undefined} file
+ * @returns {{maxRuns: number | null, concurrencyKey: string | null, keyConcurrency: number | null,
+ *   priority: number | null}}
+ */
+function flowControlKeys(section, entry, file) {
+  const declared = FLOW_LEVEL_KEYS.filter((key) => section[key] !== undefined && section[key] !== null)
+  if (declared.length > 0 && !entry) {
+    throw new ConfigError("applies to the whole flow: declare it on the flow's entry step", { file, field: declared[0] })
+  }
+  const maxRuns = optionalPositiveInteger(section.maxRuns, 'maxRuns', 'runs at once', file)
+  const keyConcurrency = optionalPositiveInteger(section.keyConcurrency, 'keyConcurrency', 'runs per key at once', file)
+  const { concurrencyKey = null, priority = null } = section
+  if (concurrencyKey !== null && (typeof concurrencyKey !== 'string' || !JSON_POINTER_PATTERN.test(concurrencyKey))) {
+    throw new ConfigError(
+      `must be a JSON Pointer into the run's input, like '/tenant' (got ${formatValue(concurrencyKey)})`,
+      { file, field: 'concurrencyKey' },
+    )
+  }
+  if (keyConcurrency !== null && concurrencyKey === null) {
+    throw new ConfigError('limits runs per concurrency key: set concurrencyKey too', { file, field: 'keyConcurrency' })
+  }
+  if (concurrencyKey !== null && keyConcurrency === null && maxRuns === null) {
+    throw new ConfigError(
+      'needs keyConcurrency (runs per key at once) or maxRuns (shared fairly between keys)',
+      { file, field: 'concurrencyKey' },
+    )
+  }
+  if (priority !== null && (typeof priority !== 'number' || !Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY)) {
+    throw new ConfigError(`must be a whole number from ${MIN_PRIORITY} to ${MAX_PRIORITY} (got ${formatValue(priority)})`, {
+      file,
+      field: 'priority',
+    })
+  }
+  return {
+    maxRuns,
+    concurrencyKey: /** @type {string | null} */ (concurrencyKey),
+    keyConcurrency,
+    priority: /** @type {number | null} */ (priority),
+  }
 }
 
 /**

@@ -53,6 +53,8 @@ export function createTestContext(options = {}) {
   const logs = []
   /** @type {TestContext['started']} */
   const started = []
+  /** @type {Map<string, string>} */
+  const startKeys = new Map()
   /** @param {string} level */
   const log = (level) => (/** @type {string} */ message, /** @type {Record<string, unknown>} */ fields = {}) => {
     logs.push({ level, message, fields })
@@ -92,15 +94,30 @@ export function createTestContext(options = {}) {
     heartbeat() {},
     progress() {},
     flow: {
-      async start(name, input = null) {
-        started.push({ flowName: name, input })
-        return { runId: randomUUID(), flowName: name }
+      async start(name, input = null, startOptions = {}) {
+        // A start key seen before for the flow returns its run, as the host does within the
+        // key's window (windows are not modelled).
+        const { idempotencyKey, dedupeKey, debounceKey } = startOptions ?? {}
+        const keyed = idempotencyKey ?? dedupeKey ?? debounceKey
+        const key = keyed === undefined ? undefined : JSON.stringify([name, idempotencyKey, dedupeKey, debounceKey])
+        const known = key === undefined ? undefined : startKeys.get(key)
+        if (known !== undefined) return { runId: known, flowName: name }
+        const runId = randomUUID()
+        if (key !== undefined) startKeys.set(key, runId)
+        started.push({ flowName: name, input, options: { ...startOptions } })
+        return { runId, flowName: name }
       },
       async cancel() {
         return true
       },
       async isRunning() {
         return false
+      },
+      async running(/** @type {string | undefined} */ name) {
+        return (options.running ?? []).filter((run) => name === undefined || run.flow === name)
+      },
+      async stats(/** @type {string | undefined} */ name) {
+        return (options.stats ?? {})[name ?? flowName] ?? null
       },
     },
   }

@@ -35,6 +35,11 @@ const FILES = {
       await ctx.emit('order.charged', { id: 7 })
       const started = await ctx.flow.start('invoices', { id: 7 }, { idempotencyKey: ctx.idempotencyKey })
       const startedPlain = await ctx.flow.start('invoices')
+      await ctx.flow.start('mail', { to: 'a' }, { priority: 5, delay: 1.5 })
+      await ctx.flow.start('mail', null, { dedupeKey: 'd', dedupeWindow: 60 })
+      await ctx.flow.start('mail', null, { debounceKey: 'b', debounceWindow: 0.5 })
+      const live = [await ctx.flow.running(), await ctx.flow.running('idle', { excludeRunIds: ['run-3'] })]
+      const stats = [await ctx.flow.stats(), await ctx.flow.stats('never')]
       const canceled = [await ctx.flow.cancel(), await ctx.flow.cancel('ended-run')]
       const running = [
         await ctx.flow.isRunning(),
@@ -43,7 +48,7 @@ const FILES = {
       let undeclared
       try { await ctx.emit('undeclared', {}) } catch (error) { undeclared = { name: error.name, code: error.code, message: error.message } }
       return {
-        input, before, missing, after, keys, deleted, started, startedPlain, canceled, running, undeclared,
+        input, before, missing, after, keys, deleted, started, startedPlain, canceled, running, undeclared, live, stats,
         ids: [ctx.runId, ctx.flowName, ctx.stepName, ctx.attempt, ctx.maxAttempts, ctx.idempotencyKey, ctx.signal.aborted],
       }
     })
@@ -106,6 +111,9 @@ const FILES = {
         () => ctx.state.set('k', { at: NaN }), () => ctx.emit('bad name!'), () => ctx.flow.start(''),
         () => ctx.flow.isRunning(undefined, { excludeRunIds: 'run-1' }), async () => ctx.progress(1.5),
         async () => ctx.logger.info('x', 'not fields'), () => ctx.state.set('k', { f: () => 1 }),
+        () => ctx.flow.start('f', null, { priority: 1.5 }), () => ctx.flow.start('f', null, { delay: -1 }),
+        () => ctx.flow.start('f', null, { dedupeKey: '' }), () => ctx.flow.start('f', null, { dedupe: 'k' }),
+        () => ctx.flow.running(undefined, { excludeRunIds: 'run-1' }), () => ctx.flow.stats(''),
       ]
       const seen = []
       for (const attempt of attempts) {
@@ -196,12 +204,27 @@ describe('execute', () => {
       canceled: [true, false],
       running: [false, true],
       undeclared: { name: 'RemoteError', code: ErrorCode.INVALID_PARAMS, message: "event 'undeclared' is not declared in emits" },
+      live: [
+        [{
+          runId: 'run-5', flow: 'orders', status: 'queued', startedAt: '2030-01-01T00:00:00+00:00',
+          stepCount: 2, completedSteps: 0, parentRunId: 'run-1',
+        }],
+        [],
+      ],
+      stats: [{ flow: 'orders', total: 3, lastRunAt: null }, null],
       ids: ['run-1', 'orders', 'charge', 1, 3, 'run-1:charge', false],
     })
     assert.deepEqual(host.calls.filter((call) => call.method.startsWith('flow.') || call.method === 'emit'), [
       { method: 'emit', params: { name: 'order.charged', payload: { id: 7 } } },
       { method: 'flow.start', params: { flow: 'invoices', input: { id: 7 }, idempotency_key: 'run-1:charge' } },
       { method: 'flow.start', params: { flow: 'invoices', input: null } },
+      { method: 'flow.start', params: { flow: 'mail', input: { to: 'a' }, priority: 5, delay: 1.5 } },
+      { method: 'flow.start', params: { flow: 'mail', input: null, dedupe_key: 'd', dedupe_window: 60 } },
+      { method: 'flow.start', params: { flow: 'mail', input: null, debounce_key: 'b', debounce_window: 0.5 } },
+      { method: 'flow.running', params: { exclude_run_ids: [] } },
+      { method: 'flow.running', params: { flow: 'idle', exclude_run_ids: ['run-3'] } },
+      { method: 'flow.stats', params: {} },
+      { method: 'flow.stats', params: { flow: 'never' } },
       { method: 'flow.cancel', params: {} },
       { method: 'flow.cancel', params: { run_id: 'ended-run' } },
       { method: 'flow.is_running', params: {} },
@@ -286,7 +309,7 @@ describe('execute', () => {
   test('arguments are checked before anything is sent: TypeError or RangeError naming the problem', async () => {
     const host = await startHost()
     const seen = resultOf(await host.execute(file('bad-args.js')))
-    assert.equal(seen.length, 10)
+    assert.equal(seen.length, 16)
     assert.match(seen[0], /^RangeError: state\.get: a state key must be 1 to 256 characters \(got 0\)/)
     assert.match(seen[1], /^TypeError: state\.get: a state key must be a string \(got 7\)/)
     assert.match(seen[2], /^RangeError: state\.set: .*got 257/)
@@ -297,6 +320,12 @@ describe('execute', () => {
     assert.match(seen[7], /^RangeError: progress: value must be from 0 to 1 \(got 1\.5\)/)
     assert.match(seen[8], /^TypeError: logger\.info: fields must be an object/)
     assert.match(seen[9], /^TypeError: cannot send a function at state value 'k'\.f/)
+    assert.match(seen[10], /^TypeError: flow\.start: priority must be a whole number \(got 1\.5\)/)
+    assert.match(seen[11], /^RangeError: flow\.start: delay must be a finite number of seconds >= 0/)
+    assert.match(seen[12], /^RangeError: flow\.start: dedupeKey must not be empty/)
+    assert.match(seen[13], /^TypeError: flow\.start: unknown option 'dedupe'/)
+    assert.match(seen[14], /^TypeError: flow\.running: excludeRunIds must be an array/)
+    assert.match(seen[15], /^RangeError: flow\.stats: the flow name/)
     assert.deepEqual(host.calls, [])
   })
 

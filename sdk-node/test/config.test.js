@@ -15,6 +15,10 @@ const DEFAULT_PROCESS = {
   memoryMb: null,
   cpuMs: null,
   concurrency: null,
+  maxRuns: null,
+  concurrencyKey: null,
+  keyConcurrency: null,
+  priority: null,
   env: [],
   awaitBefore: null,
   awaitAfter: null,
@@ -58,6 +62,10 @@ describe('normalizeConfig: valid configs', () => {
       'memoryMb',
       'cpuMs',
       'concurrency',
+      'maxRuns',
+      'concurrencyKey',
+      'keyConcurrency',
+      'priority',
       'env',
       'awaitBefore',
       'awaitAfter',
@@ -183,7 +191,7 @@ describe('normalizeConfig: invalid configs name the file and the field', () => {
     ['backoff has an unknown key', config({ subscribes: 'a' }, { backoff: { max_delay: 5 } }), 'backoff.max_delay', /unknown key \(known keys here: type, delay, maxDelay\)/],
     ['timeout is 0', config({ subscribes: 'a' }, { timeout: 0 }), 'timeout', /must be a positive number of milliseconds \(got 0\)/],
     ['timeout is a string', config({ subscribes: 'a' }, { timeout: '30s' }), 'timeout', /got '30s'/],
-    ['an unknown top-level key', config({ subscribes: 'a' }, { atempts: 3 }), 'atempts', /unknown key \(known keys here: flow, attempts, backoff, timeout, isolation, reuse, memory, cpu, concurrency, env\)/],
+    ['an unknown top-level key', config({ subscribes: 'a' }, { atempts: 3 }), 'atempts', /unknown key \(known keys here: flow, attempts, backoff, timeout, isolation, reuse, memory, cpu, concurrency, maxRuns, concurrencyKey, keyConcurrency, priority, env\)/],
     ['an unknown flow key', config({ subscribes: 'a', emit: ['x'] }), 'flow.emit', /unknown key \(known keys here: name, step, role, entry, subscribes, emits, awaitBefore, awaitAfter\)/],
     ["the seed's queue options", config({ subscribes: 'a' }, { queue: { defaultJobOptions: { attempts: 3 } } }), 'queue', /set attempts, backoff and timeout at the top level/],
     ["the seed's flow.stepTimeout", config({ subscribes: 'a', stepTimeout: 1000 }), 'flow.stepTimeout', /use timeout \(milliseconds\)/],
@@ -349,4 +357,43 @@ describe('defineConfig', () => {
     assert.equal(Error.prepareStackTrace, before)
     assert.equal(typeof new Error('still a string').stack, 'string')
   })
+})
+
+describe('normalizeConfig: flow control (maxRuns, concurrencyKey, keyConcurrency, priority)', () => {
+  test('are carried over from the entry step, in the canonical order', () => {
+    const canonical = normalizeConfig(
+      config({ role: 'entry' }, { concurrency: 2, maxRuns: 10, concurrencyKey: '/tenant/id', keyConcurrency: 3, priority: -5 }),
+    )
+    const keys = Object.keys(canonical)
+    assert.deepEqual(keys.slice(keys.indexOf('concurrency'), keys.indexOf('env') + 1), [
+      'concurrency', 'maxRuns', 'concurrencyKey', 'keyConcurrency', 'priority', 'env',
+    ])
+    assert.deepEqual(
+      [canonical.maxRuns, canonical.concurrencyKey, canonical.keyConcurrency, canonical.priority],
+      [10, '/tenant/id', 3, -5],
+    )
+    // Fairness between keys without a per-key limit, under maxRuns.
+    assert.equal(normalizeConfig(config({ role: 'entry' }, { maxRuns: 2, concurrencyKey: '' })).concurrencyKey, '')
+  })
+
+  for (const [name, extra, role, field, message] of /** @type {const} */ ([
+    ['maxRuns on a later step', { maxRuns: 2 }, 'step', 'maxRuns', /declare it on the flow's entry step/],
+    ['priority on a later step', { priority: 1 }, 'step', 'priority', /declare it on the flow's entry step/],
+    ['maxRuns is 0', { maxRuns: 0 }, 'entry', 'maxRuns', /whole number >= 1/],
+    ['keyConcurrency without a key', { keyConcurrency: 2 }, 'entry', 'keyConcurrency', /set concurrencyKey too/],
+    ['a key alone', { concurrencyKey: '/t' }, 'entry', 'concurrencyKey', /needs keyConcurrency .* or maxRuns/],
+    ['a key that is no pointer', { concurrencyKey: 't', maxRuns: 1 }, 'entry', 'concurrencyKey', /JSON Pointer/],
+    ['a bad escape', { concurrencyKey: '/a~2', maxRuns: 1 }, 'entry', 'concurrencyKey', /JSON Pointer/],
+    ['priority too high', { priority: 1001 }, 'entry', 'priority', /from -1000 to 1000 \(got 1001\)/],
+    ['priority a fraction', { priority: 1.5 }, 'entry', 'priority', /whole number/],
+  ])) {
+    test(`${name} is refused`, () => {
+      const flow = role === 'entry' ? { role: 'entry' } : { subscribes: 'a' }
+      assert.throws(() => normalizeConfig(config(flow, extra), { file: FILE }), (/** @type {any} */ error) => {
+        assert.equal(error.field, field)
+        assert.match(error.message, message)
+        return true
+      })
+    })
+  }
 })

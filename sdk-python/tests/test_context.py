@@ -21,9 +21,17 @@ class RecordingBackend(MemoryBackend):
     async def emit(self, name: str, payload: Any) -> None:
         self.calls.append(("emit", name, payload))
 
-    async def flow_start(self, flow: str, input: Any, idempotency_key: str | None) -> str:
-        self.calls.append(("flow_start", flow, input, idempotency_key))
+    async def flow_start(self, flow: str, input: Any, options: dict[str, Any]) -> str:
+        self.calls.append(("flow_start", flow, input, options))
         return "run-2"
+
+    async def flow_running(self, flow: str | None, exclude_run_ids: list[str]) -> list[Any]:
+        self.calls.append(("flow_running", flow, exclude_run_ids))
+        return [{"run_id": "r7", "flow": flow or "f", "status": "running"}]
+
+    async def flow_stats(self, flow: str | None) -> dict[str, Any] | None:
+        self.calls.append(("flow_stats", flow))
+        return None if flow == "never" else {"flow": flow or "f", "total": 3}
 
     async def flow_cancel(self, run_id: str | None) -> bool:
         self.calls.append(("flow_cancel", run_id))
@@ -63,8 +71,8 @@ async def test_flow_control_passes_its_options_through() -> None:
     assert await ctx.flow.is_running("billing", exclude_run_ids=("r3", "r4")) is False
     assert await ctx.flow.is_running(run_id="r5") is False
     assert backend.calls == [
-        ("flow_start", "billing", {"id": 1}, "k"),
-        ("flow_start", "audit", None, None),
+        ("flow_start", "billing", {"id": 1}, {"idempotency_key": "k"}),
+        ("flow_start", "audit", None, {}),
         ("flow_cancel", None),
         ("flow_cancel", "r9"),
         ("flow_is_running", None, None, []),
@@ -73,9 +81,44 @@ async def test_flow_control_passes_its_options_through() -> None:
     ]
 
 
+async def test_flow_start_options_running_and_stats_reach_the_backend() -> None:
+    backend = RecordingBackend()
+    ctx = context(backend)
+    await ctx.flow.start("mail", {"to": "a"}, priority=5, delay=1.5)
+    await ctx.flow.start("mail", dedupe_key="d", dedupe_window=60)
+    await ctx.flow.start("mail", debounce_key="b", debounce_window=0.5, priority=-3)
+    assert await ctx.flow.running() == [{"run_id": "r7", "flow": "f", "status": "running"}]
+    assert (await ctx.flow.running("mail", exclude=["r3"]))[0]["flow"] == "mail"
+    assert await ctx.flow.stats() == {"flow": "f", "total": 3}
+    assert await ctx.flow.stats("never") is None
+    assert backend.calls == [
+        ("flow_start", "mail", {"to": "a"}, {"priority": 5, "delay": 1.5}),
+        ("flow_start", "mail", None, {"dedupe_key": "d", "dedupe_window": 60.0}),
+        (
+            "flow_start",
+            "mail",
+            None,
+            {"debounce_key": "b", "priority": -3, "debounce_window": 0.5},
+        ),
+        ("flow_running", None, []),
+        ("flow_running", "mail", ["r3"]),
+        ("flow_stats", None),
+        ("flow_stats", "never"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [
+        (lambda ctx: ctx.flow.start("f", priority=1.5), TypeError),
+        (lambda ctx: ctx.flow.start("f", priority=True), TypeError),
+        (lambda ctx: ctx.flow.start("f", delay=-1), ValueError),
+        (lambda ctx: ctx.flow.start("f", delay="soon"), TypeError),
+        (lambda ctx: ctx.flow.start("f", dedupe_key="k", dedupe_window=float("inf")), ValueError),
+        (lambda ctx: ctx.flow.start("f", debounce_key=""), ValueError),
+        (lambda ctx: ctx.flow.running(exclude="r1"), TypeError),
+        (lambda ctx: ctx.flow.running(""), ValueError),
+        (lambda ctx: ctx.flow.stats(""), ValueError),
         (lambda ctx: ctx.flow.start(""), ValueError),
         (lambda ctx: ctx.flow.start("f", idempotency_key=""), ValueError),
         (lambda ctx: ctx.flow.cancel(7), ValueError),

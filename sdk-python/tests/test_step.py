@@ -39,6 +39,10 @@ def test_step_records_a_canonical_config() -> None:
         "memoryMb": None,
         "cpuMs": None,
         "concurrency": None,
+        "maxRuns": None,
+        "concurrencyKey": None,
+        "keyConcurrency": None,
+        "priority": None,
         "env": [],
         "awaitBefore": None,
         "awaitAfter": None,
@@ -64,7 +68,8 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
     assert config is not None
     canonical = config.to_dict()
     assert list(canonical)[list(canonical).index("timeoutMs") :] == [
-        "timeoutMs", "isolation", "reuse", "preload", "memoryMb", "cpuMs", "concurrency", "env",
+        "timeoutMs", "isolation", "reuse", "preload", "memoryMb", "cpuMs", "concurrency",
+        "maxRuns", "concurrencyKey", "keyConcurrency", "priority", "env",
         "awaitBefore", "awaitAfter",
     ]  # fmt: skip
     assert {key: canonical[key] for key in list(canonical)[8:]} == {
@@ -74,6 +79,10 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
         "memoryMb": 512,
         "cpuMs": 1500,
         "concurrency": 4,
+        "maxRuns": None,
+        "concurrencyKey": None,
+        "keyConcurrency": None,
+        "priority": None,
         "env": ["REPORTS_TOKEN"],
         "awaitBefore": None,
         "awaitAfter": None,
@@ -81,9 +90,44 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
     assert step_config(step(flow="f", entry=True, isolation="inprocess")(render)) is not None
 
 
+def test_flow_control_reaches_the_canonical_config_in_order() -> None:
+    @step(
+        flow="mail",
+        entry=True,
+        concurrency=2,
+        max_runs=10,
+        concurrency_key="/tenant/id",
+        key_concurrency=3,
+        priority=-5,
+    )
+    async def send(data: Any, ctx: RunContext) -> None: ...
+
+    config = step_config(send)
+    assert config is not None
+    canonical = config.to_dict()
+    keys = list(canonical)
+    assert keys[keys.index("concurrency") : keys.index("env") + 1] == [
+        "concurrency", "maxRuns", "concurrencyKey", "keyConcurrency", "priority", "env"
+    ]  # fmt: skip
+    assert (canonical["maxRuns"], canonical["concurrencyKey"]) == (10, "/tenant/id")
+    assert (canonical["keyConcurrency"], canonical["priority"]) == (3, -5)
+    # Fairness between keys without a per-key limit, under max_runs.
+    assert step(flow="m", entry=True, max_runs=2, concurrency_key="")(send) is send
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
+        ({"flow": "f", "subscribes": "x", "max_runs": 2}, "max_runs"),
+        ({"flow": "f", "subscribes": "x", "priority": 1}, "priority"),
+        ({"flow": "f", "entry": True, "max_runs": 0}, "max_runs"),
+        ({"flow": "f", "entry": True, "key_concurrency": 2}, "key_concurrency"),
+        ({"flow": "f", "entry": True, "concurrency_key": "/t"}, "concurrency_key"),
+        ({"flow": "f", "entry": True, "concurrency_key": "t", "max_runs": 1}, "concurrency_key"),
+        ({"flow": "f", "entry": True, "concurrency_key": "/a~2", "max_runs": 1}, "concurrency_key"),
+        ({"flow": "f", "entry": True, "priority": 1001}, "priority"),
+        ({"flow": "f", "entry": True, "priority": 1.0}, "priority"),
+        ({"flow": "f", "entry": True, "priority": True}, "priority"),
         ({"flow": ""}, "flow"),
         ({"flow": "has space"}, "flow"),
         ({"flow": "f", "entry": True, "subscribes": ["x"]}, "subscribes"),

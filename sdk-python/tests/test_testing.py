@@ -26,7 +26,25 @@ async def test_flow_start_with_a_key_starts_one_run() -> None:
     ctx = context_for(backend)
     first = await ctx.flow.start("billing", {"n": 1}, idempotency_key="k")
     again = await ctx.flow.start("billing", {"n": 1}, idempotency_key="k")
-    assert first == again and backend.started == [("billing", {"n": 1}, "k")]
+    assert first == again and backend.started == [("billing", {"n": 1}, {"idempotency_key": "k"})]
+
+
+async def test_dedupe_and_debounce_keys_return_the_first_run_and_running_is_what_was_set() -> None:
+    backend = MemoryBackend()
+    ctx = context_for(backend, flow="orders")
+    first = await ctx.flow.start("mail", {"n": 1}, dedupe_key="d", dedupe_window=60)
+    assert await ctx.flow.start("mail", {"n": 2}, dedupe_key="d", dedupe_window=60) == first
+    other = await ctx.flow.start("mail", {"n": 3}, debounce_key="d", debounce_window=1)
+    assert other != first  # one start key per start: "d" as a debounce key is another key
+    assert [options for _flow, _input, options in backend.started] == [
+        {"dedupe_key": "d", "dedupe_window": 60.0},
+        {"debounce_key": "d", "debounce_window": 1.0},
+    ]
+    backend.running_runs = [{"run_id": "r1", "flow": "mail"}, {"run_id": "r2", "flow": "x"}]
+    backend.flow_statistics = {"mail": {"flow": "mail", "total": 2}}
+    assert await ctx.flow.running("mail") == [{"run_id": "r1", "flow": "mail"}]
+    assert await ctx.flow.stats("mail") == {"flow": "mail", "total": 2}
+    assert await ctx.flow.stats("x") is None
 
 
 async def test_state_delete_tells_whether_the_key_was_there() -> None:

@@ -58,6 +58,12 @@ TWINS: dict[str, tuple[str, str, str]] = {
         " timezone: 'America/New_York' }, awaitAfter: { type: 'time', delay: 0.4 }",
         "",
     ),
+    "flow_control": (
+        "entry=True, concurrency=2, max_runs=3, concurrency_key='/tenant', key_concurrency=1,"
+        " priority=-4",
+        "role: 'entry'",
+        "concurrency: 2, maxRuns: 3, concurrencyKey: '/tenant', keyConcurrency: 1, priority: -4",
+    ),
 }
 
 

@@ -193,7 +193,12 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--flow", help="Only runs of this flow.")
-@click.option("--status", type=click.Choice(["running", "completed", "failed", "canceled"]))
+@click.option(
+    "--status",
+    type=click.Choice(
+        ["queued", "running", "awaiting", "completed", "failed", "canceled", "stalled"]
+    ),
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -215,7 +220,7 @@ def runs_list(
         [
             str(r["id"]),
             r["flow"],
-            output.status_text(r["status"]),
+            output.status_text(r["status"]) + _starts(r),
             f"{r['completed_steps']}/{r['step_count']}",
             r["created_at"].strftime("%Y-%m-%d %H:%M:%S"),
             _duration(r),
@@ -223,6 +228,13 @@ def runs_list(
         for r in rows
     ]
     click.echo(output.table(table, ["RUN", "FLOW", "STATUS", "STEPS", "STARTED", "DURATION"]))
+
+
+def _starts(row: dict[str, Any]) -> str:
+    """When a delayed run starts (it is queued until then)."""
+    if row["start_at"] is None or row["status"] != "queued":
+        return ""
+    return f" (starts {row['start_at'].astimezone().strftime('%Y-%m-%d %H:%M:%S')})"
 
 
 def _duration(row: dict[str, Any]) -> str:

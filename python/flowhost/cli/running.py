@@ -14,7 +14,7 @@ import click
 from flowhost.cli import output
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.host import Host
-from flowhost.engine.orchestrator import start_runs
+from flowhost.engine.starting import start_run
 from flowhost.errors import FlowNotFoundError, InvalidInputError
 from flowhost.project import Project
 from flowhost.store import reads
@@ -57,21 +57,26 @@ def find_flow(project: Project, name: str) -> FlowDefinition:
 async def run_flow(
     project: Project, flow_name: str, data: Any, *, wait: bool, as_json: bool
 ) -> str:
-    """Start a run; returns its final status, or "running" when not waiting for it."""
+    """Start a run; returns its final status, or its status now ("running", or "queued" when
+    it waits for a slot) when not waiting for it."""
     flow = find_flow(project, flow_name)
     async with project.database.transaction() as conn:
-        [run_id] = await start_runs(conn, flow, [data])
+        run_id = (await start_run(conn, flow, data)).run_id
     async with project.database.connection() as conn:
         served = await reads.hosts_serving(
             conn, flow.name, stale_after=3 * project.settings.host_heartbeat_interval
         )
+        # `queued` when the flow's limits make it wait for a slot (docs/flow-control.md); a
+        # host may already have run it, but without --wait its end is not this command's.
+        queued = (await reads.get_run(conn, run_id))["status"] == "queued"
+    status = "queued" if queued else "running"
     if not as_json:
         where = "a running host" if served else "a host started by this command"
         click.echo(f"run {run_id} started: flow {flow.name}, run by {where}")
     if served and not wait:
         if as_json:
-            output.print_json({"id": str(run_id), "flow": flow.name, "status": "running"})
-        return "running"
+            output.print_json({"id": str(run_id), "flow": flow.name, "status": status})
+        return status
     if served:
         return await follow(project, run_id, as_json=as_json)
     stop = asyncio.Event()

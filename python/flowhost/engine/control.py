@@ -15,12 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowhost.db.database import Connection
+from flowhost.engine import scheduling
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.orchestrator import SKIP_REASON, start_runs
 from flowhost.engine.transitions import progress, step_input
 from flowhost.errors import FlowNotFoundError, RunNotFoundError, RunStateError, StepNotFoundError
-from flowhost.queue.jobs import StepJob
-from flowhost.queue.pgqueuer_queue import enqueue_steps
 from flowhost.store import control as control_store
 from flowhost.store import reads, runs
 from flowhost.store.events import (
@@ -171,6 +170,10 @@ async def replay_run(
         # Nothing ran before it (it is the entry step): a new run with the same input.
         await start_runs(conn, flow, [old["input"]], [new_id], started_data=started)
         return Replayed(new_id, run_id, step, [])
+    limits = flow.limits
+    key = scheduling.concurrency_key(limits, old["input"])
+    # The flow's lock before its flow_stats row (flowhost.engine.scheduling).
+    await scheduling.hold_run(conn, flow, new_id, key)
     await runs.start_runs(
         conn,
         flow=flow.name,
@@ -178,8 +181,9 @@ async def replay_run(
         step_count=len(flow.steps),
         entry=None,
         max_attempts=0,
-        runs=[(new_id, old["input"])],
+        runs=[runs.NewRun(new_id, old["input"], key)],
         started_data=started,
+        start=runs.RunStart(priority=limits.priority, flow_control=limits.controlled),
     )
     emitted: dict[str, Any] = {}
     for name, payload in await control_store.copy_history(
@@ -195,13 +199,22 @@ async def replay_run(
     change = runs.Progress(new_id, "running", emitted, finishing=False, completed=len(reused))
     change.steps = [
         runs.NewStep(
-            new_id, name, "queued", flow.step(name).attempts, step_input(flow.step(name), emitted)
+            new_id,
+            name,
+            "queued",
+            flow.step(name).attempts,
+            step_input(flow.step(name), emitted),
+            flow_control=name in limits.step_limits,
         )
         for name in next_steps.ready
     ]
     _skip(change, next_steps.skipped)
     queued = await runs.record_progress(conn, [change])
-    await enqueue_steps(conn, [StepJob(new_id, flow.name, name, 1) for _, name in queued])
+    await scheduling.schedule_steps(
+        conn,
+        flow,
+        [scheduling.ReadyStep(new_id, name, 1, limits.priority, key) for _, name in queued],
+    )
     return Replayed(new_id, run_id, step, list(reused))
 
 
@@ -226,6 +239,8 @@ async def retry_run(
     }
     if not again:
         raise RunStateError(f"run {run_id} has no failed, canceled or lost step to run again")
+    # The run's slots come back at once; the flow's lock before its flow_stats row.
+    await scheduling.hold_run(conn, flow, run_id, run.concurrency_key)
     attempts = await control_store.requeue_steps(conn, run_id, again)
     skipped = {name for name, row in rows.items() if row.status == "skipped"}
     statuses = {
@@ -256,14 +271,23 @@ async def retry_run(
             "queued",
             flow.step(name).attempts,
             step_input(flow.step(name), run.emitted),
+            flow_control=name in flow.limits.step_limits,
         )
         for name in next_steps.ready
     ]
     _skip(change, [name for name in next_steps.skipped if name not in skipped])
     queued = await runs.record_progress(conn, [change])
-    jobs = [StepJob(run_id, flow.name, name, attempt) for name, attempt in attempts.items()]
-    jobs += [StepJob(run_id, flow.name, name, 1) for _, name in queued]
-    await enqueue_steps(conn, jobs)
+    # Steps run again and steps now reachable pass the step gate like any ready step.
+    ready = [(name, attempt) for name, attempt in attempts.items()]
+    ready += [(name, 1) for _, name in queued]
+    await scheduling.schedule_steps(
+        conn,
+        flow,
+        [
+            scheduling.ReadyStep(run_id, name, attempt, run.priority, run.concurrency_key)
+            for name, attempt in ready
+        ],
+    )
     return Retried(run_id, run.status, attempts, unskipped)
 
 

@@ -155,8 +155,16 @@ class StepDefinition:
     preload: tuple[str, ...] = ()
     memory_mb: int | None = None
     cpu_seconds: float | None = None
+    # Attempts of this step queued or running at once, across every host (flow control).
     concurrency: int | None = None
     env: tuple[str, ...] = ()
+    # Flow control of the whole flow, declared on its entry step (docs/flow-control.md): runs
+    # live at once, a JSON Pointer into the input naming the run's concurrency key, runs per
+    # key at once, and the runs' default priority.
+    max_runs: int | None = None
+    concurrency_key: str | None = None
+    key_concurrency: int | None = None
+    priority: int | None = None
     # The interpreter that described (and so runs) a Python function; None for Node.
     interpreter: str | None = None
     await_before: AwaitDefinition | None = None
@@ -186,6 +194,10 @@ class StepDefinition:
             "memory_mb": self.memory_mb,
             "cpu_seconds": self.cpu_seconds,
             "concurrency": self.concurrency,
+            "maxRuns": self.max_runs,
+            "concurrencyKey": self.concurrency_key,
+            "keyConcurrency": self.key_concurrency,
+            "priority": self.priority,
             "env": list(self.env),
             "awaitBefore": None if self.await_before is None else self.await_before.to_config(),
             "awaitAfter": None if self.await_after is None else self.await_after.to_config(),
@@ -221,6 +233,10 @@ class StepDefinition:
             memory_mb=config.get("memoryMb"),
             cpu_seconds=None if cpu_ms is None else cpu_ms / 1000,
             concurrency=config.get("concurrency"),
+            max_runs=config.get("maxRuns"),
+            concurrency_key=config.get("concurrencyKey"),
+            key_concurrency=config.get("keyConcurrency"),
+            priority=config.get("priority"),
             env=tuple(config.get("env", ())),
             interpreter=interpreter if runtime == "python" else None,
             await_before=AwaitDefinition.from_config(config.get("awaitBefore")),
@@ -265,6 +281,35 @@ class DefinitionProblem:
         return f"{self.file}:{self.line}: {self.message}"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FlowLimits:
+    """A flow's flow control, enforced in Postgres (flowhost.engine.scheduling)."""
+
+    max_runs: int | None = None
+    concurrency_key: str | None = None
+    key_concurrency: int | None = None
+    priority: int = 0
+    step_limits: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def limits_runs(self) -> bool:
+        """Whether starting a run may have to wait for a slot."""
+        return self.max_runs is not None or self.key_concurrency is not None
+
+    @property
+    def controlled(self) -> bool:
+        """Whether any limit applies to the flow's runs or steps."""
+        return self.limits_runs or bool(self.step_limits)
+
+    def to_json(self) -> dict[str, Any]:
+        """What the SQL of flow control reads (`flowhost.flow_controls`)."""
+        return {
+            "max_runs": self.max_runs,
+            "key_concurrency": self.key_concurrency,
+            "step_limits": dict(self.step_limits),
+        }
+
+
 # Not slotted: the derived views below are computed once per definition (cached_property),
 # since every finished step consults them.
 @dataclasses.dataclass(frozen=True)
@@ -304,6 +349,22 @@ class FlowDefinition:
         """Steps whose events no step subscribes to: nothing in the flow comes after them."""
         awaited = {event for step in self.steps.values() for event in step.subscribes}
         return frozenset(n for n, step in self.steps.items() if awaited.isdisjoint(step.emits))
+
+    @functools.cached_property
+    def limits(self) -> FlowLimits:
+        """The flow's flow control: what its entry step declares, and each step's limit."""
+        entry = self.steps[self.entry]
+        return FlowLimits(
+            max_runs=entry.max_runs,
+            concurrency_key=entry.concurrency_key,
+            key_concurrency=entry.key_concurrency,
+            priority=entry.priority or 0,
+            step_limits={
+                name: step.concurrency
+                for name, step in sorted(self.steps.items())
+                if step.concurrency is not None
+            },
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -372,6 +433,22 @@ def _build_flow(
     for step in unique.values():
         for message in step.await_problems():
             problem(step, f"flow {name!r}: {message}")
+        declared = [
+            key
+            for key, value in (
+                ("max_runs", step.max_runs),
+                ("concurrency_key", step.concurrency_key),
+                ("key_concurrency", step.key_concurrency),
+                ("priority", step.priority),
+            )
+            if value is not None
+        ]
+        if declared and not step.entry:
+            problem(
+                step,
+                f"flow {name!r}: {', '.join(declared)} apply to the whole flow and are declared "
+                f"on its entry step, not on step {step.name!r}",
+            )
 
     emitted = {event for step in unique.values() for event in step.emits}
     for step in unique.values():

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowhost.db.database import Database
+from flowhost.engine import scheduling
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
@@ -30,7 +31,7 @@ from flowhost.engine.orchestrator import (
     fail_attempt,
 )
 from flowhost.errors import DatabaseUnavailableError, FlowhostError, HookFailedError
-from flowhost.queue.jobs import RequeueJob, StepJob
+from flowhost.queue.jobs import QueueJob, RequeueJob, StartJob, StepJob
 from flowhost.store import runs
 from flowhost.store.events import append_events
 from flowhost.store.json_data import as_json
@@ -92,7 +93,10 @@ class StepExecutor:
             )
         return [(await self._complete_batch([completion]))[0] for completion in completions]
 
-    async def __call__(self, job: StepJob) -> None:
+    async def __call__(self, job: QueueJob) -> None:
+        if isinstance(job, StartJob):
+            await self._start(job)
+            return
         flow = self._catalog.flows.get(job.flow)
         if flow is None or job.step not in flow.steps:
             # Reached only after a reload removed the step: leave the job for a host serving it.
@@ -154,6 +158,26 @@ class StepExecutor:
             # Postgres refused what the attempt produced: the attempt fails, without its logs
             # (they may be what was refused).
             await self._record_failure(flow, job, refused, AttemptRecord(), claim.max_attempts)
+
+    async def _start(self, job: StartJob) -> None:
+        """A delayed run's time came: it starts, through its flow's limits (or waits for a
+        slot); if a debounce pushed its time back, the next start job waits for that."""
+        flow = self._catalog.flows.get(job.flow)
+        if flow is None:
+            raise RequeueJob(f"this host does not serve flow {job.flow}", delay=5.0)
+        try:
+            async with self._database.transaction() as conn:
+                due = await scheduling.take_due_start(conn, job.run_id)
+                if due.run is not None:
+                    await scheduling.admit_runs(conn, flow, [due.run], announce=True)
+                elif due.wait is not None:
+                    # A new job, not this one requeued: a new job wakes the consumers.
+                    later = scheduling.AdmittedRun(job.run_id)
+                    await scheduling.schedule_start(
+                        conn, flow, later, due.wait, round=job.round + 1
+                    )
+        except FlowhostError as exc:
+            raise RequeueJob(f"could not start the run: {exc}", REQUEUE_DELAY) from exc
 
     async def run_in_runtime(
         self,

@@ -18,6 +18,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from flowhost.db.queries import QUERIES
+from flowhost.engine import scheduling
 from flowhost.engine.definitions import StepDefinition
 from flowhost.engine.executor import StepExecutor
 from flowhost.engine.in_flight import CANCEL_CHANNEL
@@ -163,8 +164,9 @@ class Host:
                     await watcher
 
     async def _register_flows(self) -> None:
+        flows = self.project.catalog.flows.values()
         async with self.project.database.transaction() as conn:
-            for flow in self.project.catalog.flows.values():
+            for flow in flows:
                 await conn.execute(
                     QUERIES["upsert_flow"],
                     {
@@ -173,6 +175,10 @@ class Host:
                         "definition_hash": flow.hash,
                     },
                 )
+            # Flow control rows before flow_stats rows: the order every transaction takes them
+            # in (flowhost.engine.scheduling), or a start racing this could deadlock with it.
+            await scheduling.register_flows(conn, flows)
+            for flow in flows:
                 await conn.execute(QUERIES["ensure_flow_stats"], {"flow": flow.name})
 
     async def _record_alive(self) -> None:
@@ -195,8 +201,20 @@ class Host:
                 await self._record_alive()
             except Exception:
                 logger.exception("could not record this host as alive; retrying")
+            try:
+                await self._grant_waiting()
+            except Exception:
+                logger.exception("could not grant free flow-control slots; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+
+    async def _grant_waiting(self) -> None:
+        """Releases grant freed slots themselves; this sweep catches what they could not (a
+        waiter whose row was busy), so nothing waits behind a free slot for long."""
+        async with self.project.database.transaction() as conn:
+            granted = await scheduling.grant_waiting(conn)
+        if granted:
+            logger.info("started %d runs or steps that waited for a free slot", granted)
 
     async def _watch_functions(self, stop: asyncio.Event) -> None:
         from watchfiles import awatch

@@ -26,6 +26,9 @@ from flowhost_worker.context import LEVELS
 
 logger = logging.getLogger("flowhost.steps")
 
+# ctx.flow.running answers at most this many runs (the oldest).
+MAX_RUNNING_RUNS = 1000
+
 
 class InProcessBackend:
     """Implements flowhost_worker.ContextBackend for one step attempt, or for one run of an
@@ -107,15 +110,33 @@ class InProcessBackend:
             ).fetchall()
         return [row["key"] for row in rows]
 
-    async def flow_start(self, flow: str, input: Any, idempotency_key: str | None) -> str:
+    async def flow_start(self, flow: str, input: Any, options: dict[str, Any]) -> str:
         definition = self._flows.get(flow)
         if definition is None:
             raise FlowNotFoundError(f"unknown flow {flow!r}")
         data = as_json(input, f"the input of flow {flow!r}")
-        options = StartOptions(parent_run_id=self._run_id, idempotency_key=idempotency_key)
+        start_options = StartOptions.from_params(options, parent_run_id=self._run_id)
         async with self._database.transaction() as conn:
-            started = await start_run(conn, definition, data, options)
+            started = await start_run(conn, definition, data, start_options)
         return str(started.run_id)
+
+    async def flow_running(self, flow: str | None, exclude_run_ids: list[str]) -> list[Any]:
+        excluded = [self._run_id, *(_run_uuid(i) for i in exclude_run_ids)]
+        params = {
+            "flow": flow or self._flow,
+            "excluded": excluded,
+            "limit": MAX_RUNNING_RUNS,
+        }
+        async with self._database.connection() as conn:
+            rows = await (await conn.execute(QUERIES["running_runs"], params)).fetchall()
+        return [row["run"] for row in rows]
+
+    async def flow_stats(self, flow: str | None) -> dict[str, Any] | None:
+        async with self._database.connection() as conn:
+            row = await (
+                await conn.execute(QUERIES["flow_stats_of"], {"flow": flow or self._flow})
+            ).fetchone()
+        return None if row is None else dict(row["stats"])
 
     async def flow_cancel(self, run_id: str | None) -> bool:
         """Cancel a run (this one by default); False if it is unknown or already over."""

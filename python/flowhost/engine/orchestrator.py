@@ -9,27 +9,30 @@ record their consequences, enqueue what became ready.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowhost.db.database import Connection
+from flowhost.engine import scheduling
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.transitions import Progress, progress, step_input
 from flowhost.queue.jobs import StepJob
-from flowhost.queue.pgqueuer_queue import enqueue_steps
 from flowhost.store import runs
 from flowhost.store.events import (
     EMIT,
     FLOW_COMPLETED,
     FLOW_FAILED,
+    FLOW_WAITING,
     STEP_CANCELED,
     STEP_COMPLETED,
     STEP_FAILED,
     STEP_RETRY,
     STEP_SKIPPED,
     NewEvent,
+    append_events,
 )
 from flowhost.store.json_data import storable_text
 
@@ -52,6 +55,20 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartTiming:
+    """When new runs may start: now, after `delay` seconds, or at `start_at` (which wins).
+    `reason` names why they wait, in their `flow.waiting` event."""
+
+    delay: float = 0.0
+    start_at: datetime.datetime | None = None
+    reason: str = "delay"
+
+    @property
+    def delayed(self) -> bool:
+        return self.start_at is not None or self.delay > 0
+
+
 async def start_runs(
     conn: Connection,
     flow: FlowDefinition,
@@ -59,30 +76,76 @@ async def start_runs(
     ids: Sequence[uuid.UUID] | None = None,
     *,
     parent_run_id: uuid.UUID | None = None,
-    delay: float = 0.0,
+    priority: int | None = None,
+    timing: StartTiming | None = None,
     started_data: Mapping[str, Any] | None = None,
 ) -> list[uuid.UUID]:
-    """Create runs of `flow` and enqueue their entry step; call inside a transaction.
+    """Create runs of `flow` and pass them through flow control; call inside a transaction.
     `started_data` goes into each flow.started event (`restart_of`, say).
 
-    One run with options a start may carry: `flowhost.engine.starting.start_run`."""
+    A run starts at once (its entry job enqueued) unless its flow's limits make it wait for a
+    slot or `timing` delays it: it is `queued` until then. One run with the options a start may
+    carry (keys, windows): `flowhost.engine.starting.start_run`."""
+    timing = timing or StartTiming()
     run_ids = list(ids) if ids is not None else [uuid.uuid4() for _ in inputs]
     entry = flow.step(flow.entry)
-    await runs.start_runs(
+    limits = flow.limits
+    run_priority = limits.priority if priority is None else priority
+    new_runs = [
+        runs.NewRun(run_id, data, scheduling.concurrency_key(limits, data))
+        for run_id, data in zip(run_ids, inputs, strict=True)
+    ]
+    waits = timing.delayed or limits.limits_runs
+    if not timing.delayed and (limits.limits_runs or entry.name in limits.step_limits):
+        # The flow's lock comes before its flow_stats row, which start_runs updates.
+        await scheduling.lock_flows(conn, [flow])
+    start_at = await runs.start_runs(
         conn,
         flow=flow.name,
         definition_hash=flow.hash,
         step_count=len(flow.steps),
         entry=entry.name,
         max_attempts=entry.attempts,
-        runs=list(zip(run_ids, inputs, strict=True)),
+        runs=new_runs,
         parent_run_id=parent_run_id,
         started_data=started_data,
+        start=runs.RunStart(
+            status="queued" if waits else "running",
+            priority=run_priority,
+            delay=timing.delay,
+            start_at=timing.start_at,
+            flow_control=limits.controlled or timing.reason == "debounce",
+            entry_flow_control=entry.name in limits.step_limits,
+        ),
     )
-    await enqueue_steps(
-        conn, [StepJob(run_id, flow.name, entry.name, 1, delay) for run_id in run_ids]
-    )
+    admitted = [scheduling.AdmittedRun(r.id, r.concurrency_key, run_priority) for r in new_runs]
+    if timing.delayed:
+        due = start_at.isoformat() if start_at is not None else None
+        await append_events(
+            conn,
+            [
+                NewEvent(run.run_id, FLOW_WAITING, {"reason": timing.reason, "start_at": due})
+                for run in admitted
+            ],
+        )
+        delay = _seconds_until(start_at)
+        for run in admitted:
+            await scheduling.schedule_start(conn, flow, run, delay)
+    elif limits.limits_runs:
+        await scheduling.admit_runs(conn, flow, admitted, announce=False)
+    else:
+        await scheduling.schedule_steps(
+            conn,
+            flow,
+            [scheduling.ReadyStep(r.run_id, entry.name, 1, r.priority, r.key) for r in admitted],
+        )
     return run_ids
+
+
+def _seconds_until(moment: datetime.datetime | None) -> float:
+    if moment is None:
+        return 0.0
+    return max(0.0, (moment - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +163,7 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
     transaction. Attempts that are no longer running (duplicate deliveries) change nothing."""
     locked = await runs.lock_runs(conn, [c.job.run_id for c in completions])
     live = [c for c in completions if c.job.run_id in locked]
+    await scheduling.lock_flows(conn, [c.flow for c in live])
     done = await runs.complete_steps(
         conn, [((c.job.run_id, c.job.step, c.job.attempt), c.result) for c in live]
     )
@@ -147,9 +211,15 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
         # have emitted too: that failure now blocks the flow.
         await _fail_run(conn, changes[run_id], outcome, await runs.step_rows(conn, run_id))
     queued = await runs.record_progress(conn, list(changes.values()))
-    await enqueue_steps(
-        conn, [StepJob(run_id, last[run_id].flow.name, name, 1) for run_id, name in queued]
-    )
+    ready: dict[str, list[scheduling.ReadyStep]] = {}
+    for run_id, name in queued:
+        run = locked[run_id]
+        ready.setdefault(last[run_id].flow.name, []).append(
+            scheduling.ReadyStep(run_id, name, 1, run.priority, run.concurrency_key)
+        )
+    for flow_name in sorted(ready):
+        flow = next(c.flow for c in live if c.flow.name == flow_name)
+        await scheduling.schedule_steps(conn, flow, ready[flow_name])
 
 
 def _advance(
@@ -168,6 +238,7 @@ def _advance(
             "queued",
             flow.step(name).attempts,
             step_input(flow.step(name), change.emitted),
+            flow_control=flow.step(name).concurrency is not None,
         )
         for name in next_steps.ready
     ]
@@ -235,6 +306,7 @@ async def fail_attempt(
     run = (await runs.lock_runs(conn, [job.run_id])).get(job.run_id)
     if run is None:
         return
+    await scheduling.lock_flows(conn, [flow])
     change = runs.Progress(
         job.run_id, run.status, run.emitted, finishing=False, events=list(record.logs)
     )
@@ -257,7 +329,10 @@ async def fail_attempt(
             )
         )
         await runs.record_progress(conn, [change])
-        await enqueue_steps(conn, [StepJob(job.run_id, flow.name, job.step, next_attempt, delay)])
+        retry = scheduling.ReadyStep(
+            job.run_id, job.step, next_attempt, run.priority, run.concurrency_key
+        )
+        await scheduling.schedule_retry(conn, flow, retry, delay)
         return
     if not await runs.fail_step(conn, job.run_id, job.step, job.attempt, error):
         return
@@ -272,7 +347,14 @@ async def fail_attempt(
         if outcome.failed:
             await _fail_run(conn, change, outcome, steps, failed_step=job.step, error=error)
     queued = await runs.record_progress(conn, [change])
-    await enqueue_steps(conn, [StepJob(job.run_id, flow.name, name, 1) for _, name in queued])
+    await scheduling.schedule_steps(
+        conn,
+        flow,
+        [
+            scheduling.ReadyStep(run_id, name, 1, run.priority, run.concurrency_key)
+            for run_id, name in queued
+        ],
+    )
 
 
 def _last_result(steps: Mapping[str, runs.StepRow]) -> Any:

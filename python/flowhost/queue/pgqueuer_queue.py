@@ -21,11 +21,11 @@ from pgqueuer.types import QueueExecutionMode
 from psycopg import sql
 
 from flowhost.db.database import Connection
-from flowhost.queue.jobs import RequeueJob, StepJob, entrypoint_for
+from flowhost.queue.jobs import QueueJob, RequeueJob, StartJob, decode_job, entrypoint_for
 
 logger = logging.getLogger(__name__)
 
-StepHandler = Callable[[StepJob], Awaitable[None]]
+StepHandler = Callable[[QueueJob], Awaitable[None]]
 
 
 class SplitPsycopgDriver(PsycopgDriver):
@@ -114,15 +114,19 @@ def queue_schema_sql() -> str:
     return QueryBuilderEnvironment().build_install_query()
 
 
-async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob]) -> None:
-    """Enqueue on `conn`, so the jobs commit or roll back with the caller's transaction."""
+async def enqueue_steps(conn: Connection, jobs: Sequence[QueueJob]) -> None:
+    """Enqueue on `conn`, so the jobs commit or roll back with the caller's transaction.
+
+    Only flowhost.engine.scheduling calls this: it decides what may be enqueued (flow control).
+    Its SQL twin, for jobs granted inside a trigger, is `flowhost.fc_enqueue` (migration 0005).
+    """
     if not jobs:
         return
     queries = _queries(conn)
     await queries.enqueue(
         [job.entrypoint for job in jobs],
         [job.encode() for job in jobs],
-        [0] * len(jobs),
+        [job.priority for job in jobs],
         [timedelta(seconds=job.delay) if job.delay > 0 else None for job in jobs],
         [job.dedupe_key for job in jobs],
         on_conflict="skip",
@@ -171,16 +175,18 @@ class StepConsumer:
                 self._manager.entrypoint(name, accepts_context=False)(self._dispatch)
 
     async def _dispatch(self, job: Job) -> None:
-        step_job = StepJob.decode(job.payload)
+        queue_job = decode_job(job.payload)
         async with self._executing:
             try:
-                await self._handler(step_job)
+                await self._handler(queue_job)
             except RequeueJob as requeue:
-                logger.warning(
+                what = "start" if isinstance(queue_job, StartJob) else queue_job.step
+                logger.log(
+                    logging.DEBUG if requeue.expected else logging.WARNING,
                     "job %s of %s/%s put back: %s",
                     job.id,
-                    step_job.flow,
-                    step_job.step,
+                    queue_job.flow,
+                    what,
                     requeue.reason,
                 )
                 raise RetryRequested(timedelta(seconds=requeue.delay), requeue.reason) from requeue

@@ -25,6 +25,13 @@ STEP_PROGRESS = "step.progress"
 FLOW_CANCELED = "flow.canceled"
 FLOW_RETRIED = "flow.retried"
 STEP_CANCELED = "step.canceled"
+# Flow control (docs/flow-control.md): a run waits for a slot or its start time, then starts; a
+# debounced start replaced its input; a step waits for a slot, then gets its job.
+FLOW_WAITING = "flow.waiting"
+FLOW_ADMITTED = "flow.admitted"
+FLOW_DEBOUNCED = "flow.debounced"
+STEP_WAITING = "step.waiting"
+STEP_ADMITTED = "step.admitted"
 LOG = "log"
 EMIT = "emit"
 STATE_SET = "state.set"

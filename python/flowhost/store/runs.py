@@ -36,6 +36,8 @@ class Claim:
 class LockedRun:
     status: str
     emitted: dict[str, Any]
+    priority: int = 0
+    concurrency_key: str | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,6 +57,8 @@ class NewStep:
     status: str  # "queued" or "skipped"
     max_attempts: int = 1
     input: Any = None
+    # The step has a concurrency limit (flowhost.engine.scheduling).
+    flow_control: bool = False
 
     def to_json(self) -> dict[str, Any]:
         attempt = 1 if self.status == "queued" else 0
@@ -65,6 +69,7 @@ class NewStep:
             "attempt": attempt,
             "max_attempts": self.max_attempts,
             "input": self.input,
+            "flow_control": self.flow_control,
         }
 
 
@@ -98,6 +103,28 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewRun:
+    id: uuid.UUID
+    input: Any
+    # The JSON text of the input's value at the flow's concurrency key (None: no key).
+    concurrency_key: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunStart:
+    """How runs start: `queued` (waiting for a slot or for `start_at`) or `running`."""
+
+    status: str = "running"
+    priority: int = 0
+    # Seconds from now until a delayed start, or the moment of it (start_at wins).
+    delay: float = 0.0
+    start_at: datetime | None = None
+    # The run's end must release slots or a debounce key; its entry step has a limit.
+    flow_control: bool = False
+    entry_flow_control: bool = False
+
+
 async def start_runs(
     conn: Connection,
     *,
@@ -106,25 +133,44 @@ async def start_runs(
     step_count: int,
     entry: str | None,
     max_attempts: int,
-    runs: Sequence[tuple[uuid.UUID, Any]],
+    runs: Sequence[NewRun],
     parent_run_id: uuid.UUID | None = None,
     started_data: Mapping[str, Any] | None = None,
-) -> None:
+    start: RunStart | None = None,
+) -> datetime | None:
     """Create runs: rows, flow.started events (their data plus `started_data`), statistics,
-    and the entry step's row unless `entry` is None."""
-    await conn.execute(
-        QUERIES["start_runs"],
-        {
-            "runs": _json([{"id": str(run_id), "input": data} for run_id, data in runs]),
-            "flow": flow,
-            "definition_hash": definition_hash,
-            "step_count": step_count,
-            "entry": entry,
-            "max_attempts": max_attempts,
-            "parent_run_id": parent_run_id,
-            "started_data": _json(dict(started_data or {})),
-        },
-    )
+    and the entry step's row unless `entry` is None. Returns when a delayed start is due (None
+    when they start now)."""
+    start = start or RunStart()
+    row = await (
+        await conn.execute(
+            QUERIES["start_runs"],
+            {
+                "runs": _json(
+                    [
+                        {"id": str(run.id), "input": run.input, "key": run.concurrency_key}
+                        for run in runs
+                    ]
+                ),
+                "flow": flow,
+                "definition_hash": definition_hash,
+                "step_count": step_count,
+                "entry": entry,
+                "max_attempts": max_attempts,
+                "parent_run_id": parent_run_id,
+                "started_data": _json(dict(started_data or {})),
+                "status": start.status,
+                "priority": start.priority,
+                "delay": start.delay,
+                "start_at": start.start_at,
+                "flow_control": start.flow_control,
+                "entry_flow_control": start.entry_flow_control,
+            },
+        )
+    ).fetchone()
+    assert row is not None, "start_runs always returns one row"
+    start_at: datetime | None = row["start_at"]
+    return start_at
 
 
 JobKey = tuple[uuid.UUID, str, int]  # run, step, attempt
@@ -165,7 +211,10 @@ async def lock_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> dict[uuid
     rows = await (
         await conn.execute(QUERIES["lock_runs"], {"run_ids": sorted(set(run_ids))})
     ).fetchall()
-    return {row["id"]: LockedRun(row["status"], row["emitted"]) for row in rows}
+    return {
+        row["id"]: LockedRun(row["status"], row["emitted"], row["priority"], row["concurrency_key"])
+        for row in rows
+    }
 
 
 async def complete_steps(

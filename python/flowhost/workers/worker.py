@@ -134,6 +134,8 @@ class Worker:
             "flow.start": self._flow_start,
             "flow.cancel": self._flow_cancel,
             "flow.is_running": self._flow_is_running,
+            "flow.running": self._flow_running,
+            "flow.stats": self._flow_stats,
         }
         for method, handler in job_calls.items():
             self.peer.on_request(method, self._job_call(handler))
@@ -213,19 +215,25 @@ class Worker:
         await job.backend.emit(_text(params, "name"), params.get("payload"))
 
     async def _flow_start(self, job: JobBinding, params: Params) -> Params:
-        key = params.get("idempotency_key")
-        if key is not None and not isinstance(key, str):
-            raise ValueError("idempotency_key must be a string")
-        run_id = await job.backend.flow_start(_text(params, "flow"), params.get("input"), key)
+        # The start options are checked where they are used (StartOptions.from_params): a
+        # refused one is a ValueError, answered as invalid params.
+        options = {k: v for k, v in params.items() if k not in ("flow", "input")}
+        run_id = await job.backend.flow_start(_text(params, "flow"), params.get("input"), options)
         return {"run_id": run_id}
+
+    async def _flow_running(self, job: JobBinding, params: Params) -> Params:
+        excluded = _run_id_list(params)
+        runs = await job.backend.flow_running(_optional_text(params, "flow"), excluded)
+        return {"runs": runs}
+
+    async def _flow_stats(self, job: JobBinding, params: Params) -> Params:
+        return {"stats": await job.backend.flow_stats(_optional_text(params, "flow"))}
 
     async def _flow_cancel(self, job: JobBinding, params: Params) -> Params:
         return {"canceled": await job.backend.flow_cancel(_optional_text(params, "run_id"))}
 
     async def _flow_is_running(self, job: JobBinding, params: Params) -> Params:
-        excluded = params.get("exclude_run_ids") or []
-        if not isinstance(excluded, list) or not all(isinstance(i, str) for i in excluded):
-            raise ValueError("exclude_run_ids must be a list of run ids")
+        excluded = _run_id_list(params)
         running = await job.backend.flow_is_running(
             _optional_text(params, "flow"), _optional_text(params, "run_id"), excluded
         )
@@ -258,6 +266,13 @@ def _text(params: Params, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string")
     return value
+
+
+def _run_id_list(params: Params) -> list[str]:
+    excluded = params.get("exclude_run_ids") or []
+    if not isinstance(excluded, list) or not all(isinstance(i, str) for i in excluded):
+        raise ValueError("exclude_run_ids must be a list of run ids")
+    return excluded
 
 
 def _optional_text(params: Params, name: str) -> str | None:

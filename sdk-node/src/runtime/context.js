@@ -110,10 +110,15 @@ export function createRunContext(job, peer, signal, { awaited = null, hook = nul
       async start(/** @type {string} */ flowName, /** @type {unknown} */ input = null, options = {}) {
         checkName(flowName, 'flow.start: the flow name')
         assertSendable(input, `the input of flow '${flowName}'`, { jsonData: true })
-        const { idempotencyKey } = checkOptions(options, 'flow.start', ['idempotencyKey'])
+        const given = checkOptions(options, 'flow.start', Object.keys(START_OPTIONS))
         /** @type {Record<string, unknown>} */
         const params = { flow: flowName, input }
-        if (idempotencyKey !== undefined) params.idempotency_key = nonEmptyString(idempotencyKey, 'flow.start: idempotencyKey')
+        for (const [option, [wire, kind]] of Object.entries(START_OPTIONS)) {
+          const value = given[option]
+          if (value === undefined) continue
+          const what = `flow.start: ${option}`
+          params[wire] = kind === 'key' ? nonEmptyString(value, what) : kind === 'seconds' ? seconds(value, what) : integer(value, what)
+        }
         const answer = await call('flow.start', params)
         return { runId: expectField(answer, 'run_id', 'string', 'flow.start'), flowName }
       },
@@ -129,8 +134,29 @@ export function createRunContext(job, peer, signal, { awaited = null, hook = nul
         if (flowName !== undefined) params.flow = checkName(flowName, 'flow.isRunning: the flow name')
         const { runId, excludeRunIds } = checkOptions(options, 'flow.isRunning', ['runId', 'excludeRunIds'])
         if (runId !== undefined) params.run_id = nonEmptyString(runId, 'flow.isRunning: runId')
-        if (excludeRunIds !== undefined) params.exclude_run_ids = runIdList(excludeRunIds)
+        if (excludeRunIds !== undefined) params.exclude_run_ids = runIdList(excludeRunIds, 'flow.isRunning')
         return expectField(await call('flow.is_running', params), 'running', 'boolean', 'flow.isRunning')
+      },
+      async running(/** @type {string | undefined} */ flowName, options = {}) {
+        /** @type {Record<string, unknown>} */
+        const params = {}
+        if (flowName !== undefined) params.flow = checkName(flowName, 'flow.running: the flow name')
+        const { excludeRunIds } = checkOptions(options, 'flow.running', ['excludeRunIds'])
+        params.exclude_run_ids = excludeRunIds === undefined ? [] : runIdList(excludeRunIds, 'flow.running')
+        const runs = expectField(await call('flow.running', params), 'runs', 'object', 'flow.running')
+        if (!Array.isArray(runs)) throw new WorkerError('the host answered flow.running without a list of runs')
+        return runs.map((run) => camelCaseKeys(run))
+      },
+      async stats(/** @type {string | undefined} */ flowName) {
+        /** @type {Record<string, unknown>} */
+        const params = {}
+        if (flowName !== undefined) params.flow = checkName(flowName, 'flow.stats: the flow name')
+        const answer = await call('flow.stats', params)
+        if (typeof answer !== 'object' || answer === null || !('stats' in answer)) {
+          throw new WorkerError("the host answered flow.stats without 'stats'")
+        }
+        const { stats } = /** @type {{stats: unknown}} */ (answer)
+        return stats === null ? null : camelCaseKeys(stats)
       },
     }),
     heartbeat() {
@@ -203,12 +229,67 @@ function nonEmptyString(value, what) {
   return value
 }
 
-/** @param {unknown} ids */
-function runIdList(ids) {
+/**
+ * @param {unknown} ids
+ * @param {string} method
+ */
+function runIdList(ids, method) {
   if (!Array.isArray(ids)) {
-    throw new TypeError(`flow.isRunning: excludeRunIds must be an array of run ids (got ${formatValue(ids)})`)
+    throw new TypeError(`${method}: excludeRunIds must be an array of run ids (got ${formatValue(ids)})`)
   }
-  return ids.map((id, index) => nonEmptyString(id, `flow.isRunning: excludeRunIds[${index}]`))
+  return ids.map((id, index) => nonEmptyString(id, `${method}: excludeRunIds[${index}]`))
+}
+
+/**
+ * `ctx.flow.start` options → their `flow.start` param and kind. Durations are seconds, as on the
+ * wire and in `RetryRequested`.
+ * @type {Record<string, [string, 'key' | 'seconds' | 'integer']>}
+ */
+const START_OPTIONS = {
+  idempotencyKey: ['idempotency_key', 'key'],
+  priority: ['priority', 'integer'],
+  delay: ['delay', 'seconds'],
+  dedupeKey: ['dedupe_key', 'key'],
+  dedupeWindow: ['dedupe_window', 'seconds'],
+  debounceKey: ['debounce_key', 'key'],
+  debounceWindow: ['debounce_window', 'seconds'],
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {number}
+ */
+function seconds(value, what) {
+  if (typeof value !== 'number') throw new TypeError(`${what} must be a number of seconds (got ${formatValue(value)})`)
+  if (!Number.isFinite(value) || value < 0) throw new RangeError(`${what} must be a finite number of seconds >= 0 (got ${value})`)
+  return value
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} what
+ * @returns {number}
+ */
+function integer(value, what) {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new TypeError(`${what} must be a whole number (got ${formatValue(value)})`)
+  }
+  return value
+}
+
+/**
+ * The host's snake_case keys (`run_id`, `started_at`) as JavaScript's camelCase (`runId`, …).
+ * @param {unknown} value
+ * @returns {any}
+ */
+function camelCaseKeys(value) {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new WorkerError(`the host answered with ${formatValue(value)} where a map was expected`)
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]) => [key.replace(/_([a-z])/g, (_match, letter) => letter.toUpperCase()), item]),
+  )
 }
 
 /**

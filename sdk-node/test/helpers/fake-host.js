@@ -273,5 +273,14 @@ function defaultHandlers(host) {
     'flow.start': () => ({ run_id: 'run-2' }),
     'flow.cancel': ({ run_id: runId }) => ({ canceled: runId !== 'ended-run' }),
     'flow.is_running': ({ flow }) => ({ running: flow === 'busy' }),
+    'flow.running': ({ flow }) => ({
+      runs: flow === 'idle' ? [] : [{
+        run_id: 'run-5', flow: flow ?? 'orders', status: 'queued', started_at: '2030-01-01T00:00:00+00:00',
+        step_count: 2, completed_steps: 0, parent_run_id: 'run-1',
+      }],
+    }),
+    'flow.stats': ({ flow }) => ({
+      stats: flow === 'never' ? null : { flow: flow ?? 'orders', total: 3, last_run_at: null },
+    }),
   }
 }

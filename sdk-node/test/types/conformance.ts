@@ -35,6 +35,10 @@ export const charge = api.defineFunction(async (input: Validated, ctx) => {
   const deleted: boolean = await ctx.state.delete('note')
   const keys: string[] = await ctx.state.list()
   const running: boolean = await ctx.flow.isRunning(undefined, { excludeRunIds: [runId] })
+  await ctx.flow.start('mail', null, { priority: 5, delay: 1.5, dedupeKey: 'd', dedupeWindow: 60 })
+  const live: api.RunningRun[] = await ctx.flow.running('mail', { excludeRunIds: [runId] })
+  const stats: api.FlowStats | null = await ctx.flow.stats()
+  ctx.logger.info('live', { live: live.map((run) => run.startedAt), total: stats?.total ?? 0 })
   ctx.progress(0.5, `${keys.length} keys, deleted ${deleted}, running ${running}`)
   ctx.progress(1)
   ctx.heartbeat()
@@ -52,6 +56,20 @@ export const declared = api.defineConfig({
   concurrency: 2,
   env: ['STRIPE_KEY'],
 })
+
+export const entry = api.defineConfig({
+  flow: { name: 'mail', role: 'entry' },
+  maxRuns: 10,
+  concurrencyKey: '/tenant',
+  keyConcurrency: 2,
+  priority: 5,
+})
+export const flowControl: [number | null, string | null, number | null, number | null] = [
+  api.normalizeConfig(entry).maxRuns,
+  api.normalizeConfig(entry).concurrencyKey,
+  api.normalizeConfig(entry).keyConcurrency,
+  api.normalizeConfig(entry).priority,
+]
 
 // The canonical config carries the process keys.
 const canonical: api.StepConfig = api.normalizeConfig(declared)

@@ -3,8 +3,9 @@
 The canonical shape is shared with the Node SDK (`normalizeConfig`) and is what the host reads
 when it discovers functions: `{flow, name, entry, subscribes, emits, attempts,
 backoff: {type, delayMs, maxDelayMs}, timeoutMs, isolation, reuse, preload, memoryMb, cpuMs,
-concurrency, env, awaitBefore, awaitAfter}` (times in milliseconds on the wire, memory in MiB;
-each await `null` or `Await.to_dict()`).
+concurrency, maxRuns, concurrencyKey, keyConcurrency, priority, env, awaitBefore,
+awaitAfter}` (times in milliseconds on the wire, memory in MiB; each await `null` or
+`Await.to_dict()`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BackoffKind = Literal["fixed", "exponential"]
 Isolation = Literal["process", "inprocess"]
 ISOLATIONS = ("process", "inprocess")
+# Run priorities (higher first); the host's range (flowhost.engine.starting).
+MIN_PRIORITY, MAX_PRIORITY = -1000, 1000
+# A JSON Pointer (RFC 6901): "" or "/token/token", `~` escaped as ~0 and `/` as ~1.
+JSON_POINTER_PATTERN = re.compile(r"^(/([^~/]|~[01])*)*$")
+# Declared on the entry step, for the whole flow (flow control).
+FLOW_LEVEL_FIELDS = ("max_runs", "concurrency_key", "key_concurrency", "priority")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,7 +102,14 @@ class StepConfig:
     preload: tuple[str, ...] = ()  # modules a zygote imports before it forks the child
     memory: int | None = None  # MiB
     cpu: float | None = None  # CPU seconds per attempt
-    concurrency: int | None = None  # attempts of this step running at once, host-wide
+    concurrency: int | None = None  # attempts of this step queued or running at once, all hosts
+    # Flow control of the whole flow, on its entry step only: runs live at once; a JSON Pointer
+    # into the run's input naming its concurrency key, and runs per key at once; the runs'
+    # default priority (higher first).
+    max_runs: int | None = None
+    concurrency_key: str | None = None
+    key_concurrency: int | None = None
+    priority: int | None = None
     env: tuple[str, ...] = ()  # names of the host's environment variables the step receives
     # What the step waits for before it runs, and before its emits count (flowhost_worker.awaits).
     await_before: Await | None = None
@@ -126,6 +140,7 @@ class StepConfig:
         ):
             raise StepConfigError("timeout must be a positive number of seconds", field="timeout")
         self._check_process_options()
+        self._check_flow_control()
         check_await(self.await_before, "await_before")
         check_await(self.await_after, "await_after")
 
@@ -152,8 +167,6 @@ class StepConfig:
             or self.cpu <= 0
         ):
             raise StepConfigError("cpu must be a positive number of CPU seconds", field="cpu")
-        if self.concurrency is not None:
-            _check_positive_int(self.concurrency, "concurrency", "attempts at once")
         for name in self.env:
             if not isinstance(name, str) or not ENV_NAME_PATTERN.match(name):
                 raise StepConfigError(
@@ -161,6 +174,50 @@ class StepConfig:
                     f"not starting with a digit; got {name!r})",
                     field="env",
                 )
+
+    def _check_flow_control(self) -> None:
+        if self.concurrency is not None:
+            _check_positive_int(self.concurrency, "concurrency", "attempts at once")
+        declared = [name for name in FLOW_LEVEL_FIELDS if getattr(self, name) is not None]
+        if declared and not self.entry:
+            raise StepConfigError(
+                f"{declared[0]} applies to the whole flow: declare it on the flow's entry step",
+                field=declared[0],
+            )
+        if self.max_runs is not None:
+            _check_positive_int(self.max_runs, "max_runs", "runs at once")
+        if self.key_concurrency is not None:
+            _check_positive_int(self.key_concurrency, "key_concurrency", "runs per key at once")
+            if self.concurrency_key is None:
+                raise StepConfigError(
+                    "key_concurrency limits runs per concurrency key: set concurrency_key too",
+                    field="key_concurrency",
+                )
+        if self.concurrency_key is not None:
+            if not isinstance(self.concurrency_key, str) or not JSON_POINTER_PATTERN.match(
+                self.concurrency_key
+            ):
+                raise StepConfigError(
+                    "concurrency_key must be a JSON Pointer into the run's input, like '/tenant' "
+                    f"(got {self.concurrency_key!r})",
+                    field="concurrency_key",
+                )
+            if self.key_concurrency is None and self.max_runs is None:
+                raise StepConfigError(
+                    "concurrency_key needs key_concurrency (runs per key at once) or max_runs "
+                    "(shared fairly between keys)",
+                    field="concurrency_key",
+                )
+        if self.priority is not None and (
+            isinstance(self.priority, bool)
+            or not isinstance(self.priority, int)
+            or not MIN_PRIORITY <= self.priority <= MAX_PRIORITY
+        ):
+            raise StepConfigError(
+                f"priority must be an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
+                f"(got {self.priority!r})",
+                field="priority",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -178,6 +235,10 @@ class StepConfig:
             "memoryMb": self.memory,
             "cpuMs": None if self.cpu is None else round(self.cpu * 1000),
             "concurrency": self.concurrency,
+            "maxRuns": self.max_runs,
+            "concurrencyKey": self.concurrency_key,
+            "keyConcurrency": self.key_concurrency,
+            "priority": self.priority,
             "env": list(self.env),
             "awaitBefore": None if self.await_before is None else self.await_before.to_dict(),
             "awaitAfter": None if self.await_after is None else self.await_after.to_dict(),

@@ -33,8 +33,19 @@ class ContextBackend(Protocol):
 
     async def emit(self, name: str, payload: JSONValue) -> None: ...
 
-    async def flow_start(self, flow: str, input: JSONValue, idempotency_key: str | None) -> str:
-        """Start a run of `flow`; the new run's id (an existing one for a reused key)."""
+    async def flow_start(self, flow: str, input: JSONValue, options: dict[str, JSONValue]) -> str:
+        """Start a run of `flow`; the new run's id (an existing one for a reused key).
+        `options`: the `flow.start` params of docs/protocol.md that were given."""
+        ...
+
+    async def flow_running(
+        self, flow: str | None, exclude_run_ids: list[str]
+    ) -> list[dict[str, JSONValue]]:
+        """Live runs of `flow` (None: this run's flow), this run and `exclude_run_ids` left out."""
+        ...
+
+    async def flow_stats(self, flow: str | None) -> dict[str, JSONValue] | None:
+        """The statistics of `flow` (None: this run's flow), None if it never ran."""
         ...
 
     async def flow_cancel(self, run_id: str | None) -> bool:
@@ -121,14 +132,70 @@ class FlowControl:
         self._backend = backend
 
     async def start(
-        self, flow: str, input: JSONValue = None, *, idempotency_key: str | None = None
+        self,
+        flow: str,
+        input: JSONValue = None,
+        *,
+        idempotency_key: str | None = None,
+        priority: int | None = None,
+        delay: float | None = None,
+        dedupe_key: str | None = None,
+        dedupe_window: float | None = None,
+        debounce_key: str | None = None,
+        debounce_window: float | None = None,
     ) -> str:
-        """Start a run of `flow` with `input`; its run id. With an `idempotency_key`, at most
-        one run starts per key: a retried step gets the run its first attempt started."""
+        """Start a run of `flow` with `input`; its run id (the new run is linked to this one).
+
+        - `idempotency_key`: at most one run starts per key, ever: a retried step gets the run
+          its first attempt started.
+        - `priority`: overrides the flow's priority (higher runs first, -1000 to 1000).
+        - `delay`: seconds before the run starts (it is queued until then).
+        - `dedupe_key` + `dedupe_window` (seconds): a start with the same key within the window
+          after the first returns the first run.
+        - `debounce_key` + `debounce_window` (seconds): the run starts once no start with the
+          key came for the window; each start before then replaces its input.
+
+        Options the host refuses (one start key at most, a key without its window, ...) raise
+        ValueError."""
         _text(flow, "flow")
-        if idempotency_key is not None:
-            _text(idempotency_key, "idempotency_key")
-        return await self._backend.flow_start(flow, input, idempotency_key)
+        options: dict[str, JSONValue] = {}
+        for name, value in (
+            ("idempotency_key", idempotency_key),
+            ("dedupe_key", dedupe_key),
+            ("debounce_key", debounce_key),
+        ):
+            if value is not None:
+                _text(value, name)
+                options[name] = value
+        if priority is not None:
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise TypeError(f"priority must be an integer (got {priority!r})")
+            options["priority"] = priority
+        for name, seconds in (
+            ("delay", delay),
+            ("dedupe_window", dedupe_window),
+            ("debounce_window", debounce_window),
+        ):
+            if seconds is not None:
+                options[name] = _seconds(seconds, name)
+        return await self._backend.flow_start(flow, input, options)
+
+    async def running(
+        self, flow: str | None = None, *, exclude: Iterable[str] = ()
+    ) -> builtins.list[dict[str, JSONValue]]:
+        """Live runs (queued, running or awaiting) of `flow` (default: this run's flow), oldest
+        first, at most 1000, this run and `exclude` left out. Each is `{run_id, flow, status,
+        started_at, step_count, completed_steps, parent_run_id}` (`started_at`: ISO 8601)."""
+        if flow is not None:
+            _text(flow, "flow")
+        return await self._backend.flow_running(flow, _run_ids(exclude, "exclude"))
+
+    async def stats(self, flow: str | None = None) -> dict[str, JSONValue] | None:
+        """Statistics of `flow` (default: this run's flow): runs by status, durations, last run
+        times; None if the flow never ran."""
+        if flow is not None:
+            _text(flow, "flow")
+        return await self._backend.flow_stats(flow)
 
     async def cancel(self, run_id: str | None = None) -> bool:
         """Cancel run `run_id` (default: this run); False if it had already ended."""
@@ -149,11 +216,7 @@ class FlowControl:
             _text(flow, "flow")
         if run_id is not None:
             _text(run_id, "run_id")
-        if isinstance(exclude_run_ids, str):
-            raise TypeError("exclude_run_ids must be a collection of run ids, not one string")
-        excluded = list(exclude_run_ids)
-        for excluded_id in excluded:
-            _text(excluded_id, "exclude_run_ids entries")
+        excluded = _run_ids(exclude_run_ids, "exclude_run_ids")
         return await self._backend.flow_is_running(flow, run_id, excluded)
 
 
@@ -255,6 +318,23 @@ def _key(key: str) -> str:
             f"state keys are at most {MAX_STATE_KEY_LENGTH} characters (got {len(key)})"
         )
     return key
+
+
+def _run_ids(ids: Iterable[str], what: str) -> builtins.list[str]:
+    if isinstance(ids, str):
+        raise TypeError(f"{what} must be a collection of run ids, not one string")
+    found = builtins.list(ids)
+    for run_id in found:
+        _text(run_id, f"{what} entries")
+    return found
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds (got {value!r})")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a finite number of seconds >= 0 (got {value!r})")
+    return float(value)
 
 
 def _text(value: object, what: str) -> None:

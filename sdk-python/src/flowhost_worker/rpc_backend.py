@@ -109,12 +109,28 @@ class RpcBackend:
         check_json(payload, f"the payload of {name!r}")
         await self._call("emit", {"name": name, "payload": payload})
 
-    async def flow_start(self, flow: str, input: JSONValue, idempotency_key: str | None) -> str:
+    async def flow_start(self, flow: str, input: JSONValue, options: dict[str, JSONValue]) -> str:
         check_json(input, f"the input of flow {flow!r}")
-        params: dict[str, Any] = {"flow": flow, "input": input}
-        if idempotency_key is not None:
-            params["idempotency_key"] = idempotency_key
+        params: dict[str, Any] = {"flow": flow, "input": input, **options}
         return str(_field(await self._call("flow.start", params), "run_id", "flow.start"))
+
+    async def flow_running(
+        self, flow: str | None, exclude_run_ids: list[str]
+    ) -> list[dict[str, JSONValue]]:
+        params: dict[str, Any] = {"exclude_run_ids": exclude_run_ids}
+        if flow is not None:
+            params["flow"] = flow
+        runs = _field(await self._call("flow.running", params), "runs", "flow.running")
+        if not isinstance(runs, list) or not all(isinstance(run, dict) for run in runs):
+            raise WorkerError("the host answered flow.running without a list of runs")
+        return runs
+
+    async def flow_stats(self, flow: str | None) -> dict[str, JSONValue] | None:
+        params: dict[str, Any] = {} if flow is None else {"flow": flow}
+        stats = _field(await self._call("flow.stats", params), "stats", "flow.stats")
+        if stats is not None and not isinstance(stats, dict):
+            raise WorkerError("the host answered flow.stats without a map or null")
+        return stats
 
     async def flow_cancel(self, run_id: str | None) -> bool:
         params = {} if run_id is None else {"run_id": run_id}

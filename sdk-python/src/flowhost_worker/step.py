@@ -31,6 +31,10 @@ def step(
     memory: int | None = None,
     cpu: float | None = None,
     concurrency: int | None = None,
+    max_runs: int | None = None,
+    concurrency_key: str | None = None,
+    key_concurrency: int | None = None,
+    priority: int | None = None,
     env: Sequence[str] | str = (),
     await_before: Await | None = None,
     await_after: Await | None = None,
@@ -44,8 +48,14 @@ def step(
     Process options: `isolation` ("process": a child process per attempt, or "inprocess": inside
     the host), `reuse` (jobs one child serves before it exits), `preload` (modules imported
     once, before children are forked), `memory` (MiB) and `cpu` (CPU seconds) limits per child,
-    `concurrency` (attempts of this step at once), and `env` (names of the host's environment
-    variables the step receives; children get no others).
+    and `env` (names of the host's environment variables the step receives; children get no
+    others).
+
+    Flow control, across every host: `concurrency` (attempts of this step queued or running at
+    once). On the entry step, for the whole flow: `max_runs` (runs live at once),
+    `concurrency_key` (a JSON Pointer into the run's input, e.g. "/tenant") with
+    `key_concurrency` (runs per key at once; waiting runs are served round-robin between keys),
+    and `priority` (the runs' default priority, -1000 to 1000, higher first).
 
     Awaits (`Await.time/event/webhook/schedule`, see flowhost_worker.awaits): `await_before`
     holds the step back until it resolves (the step then finds the resolution in
@@ -80,6 +90,10 @@ def step(
             memory=memory,
             cpu=cpu,
             concurrency=concurrency,
+            max_runs=max_runs,
+            concurrency_key=concurrency_key,
+            key_concurrency=key_concurrency,
+            priority=priority,
             env=names(env, "env"),
             await_before=check_await(await_before, "await_before"),
             await_after=check_await(await_after, "await_after"),

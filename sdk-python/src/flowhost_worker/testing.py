@@ -38,11 +38,15 @@ class MemoryBackend:
         self.state: dict[str, Any] = dict(state or {})
         self.logs: list[tuple[str, str, dict[str, Any]]] = []
         self.emitted: list[tuple[str, Any]] = []
-        self.started: list[tuple[str, Any, str | None]] = []
+        # (flow, input, options): options as passed to `ctx.flow.start` (only those given).
+        self.started: list[tuple[str, Any, dict[str, Any]]] = []
+        # What ctx.flow.running / ctx.flow.stats answer: set them to what a test needs.
+        self.running_runs: list[dict[str, Any]] = []
+        self.flow_statistics: dict[str, dict[str, Any]] = {}
         self.canceled: list[str | None] = []
         self.progress_reports: list[tuple[float, str | None]] = []
         self.heartbeats = 0
-        self._start_keys: dict[tuple[str, str], str] = {}
+        self._start_keys: dict[tuple[str, str, str], str] = {}
 
     async def state_get(self, key: str) -> tuple[bool, Any]:
         return (key in self.state, self.state.get(key))
@@ -59,14 +63,36 @@ class MemoryBackend:
     async def emit(self, name: str, payload: Any) -> None:
         self.emitted.append((name, payload))
 
-    async def flow_start(self, flow: str, input: Any, idempotency_key: str | None) -> str:
-        if idempotency_key is not None and (flow, idempotency_key) in self._start_keys:
-            return self._start_keys[(flow, idempotency_key)]
+    async def flow_start(self, flow: str, input: Any, options: dict[str, Any]) -> str:
+        """Records the start; a start key (idempotency, dedupe, debounce) seen before for the
+        flow returns its run, as the host does within the key's window (windows are not
+        modelled: a key returns its run for the whole test)."""
+        key = next(
+            (
+                (flow, name, options[name])
+                for name in ("idempotency_key", "dedupe_key", "debounce_key")
+                if name in options
+            ),
+            None,
+        )
+        if key is not None and key in self._start_keys:
+            return self._start_keys[key]
         run_id = str(uuid.uuid4())
-        if idempotency_key is not None:
-            self._start_keys[(flow, idempotency_key)] = run_id
-        self.started.append((flow, input, idempotency_key))
+        if key is not None:
+            self._start_keys[key] = run_id
+        self.started.append((flow, input, dict(options)))
         return run_id
+
+    async def flow_running(self, flow: str | None, exclude_run_ids: list[str]) -> list[Any]:
+        return [
+            run
+            for run in self.running_runs
+            if (flow is None or run.get("flow") == flow)
+            and run.get("run_id") not in exclude_run_ids
+        ]
+
+    async def flow_stats(self, flow: str | None) -> dict[str, Any] | None:
+        return self.flow_statistics.get(flow) if flow is not None else None
 
     async def flow_cancel(self, run_id: str | None) -> bool:
         self.canceled.append(run_id)

@@ -55,7 +55,14 @@ CREATE TABLE flowhost.runs (
     finished_at timestamptz,
     version integer NOT NULL DEFAULT 0,
     -- The run whose step started this one (ctx.flow.start), if any.
-    parent_run_id uuid
+    parent_run_id uuid,
+    priority integer NOT NULL DEFAULT 0,
+    -- The JSON text of the input's value at the flow's concurrency_key pointer.
+    concurrency_key text,
+    -- A delayed start that has not happened yet (the run is queued until then).
+    start_at timestamptz,
+    -- The run's flow had limits or a debounce key when it started: its end releases slots.
+    flow_control boolean NOT NULL DEFAULT false
 );
 CREATE INDEX runs_parent_idx ON flowhost.runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
 CREATE INDEX runs_created_idx ON flowhost.runs (created_at DESC, id);
@@ -78,6 +85,8 @@ CREATE TABLE flowhost.steps (
     queued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     started_at timestamptz,
     finished_at timestamptz,
+    -- The step has a concurrency limit: its end releases its slot.
+    flow_control boolean NOT NULL DEFAULT false,
     PRIMARY KEY (run_id, name)
 );
 
@@ -132,3 +141,624 @@ CREATE TABLE flowhost.start_keys (
     PRIMARY KEY (flow, key)
 );
 CREATE INDEX start_keys_run_idx ON flowhost.start_keys (run_id);
+
+-- Flow control (docs/flow-control.md): limits across hosts, waiting lists, start keys.
+-- One row per flow with limits: the limits (written when a host registers the flow) and the
+-- row every flow-control decision of the flow locks.
+CREATE TABLE flowhost.flow_controls (
+    flow text PRIMARY KEY,
+    max_runs integer,
+    key_concurrency integer,
+    -- step name -> how many of its attempts may be queued or running at once, on all hosts
+    step_limits jsonb NOT NULL DEFAULT '{}'::jsonb,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Slot counters: step '' is the flow's runs, key '' a whole scope, any other key one
+-- concurrency key within it (its counter, and when it was last served, for round-robin).
+CREATE TABLE flowhost.flow_slots (
+    flow text NOT NULL,
+    step text NOT NULL,
+    key text NOT NULL,
+    held integer NOT NULL DEFAULT 0 CONSTRAINT flow_slots_held_check CHECK (held >= 0),
+    last_granted_at timestamptz,
+    PRIMARY KEY (flow, step, key)
+);
+
+-- Who holds which slot: releasing deletes these rows, so a release happens once however many
+-- paths try it.
+CREATE TABLE flowhost.flow_holds (
+    run_id uuid NOT NULL,
+    step text NOT NULL,
+    key text NOT NULL,
+    flow text NOT NULL,
+    held_since timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (run_id, step, key)
+);
+
+-- The waiting list: a run waiting to start (step '') or a step waiting for its slot.
+CREATE TABLE flowhost.flow_waiters (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    flow text NOT NULL,
+    step text NOT NULL,
+    run_id uuid NOT NULL,
+    -- The step whose job is enqueued once a slot is granted (for a run, its entry step).
+    job_step text NOT NULL,
+    attempt integer NOT NULL DEFAULT 1,
+    key text,
+    priority integer NOT NULL DEFAULT 0,
+    reason text NOT NULL,
+    waiting_since timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE UNIQUE INDEX flow_waiters_run_idx ON flowhost.flow_waiters (run_id, step);
+CREATE INDEX flow_waiters_scope_idx ON flowhost.flow_waiters (flow, step, priority DESC, id);
+
+-- A start with a dedupe key returns the key's run until the key expires.
+CREATE TABLE flowhost.dedupe_keys (
+    flow text NOT NULL,
+    key text NOT NULL,
+    run_id uuid NOT NULL REFERENCES flowhost.runs (id) ON DELETE CASCADE
+        DEFERRABLE INITIALLY DEFERRED,
+    expires_at timestamptz NOT NULL,
+    PRIMARY KEY (flow, key)
+);
+CREATE INDEX dedupe_keys_expiry_idx ON flowhost.dedupe_keys (expires_at);
+CREATE INDEX dedupe_keys_run_idx ON flowhost.dedupe_keys (run_id);
+
+-- A debounce key names its pending run until that run starts; `start_at` (pushed back by each
+-- start with the key) is when it may.
+CREATE TABLE flowhost.debounce_keys (
+    flow text NOT NULL,
+    key text NOT NULL,
+    run_id uuid NOT NULL REFERENCES flowhost.runs (id) ON DELETE CASCADE
+        DEFERRABLE INITIALLY DEFERRED,
+    start_at timestamptz NOT NULL,
+    PRIMARY KEY (flow, key)
+);
+CREATE UNIQUE INDEX debounce_keys_run_idx ON flowhost.debounce_keys (run_id);
+
+-- Enqueue a step job as flowhost.queue.pgqueuer_queue.enqueue_steps does (same entrypoint,
+-- payload, dedupe key; PgQueuer's own table and log): the one place flowhost's SQL writes
+-- PgQueuer's tables, for jobs granted inside a trigger, where Python cannot be called.
+CREATE FUNCTION flowhost.fc_enqueue(
+    p_run uuid, p_flow text, p_step text, p_attempt integer, p_priority integer
+) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    WITH job AS (
+        INSERT INTO pgqueuer (priority, entrypoint, payload, execute_after, dedupe_key, status)
+        VALUES (p_priority, 'flow:' || p_flow,
+                convert_to(json_build_object('run', p_run, 'flow', p_flow, 'step', p_step,
+                                             'attempt', p_attempt)::text, 'UTF8'),
+                now(), p_run::text || ':' || p_step || ':' || p_attempt, 'queued')
+        ON CONFLICT (dedupe_key) WHERE status IN ('queued', 'picked') AND dedupe_key IS NOT NULL
+        DO NOTHING
+        RETURNING id, entrypoint, priority
+    )
+    INSERT INTO pgqueuer_log (job_id, status, entrypoint, priority)
+    SELECT id, 'queued', entrypoint, priority FROM job;
+END
+$$;
+
+-- The flow's control row, locked until the transaction ends (created from `p_limits`, the
+-- caller's definition, if no host registered the flow yet).
+CREATE FUNCTION flowhost.fc_lock(p_flow text, p_limits jsonb) RETURNS flowhost.flow_controls
+    LANGUAGE plpgsql AS $$
+DECLARE
+    control flowhost.flow_controls;
+BEGIN
+    SELECT * INTO control FROM flowhost.flow_controls WHERE flow = p_flow FOR UPDATE;
+    IF FOUND THEN
+        RETURN control;
+    END IF;
+    INSERT INTO flowhost.flow_controls (flow, max_runs, key_concurrency, step_limits)
+    VALUES (p_flow, (p_limits ->> 'max_runs')::integer,
+            (p_limits ->> 'key_concurrency')::integer,
+            COALESCE(p_limits -> 'step_limits', '{}'::jsonb))
+    ON CONFLICT (flow) DO NOTHING;
+    SELECT * INTO control FROM flowhost.flow_controls WHERE flow = p_flow FOR UPDATE;
+    RETURN control;
+END
+$$;
+
+-- Locks the control rows of several flows in name order (a batch touching several limited
+-- flows takes them before anything else, so two batches never wait on each other in a cycle).
+CREATE FUNCTION flowhost.fc_lock_flows(p_flows jsonb) RETURNS integer
+    LANGUAGE plpgsql AS $$
+DECLARE
+    item record;
+    locked integer := 0;
+BEGIN
+    FOR item IN
+        SELECT f.flow, f.limits
+        FROM jsonb_to_recordset(p_flows) AS f(flow text, limits jsonb)
+        ORDER BY f.flow
+    LOOP
+        PERFORM flowhost.fc_lock(item.flow, item.limits);
+        locked := locked + 1;
+    END LOOP;
+    RETURN locked;
+END
+$$;
+
+-- Slots held in scope (p_flow, p_step): the whole scope (p_key NULL) or one key of it.
+CREATE FUNCTION flowhost.fc_held(p_flow text, p_step text, p_key text) RETURNS integer
+    LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT held FROM flowhost.flow_slots
+                     WHERE flow = p_flow AND step = p_step AND key = COALESCE(p_key, '')), 0)
+$$;
+
+-- Whether a run (p_step '') or a step may take a slot now. Caller holds the flow's lock.
+CREATE FUNCTION flowhost.fc_has_room(
+    control flowhost.flow_controls, p_step text, p_key text
+) RETURNS boolean
+    LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    capacity integer;
+BEGIN
+    IF p_step = '' THEN
+        IF control.max_runs IS NOT NULL
+           AND flowhost.fc_held(control.flow, '', NULL) >= control.max_runs THEN
+            RETURN false;
+        END IF;
+        RETURN control.key_concurrency IS NULL OR p_key IS NULL
+            OR flowhost.fc_held(control.flow, '', p_key) < control.key_concurrency;
+    END IF;
+    capacity := (control.step_limits ->> p_step)::integer;
+    RETURN capacity IS NULL OR flowhost.fc_held(control.flow, p_step, NULL) < capacity;
+END
+$$;
+
+-- Take a slot of scope (p_flow, p_step) for p_run (and of its key, when it has one): count
+-- it, note who holds it and when the key was served. Caller holds the lock and checked room.
+CREATE FUNCTION flowhost.fc_take(p_flow text, p_step text, p_key text, p_run uuid) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO flowhost.flow_slots AS s (flow, step, key, held, last_granted_at)
+    SELECT p_flow, p_step, k.key, 1, clock_timestamp()
+    FROM (VALUES (''), (p_key)) AS k(key) WHERE k.key IS NOT NULL
+    ON CONFLICT (flow, step, key) DO UPDATE
+        SET held = s.held + 1, last_granted_at = EXCLUDED.last_granted_at;
+    INSERT INTO flowhost.flow_holds (run_id, step, key, flow)
+    SELECT p_run, p_step, k.key, p_flow
+    FROM (VALUES (''), (p_key)) AS k(key) WHERE k.key IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    -- The end of the holder must release it, whatever its definition said when it was written.
+    IF p_step = '' THEN
+        UPDATE flowhost.runs SET flow_control = true WHERE id = p_run AND NOT flow_control;
+    ELSE
+        UPDATE flowhost.steps SET flow_control = true
+        WHERE run_id = p_run AND name = p_step AND NOT flow_control;
+    END IF;
+END
+$$;
+
+-- A step that became ready: take its slot and enqueue its job, or leave it waiting (queued,
+-- without a job). Steps without a limit are enqueued. Caller holds the flow's lock.
+CREATE FUNCTION flowhost.fc_gate_step(
+    control flowhost.flow_controls, p_run uuid, p_step text, p_attempt integer, p_key text,
+    p_priority integer
+) RETURNS boolean
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT control.step_limits ? p_step THEN
+        PERFORM flowhost.fc_enqueue(p_run, control.flow, p_step, p_attempt, p_priority);
+        RETURN true;
+    END IF;
+    IF flowhost.fc_has_room(control, p_step, p_key) THEN
+        PERFORM flowhost.fc_take(control.flow, p_step, p_key, p_run);
+        PERFORM flowhost.fc_enqueue(p_run, control.flow, p_step, p_attempt, p_priority);
+        RETURN true;
+    END IF;
+    INSERT INTO flowhost.flow_waiters
+        (flow, step, run_id, job_step, attempt, key, priority, reason)
+    VALUES (control.flow, p_step, p_run, p_step, p_attempt, p_key, p_priority, 'concurrency')
+    ON CONFLICT (run_id, step) DO NOTHING;
+    IF FOUND THEN
+        INSERT INTO flowhost.events (run_id, type, step, attempt, data)
+        VALUES (p_run, 'step.waiting', p_step, p_attempt,
+                jsonb_build_object('reason', 'concurrency',
+                                   'limit', (control.step_limits ->> p_step)::integer));
+    END IF;
+    RETURN false;
+END
+$$;
+
+-- A run that may start now: it runs, its entry step goes through the step gate.
+CREATE FUNCTION flowhost.fc_start_run(
+    control flowhost.flow_controls, p_run uuid, p_entry text, p_key text, p_priority integer,
+    p_announce boolean
+) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE flowhost.runs SET status = 'running', start_at = NULL, version = version + 1
+    WHERE id = p_run AND status = 'queued';
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    UPDATE flowhost.flow_stats SET queued = queued - 1, running = running + 1
+    WHERE flow = control.flow;
+    IF p_announce THEN
+        INSERT INTO flowhost.events (run_id, type, data)
+        VALUES (p_run, 'flow.admitted', '{}'::jsonb);
+    END IF;
+    PERFORM flowhost.fc_gate_step(control, p_run, p_entry, 1, p_key, p_priority);
+END
+$$;
+
+-- Grant freed slots of every scope of the flow to its waiters: highest priority first, then
+-- the key served longest ago (round-robin between keys), then first come. Caller holds the
+-- flow's lock. Waiters whose rows another transaction holds (it is removing them) are skipped.
+CREATE FUNCTION flowhost.fc_grant(p_flow text) RETURNS integer
+    LANGUAGE plpgsql AS $$
+DECLARE
+    control flowhost.flow_controls;
+    waiter flowhost.flow_waiters;
+    scope text;
+    capacity integer;
+    skipped bigint[] := '{}';
+    granted integer := 0;
+BEGIN
+    SELECT * INTO control FROM flowhost.flow_controls WHERE flow = p_flow;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    -- Runs waiting to start.
+    LOOP
+        EXIT WHEN control.max_runs IS NOT NULL
+              AND flowhost.fc_held(p_flow, '', NULL) >= control.max_runs;
+        SELECT w.* INTO waiter
+        FROM flowhost.flow_waiters AS w
+        LEFT JOIN flowhost.flow_slots AS k
+            ON k.flow = w.flow AND k.step = '' AND k.key = w.key
+        WHERE w.flow = p_flow AND w.step = '' AND w.id <> ALL (skipped)
+          AND (control.key_concurrency IS NULL OR w.key IS NULL
+               OR COALESCE(k.held, 0) < control.key_concurrency)
+        ORDER BY w.priority DESC, k.last_granted_at ASC NULLS FIRST, w.id
+        LIMIT 1
+        FOR UPDATE OF w SKIP LOCKED;
+        EXIT WHEN NOT FOUND;
+        PERFORM 1 FROM flowhost.runs
+        WHERE id = waiter.run_id AND status = 'queued'
+        FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            skipped := skipped || waiter.id;
+            CONTINUE;
+        END IF;
+        DELETE FROM flowhost.flow_waiters WHERE id = waiter.id;
+        PERFORM flowhost.fc_take(p_flow, '', waiter.key, waiter.run_id);
+        PERFORM flowhost.fc_start_run(control, waiter.run_id, waiter.job_step, waiter.key,
+                                      waiter.priority, true);
+        granted := granted + 1;
+    END LOOP;
+    -- Steps waiting for their slot, scope by scope.
+    FOR scope IN
+        SELECT DISTINCT step FROM flowhost.flow_waiters
+        WHERE flow = p_flow AND step <> '' ORDER BY step
+    LOOP
+        capacity := (control.step_limits ->> scope)::integer;
+        LOOP
+            EXIT WHEN capacity IS NOT NULL
+                  AND flowhost.fc_held(p_flow, scope, NULL) >= capacity;
+            SELECT w.* INTO waiter
+            FROM flowhost.flow_waiters AS w
+            LEFT JOIN flowhost.flow_slots AS k
+                ON k.flow = w.flow AND k.step = w.step AND k.key = w.key
+            WHERE w.flow = p_flow AND w.step = scope AND w.id <> ALL (skipped)
+            ORDER BY w.priority DESC, k.last_granted_at ASC NULLS FIRST, w.id
+            LIMIT 1
+            FOR UPDATE OF w SKIP LOCKED;
+            EXIT WHEN NOT FOUND;
+            DELETE FROM flowhost.flow_waiters WHERE id = waiter.id;
+            IF capacity IS NOT NULL THEN
+                PERFORM flowhost.fc_take(p_flow, scope, waiter.key, waiter.run_id);
+            END IF;
+            PERFORM flowhost.fc_enqueue(waiter.run_id, p_flow, waiter.job_step, waiter.attempt,
+                                        waiter.priority);
+            INSERT INTO flowhost.events (run_id, type, step, attempt, data)
+            VALUES (waiter.run_id, 'step.admitted', waiter.job_step, waiter.attempt, '{}'::jsonb);
+            granted := granted + 1;
+        END LOOP;
+    END LOOP;
+    RETURN granted;
+END
+$$;
+
+-- Release what p_run holds (p_step NULL: everything, at the run's end; else that step's slot)
+-- and grant the freed slots.
+CREATE FUNCTION flowhost.fc_release(p_flow text, p_run uuid, p_step text) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM flowhost.fc_lock(p_flow, '{}'::jsonb);
+    WITH released AS (
+        DELETE FROM flowhost.flow_holds
+        WHERE run_id = p_run AND (p_step IS NULL OR step = p_step)
+        RETURNING flow, step, key
+    ), counted AS (
+        SELECT flow, step, key, count(*)::integer AS n FROM released GROUP BY flow, step, key
+    )
+    UPDATE flowhost.flow_slots AS s SET held = s.held - c.n
+    FROM counted AS c
+    WHERE s.flow = c.flow AND s.step = c.step AND s.key = c.key;
+    PERFORM flowhost.fc_grant(p_flow);
+END
+$$;
+
+-- Before a run of a flow under flow control ends: its flow's lock comes before the flow_stats
+-- row the ending statement updates (the order every transaction follows).
+CREATE FUNCTION flowhost.fc_run_ending() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM flowhost.flow_controls WHERE flow = OLD.flow FOR UPDATE;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- A run under flow control ended (in any way, by any code): it stops waiting, its debounce key
+-- is free, and its slots (its own and its steps') go to the next waiters.
+CREATE FUNCTION flowhost.fc_run_ended() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM flowhost.flow_waiters WHERE run_id = OLD.id;
+    DELETE FROM flowhost.debounce_keys WHERE run_id = OLD.id;
+    -- Holds granted by a transaction that held the flow's lock are visible here: the BEFORE
+    -- trigger waited for that lock.
+    IF EXISTS (SELECT 1 FROM flowhost.flow_holds WHERE run_id = OLD.id) THEN
+        PERFORM flowhost.fc_release(OLD.flow, OLD.id, NULL);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- A step with a limit finished running (completed, failed for good, skipped, canceled, or
+-- awaiting after it ran): its slot goes to the next waiter. Retries keep the slot.
+CREATE FUNCTION flowhost.fc_step_ended() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+DECLARE
+    held_flow text;
+BEGIN
+    DELETE FROM flowhost.flow_waiters WHERE run_id = NEW.run_id AND step = NEW.name;
+    SELECT flow INTO held_flow FROM flowhost.flow_holds
+    WHERE run_id = NEW.run_id AND step = NEW.name LIMIT 1;
+    IF FOUND THEN
+        PERFORM flowhost.fc_release(held_flow, NEW.run_id, NEW.name);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER runs_flow_control_ending
+    BEFORE UPDATE OF status ON flowhost.runs
+    FOR EACH ROW
+    WHEN (NEW.flow_control AND OLD.status IN ('queued', 'running', 'awaiting')
+          AND NEW.status NOT IN ('queued', 'running', 'awaiting'))
+    EXECUTE FUNCTION flowhost.fc_run_ending();
+CREATE TRIGGER runs_flow_control_ended
+    AFTER UPDATE OF status ON flowhost.runs
+    FOR EACH ROW
+    WHEN (NEW.flow_control AND OLD.status IN ('queued', 'running', 'awaiting')
+          AND NEW.status NOT IN ('queued', 'running', 'awaiting'))
+    EXECUTE FUNCTION flowhost.fc_run_ended();
+CREATE TRIGGER runs_flow_control_deleting
+    BEFORE DELETE ON flowhost.runs
+    FOR EACH ROW
+    WHEN (OLD.flow_control AND OLD.status IN ('queued', 'running', 'awaiting'))
+    EXECUTE FUNCTION flowhost.fc_run_ending();
+CREATE TRIGGER runs_flow_control_deleted
+    AFTER DELETE ON flowhost.runs
+    FOR EACH ROW
+    WHEN (OLD.flow_control AND OLD.status IN ('queued', 'running', 'awaiting'))
+    EXECUTE FUNCTION flowhost.fc_run_ended();
+CREATE TRIGGER steps_flow_control_ended
+    AFTER UPDATE OF status ON flowhost.steps
+    FOR EACH ROW
+    WHEN (NEW.flow_control AND OLD.status IS DISTINCT FROM NEW.status
+          AND NEW.status IN ('awaiting', 'completed', 'failed', 'skipped', 'canceled'))
+    EXECUTE FUNCTION flowhost.fc_step_ended();
+
+-- New runs of a flow: each starts now (its slots taken, its entry step through the step gate)
+-- or waits (queued, in flow_waiters). The runs exist, queued, in flowhost.runs and
+-- flow_stats.queued. %(runs)s items: {run_id, key, priority, announce}.
+CREATE FUNCTION flowhost.fc_admit_runs(
+    p_flow text, p_entry text, p_limits jsonb, p_runs jsonb
+) RETURNS TABLE (admitted_run uuid, admitted boolean)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    control flowhost.flow_controls;
+    controlled boolean := (p_limits ->> 'max_runs') IS NOT NULL
+        OR (p_limits ->> 'key_concurrency') IS NOT NULL
+        OR COALESCE(p_limits -> 'step_limits', '{}'::jsonb) ? p_entry;
+    item record;
+    aggregate_full boolean;
+BEGIN
+    IF controlled THEN
+        control := flowhost.fc_lock(p_flow, p_limits);
+        -- Waiters first: a run admitted while one of them could start would jump the line.
+        PERFORM flowhost.fc_grant(p_flow);
+    ELSE
+        -- Nothing limits this start (a delayed run of a flow without run or entry limits): no
+        -- lock, no control row.
+        control := ROW(p_flow, NULL, NULL, COALESCE(p_limits -> 'step_limits', '{}'::jsonb),
+                       now())::flowhost.flow_controls;
+    END IF;
+    FOR item IN
+        SELECT r.run_id AS id, r.key, COALESCE(r.priority, 0) AS priority,
+               COALESCE(r.announce, false) AS announce
+        FROM jsonb_to_recordset(p_runs)
+            AS r(run_id uuid, key text, priority integer, announce boolean)
+    LOOP
+        admitted_run := item.id;
+        IF flowhost.fc_has_room(control, '', item.key) THEN
+            IF controlled THEN
+                PERFORM flowhost.fc_take(p_flow, '', item.key, item.id);
+            END IF;
+            PERFORM flowhost.fc_start_run(control, item.id, p_entry, item.key, item.priority,
+                                          item.announce);
+            admitted := true;
+        ELSE
+            aggregate_full := control.max_runs IS NOT NULL
+                AND flowhost.fc_held(p_flow, '', NULL) >= control.max_runs;
+            INSERT INTO flowhost.flow_waiters
+                (flow, step, run_id, job_step, attempt, key, priority, reason)
+            VALUES (p_flow, '', item.id, p_entry, 1, item.key, item.priority,
+                    CASE WHEN aggregate_full THEN 'max_runs' ELSE 'key_concurrency' END)
+            ON CONFLICT DO NOTHING;
+            INSERT INTO flowhost.events (run_id, type, data)
+            VALUES (item.id, 'flow.waiting',
+                    jsonb_build_object(
+                        'reason', CASE WHEN aggregate_full THEN 'max_runs'
+                                       ELSE 'key_concurrency' END,
+                        'limit', CASE WHEN aggregate_full THEN control.max_runs
+                                      ELSE control.key_concurrency END)
+                    || CASE WHEN item.key IS NULL THEN '{}'::jsonb
+                            ELSE jsonb_build_object('key', item.key) END);
+            admitted := false;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Steps that became ready, some with a limit: through the step gate. %(steps)s items:
+-- {run_id, step, attempt, key, priority}.
+CREATE FUNCTION flowhost.fc_schedule_steps(p_flow text, p_limits jsonb, p_steps jsonb)
+    RETURNS integer
+    LANGUAGE plpgsql AS $$
+DECLARE
+    control flowhost.flow_controls;
+    item record;
+    waiting integer := 0;
+BEGIN
+    control := flowhost.fc_lock(p_flow, p_limits);
+    PERFORM flowhost.fc_grant(p_flow);
+    FOR item IN
+        SELECT s.run_id, s.step, COALESCE(s.attempt, 1) AS attempt, s.key,
+               COALESCE(s.priority, 0) AS priority
+        FROM jsonb_to_recordset(p_steps)
+            AS s(run_id uuid, step text, attempt integer, key text, priority integer)
+    LOOP
+        IF NOT flowhost.fc_gate_step(control, item.run_id, item.step, item.attempt, item.key,
+                                     item.priority) THEN
+            waiting := waiting + 1;
+        END IF;
+    END LOOP;
+    RETURN waiting;
+END
+$$;
+
+-- A run an operator brought back (retry) or made (replay) holds its run slots at once, even
+-- over the limit: an explicit action is not made to wait. Its steps still pass the step gate.
+CREATE FUNCTION flowhost.fc_hold_run(p_flow text, p_limits jsonb, p_run uuid, p_key text)
+    RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF (p_limits ->> 'max_runs') IS NULL AND (p_limits ->> 'key_concurrency') IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM flowhost.fc_lock(p_flow, p_limits);
+    IF NOT EXISTS (SELECT 1 FROM flowhost.flow_holds WHERE run_id = p_run AND step = '') THEN
+        PERFORM flowhost.fc_take(p_flow, '', p_key, p_run);
+    END IF;
+END
+$$;
+
+-- A host registered the flow: record its limits; when they changed, waiters may now fit.
+-- Flows that never had limits get no row.
+CREATE FUNCTION flowhost.fc_register(p_flow text, p_limits jsonb) RETURNS integer
+    LANGUAGE plpgsql AS $$
+DECLARE
+    wanted_max integer := (p_limits ->> 'max_runs')::integer;
+    wanted_key integer := (p_limits ->> 'key_concurrency')::integer;
+    wanted_steps jsonb := COALESCE(p_limits -> 'step_limits', '{}'::jsonb);
+BEGIN
+    IF wanted_max IS NULL AND wanted_key IS NULL AND wanted_steps = '{}'::jsonb THEN
+        UPDATE flowhost.flow_controls
+        SET max_runs = NULL, key_concurrency = NULL, step_limits = '{}', updated_at = now()
+        WHERE flow = p_flow
+          AND (max_runs IS NOT NULL OR key_concurrency IS NOT NULL OR step_limits <> '{}');
+    ELSE
+        INSERT INTO flowhost.flow_controls AS c (flow, max_runs, key_concurrency, step_limits)
+        VALUES (p_flow, wanted_max, wanted_key, wanted_steps)
+        ON CONFLICT (flow) DO UPDATE
+            SET max_runs = EXCLUDED.max_runs,
+                key_concurrency = EXCLUDED.key_concurrency,
+                step_limits = EXCLUDED.step_limits,
+                updated_at = now()
+            WHERE (c.max_runs, c.key_concurrency, c.step_limits)
+                  IS DISTINCT FROM (EXCLUDED.max_runs, EXCLUDED.key_concurrency,
+                                    EXCLUDED.step_limits);
+    END IF;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    -- The row is locked by the statement that changed it.
+    RETURN flowhost.fc_grant(p_flow);
+END
+$$;
+
+-- The periodic sweep each host runs: grant what skipped waiters (rows busy during a grant) or
+-- a limit raised elsewhere left waiting. A flow whose lock is taken is busy granting already.
+CREATE FUNCTION flowhost.fc_grant_waiting() RETURNS integer
+    LANGUAGE plpgsql AS $$
+DECLARE
+    waiting_flow text;
+    granted integer := 0;
+BEGIN
+    FOR waiting_flow IN
+        SELECT c.flow FROM flowhost.flow_controls AS c
+        WHERE EXISTS (SELECT 1 FROM flowhost.flow_waiters AS w WHERE w.flow = c.flow)
+        ORDER BY c.flow
+    LOOP
+        PERFORM 1 FROM flowhost.flow_controls WHERE flow = waiting_flow
+        FOR UPDATE SKIP LOCKED;
+        IF FOUND THEN
+            granted := granted + flowhost.fc_grant(waiting_flow);
+        END IF;
+    END LOOP;
+    RETURN granted;
+END
+$$;
+
+-- A delayed run whose time came: marks it started (its row locked) and answers its key and
+-- priority; or says how many seconds remain (a debounce pushed it back), or that there is
+-- nothing to start (it was canceled, or another host started it).
+CREATE FUNCTION flowhost.fc_take_due_start(
+    p_run uuid, OUT due boolean, OUT wait_seconds double precision, OUT run_key text,
+    OUT run_priority integer
+)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    debounced timestamptz;
+    planned timestamptz;
+BEGIN
+    due := false;
+    SELECT start_at INTO debounced FROM flowhost.debounce_keys WHERE run_id = p_run;
+    IF FOUND THEN
+        DELETE FROM flowhost.debounce_keys
+        WHERE run_id = p_run AND start_at <= clock_timestamp();
+        IF NOT FOUND THEN
+            SELECT start_at INTO debounced FROM flowhost.debounce_keys WHERE run_id = p_run;
+            IF FOUND THEN
+                wait_seconds := greatest(extract(epoch FROM debounced - clock_timestamp()), 0.001);
+            END IF;
+            RETURN;
+        END IF;
+    END IF;
+    UPDATE flowhost.runs AS r SET start_at = NULL, version = r.version + 1
+    WHERE r.id = p_run AND r.status = 'queued' AND r.start_at IS NOT NULL
+      AND (debounced IS NOT NULL OR r.start_at <= clock_timestamp())
+    RETURNING r.concurrency_key, r.priority INTO run_key, run_priority;
+    IF FOUND THEN
+        due := true;
+        RETURN;
+    END IF;
+    SELECT r.start_at INTO planned FROM flowhost.runs AS r
+    WHERE r.id = p_run AND r.status = 'queued' AND r.start_at IS NOT NULL;
+    IF FOUND THEN
+        wait_seconds := greatest(extract(epoch FROM planned - clock_timestamp()), 0.001);
+    END IF;
+END
+$$;

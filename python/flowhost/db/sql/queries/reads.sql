@@ -18,7 +18,8 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: list_runs
-SELECT id, flow, status, step_count, completed_steps, created_at, finished_at
+SELECT id, flow, status, step_count, completed_steps, created_at, finished_at, start_at,
+       priority
 FROM flowhost.runs
 WHERE (%(flow)s::text IS NULL OR flow = %(flow)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)

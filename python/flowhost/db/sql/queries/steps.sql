@@ -2,22 +2,31 @@
 
 -- name: start_runs
 -- Starting runs: run rows, entry-step rows, flow.started events and statistics in one statement.
--- %(runs)s is a JSON array of {"id", "input"}; the caller enqueues the entry jobs beside it.
+-- %(runs)s is a JSON array of {"id", "input", "key"}; the caller then passes the runs through
+-- flow control (flowhost.engine.scheduling), which enqueues their entry jobs or lets them wait.
 -- %(started_data)s is added to each flow.started event's data. With %(entry)s null no entry
 -- step is scheduled (a replay schedules the steps it runs itself).
+-- Runs start `running`, or `queued` when they wait for a slot or for their start time
+-- (%(start_at)s, else now + %(delay)s seconds when positive), which is returned.
 WITH started AS (
     -- jsonb_to_recordset reads a JSON null as SQL NULL; a run's input may be JSON null.
-    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input
-    FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb)
+    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input, r.key
+    FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb, key text)
 ), run_rows AS (
     INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count,
-                               parent_run_id)
-    SELECT id, %(flow)s, 'running', input, %(definition_hash)s, %(step_count)s,
-           %(parent_run_id)s::uuid
+                               parent_run_id, priority, concurrency_key, start_at, flow_control)
+    SELECT id, %(flow)s, %(status)s, input, %(definition_hash)s, %(step_count)s,
+           %(parent_run_id)s::uuid, %(priority)s, key,
+           COALESCE(%(start_at)s::timestamptz,
+                    CASE WHEN %(delay)s::float8 > 0
+                         THEN now() + make_interval(secs => %(delay)s::float8) END),
+           %(flow_control)s
     FROM started
+    RETURNING start_at
 ), step_rows AS (
-    INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input)
-    SELECT id, %(entry)s, 'queued', 1, %(max_attempts)s, input FROM started
+    INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, flow_control)
+    SELECT id, %(entry)s, 'queued', 1, %(max_attempts)s, input, %(entry_flow_control)s
+    FROM started
     WHERE %(entry)s::text IS NOT NULL
 ), event_rows AS (
     INSERT INTO flowhost.events (run_id, type, data)
@@ -29,14 +38,19 @@ WITH started AS (
            || %(started_data)s::jsonb
     FROM started
 ), statistics AS (
-    INSERT INTO flowhost.flow_stats AS f (flow, total, running, last_run_at)
-    SELECT %(flow)s, count(*), count(*), now() FROM started
+    INSERT INTO flowhost.flow_stats AS f (flow, total, running, queued, last_run_at)
+    SELECT %(flow)s, count(*),
+           count(*) FILTER (WHERE %(status)s = 'running'),
+           count(*) FILTER (WHERE %(status)s = 'queued'),
+           now()
+    FROM started
     ON CONFLICT (flow) DO UPDATE
         SET total = f.total + EXCLUDED.total,
             running = f.running + EXCLUDED.running,
+            queued = f.queued + EXCLUDED.queued,
             last_run_at = now()
 )
-SELECT count(*) AS started FROM started;
+SELECT count(*) AS started, (SELECT max(start_at) FROM run_rows) AS start_at FROM started;
 
 -- name: claim_steps
 -- Marks a batch of attempts running and records their step.started events, in one statement.
@@ -62,7 +76,7 @@ SELECT run_id, name, attempt, input, max_attempts FROM claimed;
 -- name: lock_runs
 -- Serialises the end-of-step work of each run, so that parallel steps see each other's emits.
 -- Locks in id order, so that two batches sharing runs cannot deadlock.
-SELECT id, status, emitted FROM flowhost.runs
+SELECT id, status, emitted, priority, concurrency_key FROM flowhost.runs
 WHERE id = ANY (%(run_ids)s::uuid[])
 ORDER BY id
 FOR UPDATE;
@@ -125,11 +139,14 @@ WITH changes AS (
     SELECT r.id, r.status AS was, r.finished_at AS was_finished
     FROM flowhost.runs AS r JOIN changes AS c ON c.run_id = r.id
 ), new_steps AS (
-    INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, finished_at)
+    INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, finished_at,
+                                flow_control)
     SELECT s.run_id, s.name, s.status, s.attempt, s.max_attempts, s.input,
-           CASE WHEN s.status = 'skipped' THEN clock_timestamp() END
+           CASE WHEN s.status = 'skipped' THEN clock_timestamp() END,
+           COALESCE(s.flow_control, false)
     FROM jsonb_to_recordset(%(steps)s::jsonb)
-        AS s(run_id uuid, name text, status text, attempt int, max_attempts int, input jsonb)
+        AS s(run_id uuid, name text, status text, attempt int, max_attempts int, input jsonb,
+             flow_control boolean)
     ON CONFLICT (run_id, name) DO NOTHING
     RETURNING run_id, name, status
 ), updated AS (
