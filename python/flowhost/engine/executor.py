@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flowhost.db.database import Database
+from flowhost.engine.await_jobs import AwaitJobRunner
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
@@ -30,7 +31,7 @@ from flowhost.engine.orchestrator import (
     fail_attempt,
 )
 from flowhost.errors import DatabaseUnavailableError, FlowhostError, HookFailedError
-from flowhost.queue.jobs import RequeueJob, StepJob
+from flowhost.queue.jobs import QueueJob, RequeueJob, StepJob
 from flowhost.store import runs
 from flowhost.store.events import append_events
 from flowhost.store.json_data import as_json
@@ -58,10 +59,12 @@ class StepExecutor:
         *,
         max_batch: int,
         supervisor: Supervisor | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._database = database
         self._catalog = catalog
         self._supervisor = supervisor
+        self._awaits = AwaitJobRunner(database, catalog, self.run_hook, public_url=public_url)
         self._claims = GroupCommitter(self._claim_batch, max_batch=max_batch)
         self._completions = GroupCommitter(self._complete_batch, max_batch=max_batch)
         # The attempts running here, so that those whose run ends can be stopped.
@@ -92,7 +95,13 @@ class StepExecutor:
             )
         return [(await self._complete_batch([completion]))[0] for completion in completions]
 
-    async def __call__(self, job: StepJob) -> None:
+    async def __call__(self, job: QueueJob) -> None:
+        if isinstance(job, StepJob):
+            await self._run_step(job)
+        else:
+            await self._awaits(job)
+
+    async def _run_step(self, job: StepJob) -> None:
         flow = self._catalog.flows.get(job.flow)
         if flow is None or job.step not in flow.steps:
             # Reached only after a reload removed the step: leave the job for a host serving it.

@@ -21,11 +21,18 @@ from pgqueuer.types import QueueExecutionMode
 from psycopg import sql
 
 from flowhost.db.database import Connection
-from flowhost.queue.jobs import RequeueJob, StepJob, entrypoint_for
+from flowhost.queue.jobs import (
+    AWAITS_ENTRYPOINT,
+    QueueJob,
+    RequeueJob,
+    StepJob,
+    decode_job,
+    entrypoint_for,
+)
 
 logger = logging.getLogger(__name__)
 
-StepHandler = Callable[[StepJob], Awaitable[None]]
+JobHandler = Callable[[QueueJob], Awaitable[None]]
 
 
 class SplitPsycopgDriver(PsycopgDriver):
@@ -116,6 +123,11 @@ def queue_schema_sql() -> str:
 
 async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob]) -> None:
     """Enqueue on `conn`, so the jobs commit or roll back with the caller's transaction."""
+    await enqueue_jobs(conn, jobs)
+
+
+async def enqueue_jobs(conn: Connection, jobs: Sequence[QueueJob]) -> None:
+    """Enqueue jobs of any kind on `conn`, in the caller's transaction."""
     if not jobs:
         return
     queries = _queries(conn)
@@ -136,13 +148,14 @@ async def queued_jobs(conn: Connection, flow: str) -> int:
 
 
 class StepConsumer:
-    """Takes step jobs of the served flows off the queue and hands them to `handler`."""
+    """Takes jobs of the served flows (and the await jobs any host runs) off the queue and
+    hands them to `handler`."""
 
     def __init__(
         self,
         conn: Connection,
         listen_conn: Connection,
-        handler: StepHandler,
+        handler: JobHandler,
         *,
         concurrency: int,
         batch_size: int,
@@ -165,24 +178,17 @@ class StepConsumer:
 
     def serve(self, flows: Sequence[str]) -> None:
         """Start taking jobs of `flows` (may be called again while running, after a reload)."""
-        for flow in flows:
-            name = entrypoint_for(flow)
+        for name in [AWAITS_ENTRYPOINT, *(entrypoint_for(flow) for flow in flows)]:
             if name not in self._manager.entrypoint_registry:
                 self._manager.entrypoint(name, accepts_context=False)(self._dispatch)
 
     async def _dispatch(self, job: Job) -> None:
-        step_job = StepJob.decode(job.payload)
+        queued = decode_job(job.payload)
         async with self._executing:
             try:
-                await self._handler(step_job)
+                await self._handler(queued)
             except RequeueJob as requeue:
-                logger.warning(
-                    "job %s of %s/%s put back: %s",
-                    job.id,
-                    step_job.flow,
-                    step_job.step,
-                    requeue.reason,
-                )
+                logger.warning("job %s (%s) put back: %s", job.id, job.entrypoint, requeue.reason)
                 raise RetryRequested(timedelta(seconds=requeue.delay), requeue.reason) from requeue
 
     async def run(self, *, drain: bool = False) -> None:
