@@ -60,26 +60,34 @@ RETURNING registration, resolve_at, timeout_at, due_at;
 -- name: find_event_awaits
 -- The waiting awaits that published events resolve: same name, and the await's `match` is
 -- contained in the payload. %(events)s is a JSON array of {"i", "name", "payload"}; returns
--- which event (i) matches which await. Index only: awaits of the name that take any payload,
--- and (GIN) awaits whose match holds one of the payload's top-level fields.
-WITH published AS (
+-- which event (i) matches which await. Index only, whatever the table holds: awaits of the
+-- name that take any payload, and (GIN) awaits whose match holds one of the payload's
+-- top-level fields. The lateral subqueries are fenced (OFFSET 0) so that the planner, which
+-- cannot tell how few events a batch holds, looks up each one rather than scanning.
+WITH published AS MATERIALIZED (
     SELECT e.i, e.name, COALESCE(e.payload, 'null'::jsonb) AS payload
     FROM jsonb_to_recordset(%(events)s::jsonb) AS e(i int, name text, payload jsonb)
 )
-SELECT p.i, a.id, a.run_id, a.created_at
+SELECT p.i, a.id, a.run_id
 FROM published AS p
-JOIN flowhost.awaits AS a
-  ON a.status = 'waiting' AND a.event_name IS NOT NULL AND a.match = '{}'::jsonb
- AND a.event_name = p.name
+CROSS JOIN LATERAL (
+    SELECT w.id, w.run_id FROM flowhost.awaits AS w
+    WHERE w.status = 'waiting' AND w.event_name IS NOT NULL AND w.match = '{}'::jsonb
+      AND w.event_name = p.name
+    OFFSET 0
+) AS a
 UNION
-SELECT p.i, a.id, a.run_id, a.created_at
+SELECT p.i, a.id, a.run_id
 FROM published AS p
 CROSS JOIN LATERAL jsonb_each(
     CASE WHEN jsonb_typeof(p.payload) = 'object' THEN p.payload ELSE '{}'::jsonb END
 ) AS field (key, value)
-JOIN flowhost.awaits AS a
-  ON a.status = 'waiting' AND a.event_name IS NOT NULL AND a.match <> '{}'::jsonb
- AND a.match @> jsonb_build_object(field.key, field.value)
+CROSS JOIN LATERAL (
+    SELECT w.id, w.run_id, w.event_name, w.match FROM flowhost.awaits AS w
+    WHERE w.status = 'waiting' AND w.event_name IS NOT NULL AND w.match <> '{}'::jsonb
+      AND w.match @> jsonb_build_object(field.key, field.value)
+    OFFSET 0
+) AS a
 WHERE a.event_name = p.name AND p.payload @> a.match
 ORDER BY 1, 2;
 
