@@ -33,7 +33,8 @@ async def start(data, ctx):
 async def middle(data, ctx):
     await ctx.state.set("middle_ran", True)
     await ctx.emit("done", {"order": data["go"].get("order"), "by": "middle"})
-    return {"middle": data["go"]}
+    awaited = None if ctx.awaited is None else [ctx.awaited.type, ctx.awaited.data]
+    return {"middle": data["go"], "awaited": awaited}
 
 @step(flow="wait", name="last", subscribes=["done"], isolation="inprocess", attempts=2,
       backoff=0.01)
@@ -117,7 +118,8 @@ async def test_time_await_before_a_step(project_dir: Path, database_url: str) ->
     # The sweeper fires it on time: not before, and within a fraction of a second after.
     late = (row["resolved_at"] - row["resolve_at"]).total_seconds()
     assert 0 <= late < 0.1, late
-    assert resolved["awaited"] == {"resolved_at": row["resolve_at"].isoformat()}
+    assert resolved["awaited"] == {"type": "time", "data": None}
+    assert resolved["result"]["awaited"] == ["time", None]  # ctx.awaited
     assert types.index(("await.registered", "middle")) < types.index(("await.resolved", "middle"))
     assert types.index(("await.resolved", "middle")) < types.index(("step.started", "middle"))
 
@@ -140,7 +142,8 @@ async def test_time_await_after_a_step_holds_its_emits(
         [row] = await await_rows(project, run_id)
 
     # The step ran and its result is recorded, but its emit does not count yet.
-    assert held["status"] == "awaiting" and held["result"] == {"middle": {"order": "A-2"}}
+    assert held["status"] == "awaiting"
+    assert held["result"] == {"middle": {"order": "A-2"}, "awaited": None}
     assert waiting["status"] == "awaiting"
     assert emitted is not None and "done" not in emitted["emitted"]
     assert row["held"]["emits"] == [["done", {"order": "A-2", "by": "middle"}]]
@@ -232,7 +235,9 @@ async def test_event_await_matches_payload_fields_to_pointers_into_the_input(
     assert (wrong_order, wrong_name, missing_field, resolved, again) == (0, 0, 0, 1, 0)
     assert row["match"] == {"order": "A-7", "currency": "EUR"}
     assert run["status"] == "completed", run["error"]
-    assert middle["awaited"] == {"order": "A-7", "currency": "EUR", "amount": 12}
+    payload = {"order": "A-7", "currency": "EUR", "amount": 12}
+    assert middle["awaited"] == {"type": "event", "data": payload}
+    assert middle["result"]["awaited"] == ["event", payload]
     assert other_run["status"] == "awaiting"
 
 
@@ -305,7 +310,8 @@ async def test_timeout_continue_resolves_with_null(project_dir: Path, database_u
         middle = await step_row(project, run_id, "middle")
     assert run["status"] == "completed", run["error"]
     assert row["status"] == "timed_out" and row["resolution"] is None
-    assert middle["status"] == "completed" and middle["awaited"] is None
+    assert middle["status"] == "completed"
+    assert middle["awaited"] == {"type": "webhook", "data": None}
 
 
 async def test_timeout_retry_registers_again_then_fails(
@@ -530,7 +536,7 @@ async def test_a_get_webhook_resolves_with_its_query_parameters(
         await wait_for_run(project, run_id)
         middle = await step_row(project, run_id, "middle")
     assert answer.status_code == 202
-    assert middle["awaited"] == {"choice": "yes"}
+    assert middle["result"]["awaited"] == ["webhook", {"choice": "yes"}]
 
 
 # -- scale ----------------------------------------------------------------------------------
