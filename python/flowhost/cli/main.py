@@ -210,7 +210,10 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--flow", help="Only runs of this flow.")
-@click.option("--status", type=click.Choice(["running", "completed", "failed", "canceled"]))
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "awaiting", "completed", "failed", "canceled"]),
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context

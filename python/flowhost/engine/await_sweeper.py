@@ -15,12 +15,14 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
+import psycopg
 from psycopg import sql
 
 from flowhost.db.database import Connection, Database
 from flowhost.engine.await_resolution import AwaitSettlement, due_resolution
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.orchestrator import MOVING
+from flowhost.errors import DatabaseUnavailableError
 from flowhost.store import awaits as store
 
 logger = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ BATCH = 100
 MAX_SLEEP = 30.0
 # Awaits are due but other transactions hold their runs: look again this soon.
 BUSY_RETRY = 0.05
+# A batch failed for another reason than the database being away: try again after this long
+# (the failure is logged; the host goes on serving).
+ERROR_RETRY = 1.0
 
 
 class AwaitSweeper:
@@ -62,10 +67,16 @@ class AwaitSweeper:
     async def _sweep_until(self, stop: asyncio.Event, listener: asyncio.Task[None]) -> None:
         while not stop.is_set():
             self._wake.clear()
-            while await self.sweep_once() >= self._batch and not stop.is_set():
-                pass
-            async with self._database.connection() as conn:
-                wait = await store.next_due(conn)
+            try:
+                while await self.sweep_once() >= self._batch and not stop.is_set():
+                    pass
+                async with self._database.connection() as conn:
+                    wait = await store.next_due(conn)
+            except (psycopg.OperationalError, DatabaseUnavailableError):
+                raise
+            except Exception:
+                logger.exception("sweeping due awaits failed; trying again")
+                wait = ERROR_RETRY
             if wait is None:
                 wait = MAX_SLEEP
             elif wait <= 0:
