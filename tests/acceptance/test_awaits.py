@@ -182,6 +182,12 @@ def test_approval_registered_by_one_host_resolves_through_another(
             url = row["url"]
             assert url.startswith(url_b) and url.removeprefix(url_b) == mailed.removeprefix(url_a)
             token = url.rsplit("/", 1)[1]
+            table = flowhost(
+                "runs", "awaits", run_id[:8], project=project, database_url=database_url
+            ).stdout
+            assert (
+                "decide" in table and "waiting" in table and f"POST /hooks/await/{token}" in table
+            )
 
             before = snapshot(database_url, run_id)
             with httpx.Client(timeout=30) as client:

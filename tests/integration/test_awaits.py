@@ -241,6 +241,29 @@ async def test_event_await_matches_payload_fields_to_pointers_into_the_input(
     assert other_run["status"] == "awaiting"
 
 
+async def test_an_object_in_a_match_must_equal_the_payloads_field(
+    project_dir: Path, database_url: str
+) -> None:
+    payment = AwaitDefinition(type="event", event="paid", match={"order": "/go/order"})
+    awaits = {("wait", "middle"): {"before": payment}}
+    async with awaiting_host(project_dir, database_url, awaits) as (project, _):
+        run_id = await start(project, "wait", {"order": {"id": 1, "lines": [1, 2]}})
+        await wait_for_await(project, run_id, "middle")
+        async with project.database.transaction() as conn:
+            counts = [
+                await publish_event(conn, "paid", payload)
+                for payload in [
+                    {"order": {"id": 1}},
+                    {"order": {"id": 1, "lines": [1, 2], "x": 0}},
+                    {"order": {"id": 1, "lines": [1]}},
+                    {"order": {"lines": [1, 2], "id": 1}, "amount": 5},
+                ]
+            ]
+        run = await wait_for_run(project, run_id)
+    assert counts == [0, 0, 0, 1]
+    assert run["status"] == "completed", run["error"]
+
+
 async def test_an_event_emitted_by_another_runs_step_resolves_an_await_after(
     project_dir: Path, database_url: str
 ) -> None:

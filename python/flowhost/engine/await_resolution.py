@@ -318,9 +318,9 @@ async def publish_event(
     flows: Mapping[str, FlowDefinition] | None = None,
 ) -> int:
     """Publish an event from outside a run: resolves the waiting event awaits, of any run, of
-    that name whose `match` the payload contains. Returns how many it resolved. Call inside a
-    transaction; `flows` (the definitions this process serves) lets an await after a step move
-    its run on at once instead of through a job."""
+    that name whose `match` values the payload's fields equal. Returns how many it resolved.
+    Call inside a transaction; `flows` (the definitions this process serves) lets an await after
+    a step move its run on at once instead of through a job."""
     data = as_json(payload, f"the payload of event {name!r}")
     found = await store.find_event_awaits(conn, [(name, data)])
     return await resolve_event_awaits(

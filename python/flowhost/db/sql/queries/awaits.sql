@@ -58,8 +58,9 @@ WHERE id = %(id)s AND status = 'waiting'
 RETURNING registration, resolve_at, timeout_at, due_at;
 
 -- name: find_event_awaits
--- The waiting awaits that published events resolve: same name, and the await's `match` is
--- contained in the payload. %(events)s is a JSON array of {"i", "name", "payload"}; returns
+-- The waiting awaits that published events resolve: same name, and each field of the await's
+-- `match` equal in the payload (the payload contains the match, and each match value contains
+-- the payload's value of its field: equal, for objects and arrays too). %(events)s is a JSON array of {"i", "name", "payload"}; returns
 -- which event (i) matches which await. Index only, whatever the table holds: awaits of the
 -- name that take any payload, and (GIN) awaits whose match holds one of the payload's
 -- top-level fields. The lateral subqueries are fenced (OFFSET 0) so that the planner, which
