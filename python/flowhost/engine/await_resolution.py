@@ -400,7 +400,7 @@ async def resolve_webhook(
         return WebhookOutcome(WebhookResult.UNKNOWN, "no await has this URL")
     row, overdue = current
 
-    def refused(
+    def outcome(
         result: WebhookResult,
         detail: str,
         allow: str | None = None,
@@ -410,22 +410,22 @@ async def resolve_webhook(
 
     run = locked.get(row.run_id)
     if row.status == store.RESOLVED:
-        return refused(WebhookResult.ALREADY_RESOLVED, "the await is resolved already")
+        return outcome(WebhookResult.ALREADY_RESOLVED, "the await is resolved already")
     if row.status != store.WAITING or overdue:
-        return refused(WebhookResult.GONE, "the await timed out or was canceled")
+        return outcome(WebhookResult.GONE, "the await timed out or was canceled")
     if run is None or run.status not in MOVING:
-        return refused(WebhookResult.GONE, f"the run is {run.status if run else 'gone'}")
+        return outcome(WebhookResult.GONE, f"the run is {run.status if run else 'gone'}")
     if row.method is None or method.upper() != row.method:
-        return refused(
+        return outcome(
             WebhookResult.WRONG_METHOD, f"this URL accepts {row.method} only", allow=row.method
         )
     problem, data, errors = read_body(body, query, row.config.get("schema"))
     if problem is not None:
-        return refused(WebhookResult.INVALID_BODY, problem, errors=errors)
+        return outcome(WebhookResult.INVALID_BODY, problem, errors=errors)
     settlement = AwaitSettlement(conn, locked, flows)
     await settlement.resolve(row, data)
     await settlement.finish()
-    return refused(WebhookResult.RESOLVED, "the await is resolved")
+    return outcome(WebhookResult.RESOLVED, "the await is resolved")
 
 
 def read_body(
