@@ -5,18 +5,21 @@ restart of every host and of Postgres."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
 from tests.support.cli import flowhost, read_until, start_flowhost
@@ -96,7 +99,10 @@ def host(
     """A `flowhost host` process until the block ends (then SIGINT, and it must exit 0);
     yields its HTTP URL (with --http) and its output so far."""
     seen: list[str] = []
-    with start_flowhost("host", *args, project=project, database_url=database_url) as process:
+    # One warm child per host: two hosts and the tests share two cores.
+    with start_flowhost(
+        "host", *args, project=project, database_url=database_url, FLOWHOST_WARM_PYTHON="1"
+    ) as process:
         try:
             url = None
             if "--http" in args:
@@ -257,30 +263,63 @@ def test_approval_registered_by_one_host_resolves_through_another(
     assert shown["result"] == {"order": "PO-7", "decision": {"approved": True, "by": "ana"}}
 
 
-def test_a_time_await_survives_a_restart_of_every_host_and_of_postgres(tmp_path: Path) -> None:
-    project = write_functions(tmp_path / "p", {"nap.py": NAP})  # short: the socket lives here
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A folder outside pytest's (0700, per user) tree: the embedded server, run as its own
+    user when flowhost runs as root, must reach it; short, for the server's socket."""
+    path = Path(tempfile.mkdtemp(prefix="fh-awaits-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def embedded_url(pg: Path) -> str:
+    """The running embedded server's URL, from its postmaster.pid (port, socket folder)."""
+    lines = (pg / "postmaster.pid").read_text().splitlines()
+    return f"host={lines[4]} port={lines[3]} user=postgres dbname=flowhost"
+
+
+def test_a_time_await_survives_a_restart_of_every_host_and_of_postgres(short_dir: Path) -> None:
+    project = write_functions(short_dir, {"nap.py": NAP})
     pg = project / ".flowhost" / "pg"
-    with host(project, None), host(project, None):
+    seen: list[str] = []
+    first = start_flowhost("host", project=project, database_url=None, FLOWHOST_WARM_PYTHON="1")
+    second = None
+    try:
+        read_until(first, "host ready", seen)
+        second = start_flowhost(
+            "host", project=project, database_url=None, FLOWHOST_WARM_PYTHON="1"
+        )
+        read_until(second, "host ready", seen)
         run_id = start_run(project, None, "nap", {"n": 1})
-        shown = wait_for(
-            lambda: [
-                row
-                for row in json.loads(
-                    flowhost(
-                        "runs", "awaits", run_id, "--json", project=project, database_url=None
-                    ).stdout
-                )
-                if row["status"] == "waiting"
-            ],
-            30,
+        url = embedded_url(pg)
+        # Watched straight in the database: the hosts stop well within the await's 2 s.
+        [registered] = wait_for(
+            lambda: query(
+                url,
+                "SELECT status, resolve_at FROM flowhost.awaits WHERE run_id = %s",
+                uuid.UUID(run_id),
+            ),
+            90,
             "the time await to be registered",
         )
+    finally:
+        for process in (first, second):
+            if process is not None:
+                process.send_signal(signal.SIGINT)
+        for process in (first, second):
+            if process is not None:
+                with process:
+                    assert process.wait(timeout=60) == 0, "".join(seen)
+    assert registered["status"] == "waiting"
+    resolve_at = registered["resolve_at"]
     # Every host stopped, and with the last one the embedded Postgres.
     assert not (pg / "postmaster.pid").exists()
-    resolve_at = datetime.fromisoformat(shown[0]["resolve_at"])
     wait_until = resolve_at.timestamp() + 1.0
     while time.time() < wait_until:  # the await falls due while nothing runs
         time.sleep(0.1)
+    restarted_at = datetime.now(UTC)
     with host(project, None):
 
         def finished() -> Any:
@@ -295,4 +334,5 @@ def test_a_time_await_survives_a_restart_of_every_host_and_of_postgres(tmp_path:
     assert summary["status"] == "completed", summary
     assert summary["result"] == {"woke": {"n": 1}, "awaited": "time"}
     assert row["status"] == "resolved"
-    assert datetime.fromisoformat(row["resolved_at"]) > resolve_at
+    # It resolved once a host was back, not before every host and Postgres stopped.
+    assert datetime.fromisoformat(row["resolved_at"]) > max(resolve_at, restarted_at)

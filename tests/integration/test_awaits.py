@@ -89,6 +89,16 @@ async def step_row(project: Project, run_id: uuid.UUID, step: str) -> dict[str, 
     return row
 
 
+async def flow_counts(project: Project) -> dict[str, Any]:
+    async with project.database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT running, awaiting, completed FROM flowhost.flow_stats WHERE flow = 'wait'"
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    return row
+
+
 async def wait_for_await(project: Project, run_id: uuid.UUID, step: str) -> None:
     await poll(
         project,
@@ -107,12 +117,17 @@ async def test_time_await_before_a_step(project_dir: Path, database_url: str) ->
         await wait_for_await(project, run_id, "middle")
         waiting = await run_row(project, run_id)
         middle = await step_row(project, run_id, "middle")
+        counts_waiting = await flow_counts(project)
         run = await wait_for_run(project, run_id)
+        counts_after = await flow_counts(project)
         [row] = await await_rows(project, run_id)
         types = await event_types(project, run_id)
         resolved = await step_row(project, run_id, "middle")
 
     assert waiting["status"] == "awaiting" and middle["status"] == "awaiting"
+    # The flow statistics count the run under its status.
+    assert counts_waiting == {"running": 0, "awaiting": 1, "completed": 0}
+    assert counts_after == {"running": 0, "awaiting": 0, "completed": 1}
     assert run["status"] == "completed", run["error"]
     assert row["status"] == "resolved" and row["position"] == "before"
     # The sweeper fires it on time: not before, and within a fraction of a second after.

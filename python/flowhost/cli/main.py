@@ -353,7 +353,6 @@ def runs_cancel(ctx: click.Context, run_id: str, reason: str | None, as_json: bo
 
 
 @runs.command("restart")
-@runs.command("awaits")
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -458,6 +457,11 @@ def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
     click.echo(f"run {retried.run_id} retried (was {retried.previous_status}): {steps}")
 
 
+@runs.command("awaits")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
 def runs_awaits(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """The awaits of a run: type, position, status, due times and webhook URLs.
 
