@@ -55,6 +55,11 @@ class Settings:
     # once when told a run was canceled): the longest an attempt outlives its run if the
     # host missed the notification.
     cancel_check_interval: float = 2.0
+    # Where a host serves HTTP ("[HOST:]PORT"; None: it does not). `flowhost host --http`.
+    http: str | None = None
+    # The URL the host's HTTP is reached at from outside (behind a proxy, say), which webhook
+    # awaits' resolve URLs start with. Default: the address the host's HTTP is bound to.
+    public_url: str | None = None
 
     @property
     def functions_path(self) -> Path:
@@ -96,6 +101,8 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "worker_heartbeat_interval": ("worker_heartbeat_interval", float),
     "kill_grace": ("kill_grace", float),
     "cancel_check_interval": ("cancel_check_interval", float),
+    "http": ("http", str),
+    "public_url": ("public_url", str),
 }
 
 
@@ -181,6 +188,25 @@ def _check(settings: Settings) -> None:
             raise ConfigurationError(f"setting {name} must be 0 or more")
     if settings.max_children is not None and settings.max_children <= 0:
         raise ConfigurationError("setting max_children must be positive")
+    if settings.http is not None:
+        parse_http_address(settings.http)
+    if settings.public_url is not None and not settings.public_url.startswith(
+        ("http://", "https://")
+    ):
+        raise ConfigurationError("public_url must be an http:// or https:// URL")
     url = settings.database_url
     if url is not None and not (url.startswith(("postgres://", "postgresql://")) or "=" in url):
         raise ConfigurationError("database_url must be a postgresql:// URL or a libpq DSN")
+
+
+def parse_http_address(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` (HOST default 127.0.0.1; `[::1]:8000` for IPv6) -> (host, port)."""
+    host, _, port = text.strip().rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise ConfigurationError(f"http address {text!r} is not [HOST:]PORT") from None
+    if not 0 <= number <= 65535:
+        raise ConfigurationError(f"http port {number} is not 0-65535")
+    return host, number

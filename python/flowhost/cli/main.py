@@ -20,11 +20,13 @@ from flowhost.cli.running import parse_input, run_flow
 from flowhost.db.database import Database
 from flowhost.db.migrations import migration_status, migrations_sql
 from flowhost.engine import control
+from flowhost.engine.awaits import resolve_url
 from flowhost.engine.host import Host
 from flowhost.errors import FlowhostError
 from flowhost.project import Project, open_database, open_project
 from flowhost.queue.pgqueuer_queue import queue_schema_sql
-from flowhost.settings import Settings, load_settings
+from flowhost.settings import Settings, load_settings, parse_http_address
+from flowhost.store import awaits as await_store
 from flowhost.store import reads
 from flowhost.store.events import events_of_run
 
@@ -103,7 +105,16 @@ def print_flows(project: Project) -> None:
         click.echo(f"  flow {flow.name}: entry {flow.entry}; steps {steps}")
 
 
+HTTP_OPTION = click.option(
+    "--http",
+    "http",
+    metavar="[HOST:]PORT",
+    help="Also serve HTTP (webhook awaits' URLs) on this address (setting `http`).",
+)
+
+
 async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
+    http = None if settings.http is None else parse_http_address(settings.http)
     async with open_project(settings) as project:
         click.echo(f"flowhost {__version__}: project {settings.project_dir}")
         click.echo(
@@ -118,6 +129,8 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
         print_problems(project)
 
         def ready(current: Project) -> None:
+            if serving.http_url is not None:
+                click.echo(f"http ready: {serving.http_url} (public URL {serving.public_url})")
             served = len(current.catalog.flows)
             click.echo(f"host ready: serving {served} flow{'s' if served != 1 else ''}")
             if watch:
@@ -130,7 +143,8 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
 
         stop = asyncio.Event()
         stop_on_signals(stop)
-        await Host(project, watch=watch, on_ready=ready, on_reload=reloaded).serve(stop)
+        serving = Host(project, watch=watch, on_ready=ready, on_reload=reloaded, http=http)
+        await serving.serve(stop)
         click.echo("stopped")
 
 
@@ -138,19 +152,22 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
 @click.argument(
     "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
+@HTTP_OPTION
 @click.pass_context
 @handle_errors
-def dev(ctx: click.Context, directory: Path | None) -> None:
+def dev(ctx: click.Context, directory: Path | None, http: str | None) -> None:
     """Develop DIRECTORY: database, schema, host; reloads functions when they change."""
-    run_async(serve_until_stopped(settings_of(ctx, directory), watch=True))
+    settings = load_settings(directory or ctx.obj["project"], http=http)
+    run_async(serve_until_stopped(settings, watch=True))
 
 
 @cli.command()
+@HTTP_OPTION
 @click.pass_context
 @handle_errors
-def host(ctx: click.Context) -> None:
+def host(ctx: click.Context, http: str | None) -> None:
     """Run a host for the project's flows until SIGINT/SIGTERM."""
-    run_async(serve_until_stopped(settings_of(ctx), watch=False))
+    run_async(serve_until_stopped(load_settings(ctx.obj["project"], http=http), watch=False))
 
 
 @cli.command()
@@ -447,6 +464,63 @@ def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     steps = ", ".join(f"{name} (attempt {n})" for name, n in retried.steps.items())
     click.echo(f"run {retried.run_id} retried (was {retried.previous_status}): {steps}")
+
+
+@runs.command("awaits")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def runs_awaits(ctx: click.Context, run_id: str, as_json: bool) -> None:
+    """The awaits of a run: type, position, status, due times and webhook URLs.
+
+    URLs start with the `public_url` setting (just the path when it is not set): whoever may
+    run this command may resolve the run's webhook awaits."""
+    settings = settings_of(ctx)
+
+    async def main() -> list[dict[str, Any]]:
+        async with open_database(settings) as database, database.connection() as conn:
+            resolved = await reads.resolve_run_id(conn, run_id)
+            return await await_store.awaits_of_run(conn, resolved)
+
+    rows = [
+        {
+            "step": row["step"],
+            "position": row["position"],
+            "type": row["type"],
+            "status": row["status"],
+            "registration": row["registration"],
+            "event": row["event_name"],
+            "method": row["method"],
+            "resolve_at": row["resolve_at"],
+            "timeout_at": row["timeout_at"],
+            "resolved_at": row["resolved_at"],
+            "url": None if row["token"] is None else resolve_url(settings.public_url, row["token"]),
+        }
+        for row in run_async(main())
+    ]
+    if as_json:
+        output.print_json(rows)
+        return
+    table = [
+        [
+            r["step"],
+            r["position"],
+            r["type"],
+            output.status_text(r["status"]),
+            _time(r["resolve_at"]),
+            _time(r["timeout_at"]),
+            " ".join(x for x in (r["method"], r["url"] or r["event"]) if x) or "-",
+        ]
+        for r in rows
+    ]
+    click.echo(
+        output.table(table, ["STEP", "POSITION", "TYPE", "STATUS", "RESOLVES", "TIMES OUT", "URL"])
+    )
+
+
+def _time(value: Any) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 @cli.group()

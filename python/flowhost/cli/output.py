@@ -18,6 +18,10 @@ STATUS_COLOURS = {
     "canceled": "magenta",
     "skipped": "bright_black",
     "queued": "cyan",
+    "awaiting": "blue",
+    "waiting": "blue",
+    "resolved": "green",
+    "timed_out": "red",
 }
 
 

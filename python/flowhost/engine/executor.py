@@ -18,6 +18,7 @@ from typing import Any
 
 from flowhost.db.database import Database
 from flowhost.engine import scheduling
+from flowhost.engine.await_jobs import AwaitJobRunner
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
@@ -59,10 +60,12 @@ class StepExecutor:
         *,
         max_batch: int,
         supervisor: Supervisor | None = None,
+        public_url: str | None = None,
     ) -> None:
         self._database = database
         self._catalog = catalog
         self._supervisor = supervisor
+        self._awaits = AwaitJobRunner(database, catalog, self.run_hook, public_url=public_url)
         self._claims = GroupCommitter(self._claim_batch, max_batch=max_batch)
         self._completions = GroupCommitter(self._complete_batch, max_batch=max_batch)
         # The attempts running here, so that those whose run ends can be stopped.
@@ -96,7 +99,12 @@ class StepExecutor:
     async def __call__(self, job: QueueJob) -> None:
         if isinstance(job, StartJob):
             await self._start(job)
-            return
+        elif isinstance(job, StepJob):
+            await self._run_step(job)
+        else:
+            await self._awaits(job)
+
+    async def _run_step(self, job: StepJob) -> None:
         flow = self._catalog.flows.get(job.flow)
         if flow is None or job.step not in flow.steps:
             # Reached only after a reload removed the step: leave the job for a host serving it.

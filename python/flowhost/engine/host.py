@@ -17,8 +17,11 @@ from collections.abc import Callable
 import psycopg
 from psycopg.types.json import Jsonb
 
+from flowhost.api.app import create_app
+from flowhost.api.server import HttpServer
 from flowhost.db.queries import QUERIES
 from flowhost.engine import scheduling
+from flowhost.engine.await_sweeper import AwaitSweeper
 from flowhost.engine.definitions import StepDefinition
 from flowhost.engine.executor import StepExecutor
 from flowhost.engine.in_flight import CANCEL_CHANNEL
@@ -42,9 +45,15 @@ class Host:
         watch: bool = False,
         on_ready: Callable[[Project], None] | None = None,
         on_reload: Callable[[Project], None] | None = None,
+        http: tuple[str, int] | None = None,
     ) -> None:
         self.project = project
         self.id = uuid.uuid4()
+        # Bound now, so that a taken port fails before anything starts, and port 0 is known.
+        self._http = None if http is None else HttpServer(*http)
+        self.public_url = project.settings.public_url or (
+            None if self._http is None else self._http.url
+        )
         self._watch = watch
         self._on_ready = on_ready
         self._on_reload = on_reload
@@ -52,6 +61,11 @@ class Host:
         self._supervisor: Supervisor | None = None
         self._executor: StepExecutor | None = None
         self._reconnect_delay = RECONNECT_DELAY_MIN
+
+    @property
+    def http_url(self) -> str | None:
+        """Where this host serves HTTP (its bound address), if it does."""
+        return None if self._http is None else self._http.url
 
     @property
     def supervisor(self) -> Supervisor | None:
@@ -87,9 +101,20 @@ class Host:
                 self.project.catalog,
                 max_batch=settings.concurrency,
                 supervisor=supervisor,
+                public_url=self.public_url,
             )
             try:
-                await self._serve_until_stopped(stop, executor)
+                if self._http is None:
+                    await self._serve_until_stopped(stop, executor)
+                    return
+                app = create_app(self.project, public_url=self.public_url)
+                async with asyncio.TaskGroup() as tasks:
+                    # The HTTP side runs beside the host, across database reconnects.
+                    tasks.create_task(self._http.serve(app, stop), name="flowhost-http")
+                    try:
+                        await self._serve_until_stopped(stop, executor)
+                    finally:
+                        stop.set()
             finally:
                 self._executor = None
 
@@ -146,6 +171,8 @@ class Host:
                     executor.in_flight.watch(database, settings.cancel_check_interval),
                     name="flowhost-stop-attempts",
                 )
+                sweeper = AwaitSweeper(database, lambda: self.project.catalog.flows)
+                sweeping = tasks.create_task(sweeper.run(stop), name="flowhost-await-sweeper")
                 watcher = (
                     tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                     if self._watch
@@ -160,6 +187,7 @@ class Host:
                 executor.in_flight.stop_watching()
                 await stopper
                 await alive
+                await sweeping
                 if watcher is not None:
                     await watcher
 

@@ -13,13 +13,17 @@ import datetime
 import traceback
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from flowhost.db.database import Connection
 from flowhost.engine import scheduling
+from flowhost.engine.awaits import Registration, publish_jobs, register_awaits
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.transitions import Progress, progress, step_input
-from flowhost.queue.jobs import StepJob
+from flowhost.errors import InvalidInputError
+from flowhost.queue.jobs import QueueJob, StepJob
+from flowhost.queue.pgqueuer_queue import enqueue_jobs
+from flowhost.store import awaits as await_store
 from flowhost.store import runs
 from flowhost.store.events import (
     EMIT,
@@ -37,6 +41,8 @@ from flowhost.store.events import (
 from flowhost.store.json_data import storable_text
 
 SKIP_REASON = "its subscriptions can no longer be satisfied"
+# A run moves on while it is in one of these (see flowhost.store.reads.LIVE_STATUSES).
+MOVING = frozenset({"running", "awaiting"})
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,6 +102,13 @@ async def start_runs(
         for run_id, data in zip(run_ids, inputs, strict=True)
     ]
     waits = timing.delayed or limits.limits_runs
+    if waits and entry.await_before is not None:
+        # Both would hold the entry step back, each by its own means; keep one.
+        raise InvalidInputError(
+            f"flow {flow.name!r} starts by awaiting (its entry step has await_before), so its "
+            "runs start at once: they cannot be delayed or wait for a run slot (max_runs, "
+            "key_concurrency)"
+        )
     if not timing.delayed and (limits.limits_runs or entry.name in limits.step_limits):
         # The flow's lock comes before its flow_stats row, which start_runs updates.
         await scheduling.lock_flows(conn, [flow])
@@ -119,7 +132,9 @@ async def start_runs(
         ),
     )
     admitted = [scheduling.AdmittedRun(r.id, r.concurrency_key, run_priority) for r in new_runs]
-    if timing.delayed:
+    if entry.await_before is not None:
+        await _await_entry(conn, flow, run_ids, inputs)
+    elif timing.delayed:
         due = start_at.isoformat() if start_at is not None else None
         await append_events(
             conn,
@@ -148,6 +163,24 @@ def _seconds_until(moment: datetime.datetime | None) -> float:
     return max(0.0, (moment - datetime.datetime.now(datetime.UTC)).total_seconds())
 
 
+async def _await_entry(
+    conn: Connection, flow: FlowDefinition, run_ids: Sequence[uuid.UUID], inputs: Sequence[Any]
+) -> None:
+    """An entry step with `await_before` waits before it runs: no job until it resolves."""
+    entry = flow.step(flow.entry)
+    assert entry.await_before is not None
+    await await_store.hold_entry_steps(conn, run_ids, entry.name)
+    hooks = await register_awaits(
+        conn,
+        [
+            Registration(run_id, flow.name, entry.name, "before", entry.await_before, data)
+            for run_id, data in zip(run_ids, inputs, strict=True)
+        ],
+    )
+    await await_store.refresh_run_status(conn, run_ids)
+    await enqueue_jobs(conn, hooks)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Completion:
     """A successful attempt, waiting to be recorded."""
@@ -160,15 +193,25 @@ class Completion:
 
 async def complete_attempts(conn: Connection, completions: Sequence[Completion]) -> None:
     """Record successful attempts of any runs and schedule what they made ready; call inside a
-    transaction. Attempts that are no longer running (duplicate deliveries) change nothing."""
+    transaction. Attempts that are no longer running (duplicate deliveries) change nothing.
+
+    A step with `await_after` is left `awaiting` with its result and emits held in its await:
+    they count when the await resolves (flowhost.engine.await_resolution)."""
     locked = await runs.lock_runs(conn, [c.job.run_id for c in completions])
     live = [c for c in completions if c.job.run_id in locked]
     await scheduling.lock_flows(conn, [c.flow for c in live])
+    holding = [
+        (c.job.run_id, c.job.step, c.job.attempt)
+        for c in live
+        if c.flow.step(c.job.step).await_after is not None
+    ]
     done = await runs.complete_steps(
-        conn, [((c.job.run_id, c.job.step, c.job.attempt), c.result) for c in live]
+        conn, [((c.job.run_id, c.job.step, c.job.attempt), c.result) for c in live], holding
     )
     changes: dict[uuid.UUID, runs.Progress] = {}
     last: dict[uuid.UUID, Completion] = {}
+    registrations: list[Registration] = []
+    published: list[tuple[str, Any]] = []
     for completion in live:
         job, record = completion.job, completion.record
         times = done.get(job.run_id, runs.CompletedSteps()).times.get(job.step)
@@ -178,31 +221,48 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
         change = changes.setdefault(
             job.run_id, runs.Progress(job.run_id, run.status, dict(run.emitted), finishing=False)
         )
-        change.completed += 1
         change.events += record.logs
+        duration_ms = round((times[1] - times[0]).total_seconds() * 1000, 3)
+        completed = NewEvent(
+            job.run_id,
+            STEP_COMPLETED,
+            {"result": completion.result, "duration_ms": duration_ms},
+            job.step,
+            job.attempt,
+        )
+        after = completion.flow.step(job.step).await_after
+        if after is not None:
+            change.events.append(completed)
+            held = {"result": completion.result, "emits": record.emits, "attempt": job.attempt}
+            registrations.append(
+                Registration(
+                    job.run_id,
+                    completion.flow.name,
+                    job.step,
+                    "after",
+                    after,
+                    completion.result,
+                    held,
+                )
+            )
+            continue
+        change.completed += 1
         for name, payload in record.emits:
             change.emitted.setdefault(name, payload)
+            published.append((name, payload))
             change.events.append(
                 NewEvent(
                     job.run_id, EMIT, {"name": name, "payload": payload}, job.step, job.attempt
                 )
             )
-        duration_ms = round((times[1] - times[0]).total_seconds() * 1000, 3)
-        change.events.append(
-            NewEvent(
-                job.run_id,
-                STEP_COMPLETED,
-                {"result": completion.result, "duration_ms": duration_ms},
-                job.step,
-                job.attempt,
-            )
-        )
+        change.events.append(completed)
         last[job.run_id] = completion
     failing: dict[uuid.UUID, Progress] = {}
     for run_id, change in changes.items():
-        if change.status == "running":
+        latest = last.get(run_id)
+        if change.status in MOVING and latest is not None:
             outcome = _advance(
-                last[run_id].flow, change, done[run_id].statuses, last[run_id].result
+                latest.flow, change, done[run_id].statuses, latest.result, registrations
             )
             if outcome.failed:
                 failing[run_id] = outcome
@@ -210,6 +270,10 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
         # A completion that did not emit what a step needed, which only a failed step might
         # have emitted too: that failure now blocks the flow.
         await _fail_run(conn, changes[run_id], outcome, await runs.step_rows(conn, run_id))
+    registrations = [r for r in registrations if r.run_id not in failing]
+    for run_id in {r.run_id for r in registrations}:
+        if changes[run_id].status == "running":
+            changes[run_id].status = "awaiting"
     queued = await runs.record_progress(conn, list(changes.values()))
     ready: dict[str, list[scheduling.ReadyStep]] = {}
     for run_id, name in queued:
@@ -220,28 +284,52 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
     for flow_name in sorted(ready):
         flow = next(c.flow for c in live if c.flow.name == flow_name)
         await scheduling.schedule_steps(conn, flow, ready[flow_name])
+    jobs: list[QueueJob] = [*await register_awaits(conn, registrations)]
+    if published:
+        jobs += await publish_jobs(conn, published)
+    await enqueue_jobs(conn, jobs)
+    # Nothing can resolve the awaits of a run that failed.
+    await await_store.cancel_awaits_of_runs(
+        conn, [run_id for run_id in failing if locked[run_id].status == "awaiting"]
+    )
 
 
 def _advance(
-    flow: FlowDefinition, change: runs.Progress, statuses: Mapping[str, str], result: Any
+    flow: FlowDefinition,
+    change: runs.Progress,
+    statuses: Mapping[str, str],
+    result: Any,
+    registrations: list[Registration],
 ) -> Progress:
     """Schedule the steps that became ready, skip those that never can run (as soon as that is
     known), and complete the run when nothing is left to run. Does nothing when a failure
-    blocks the flow (the returned progress says so): the caller fails the run."""
+    blocks the flow (the returned progress says so): the caller fails the run.
+
+    A ready step with `await_before` waits (`awaiting`) instead of being queued: its await is
+    added to `registrations`, which the caller registers after `record_progress`."""
     next_steps = progress(flow, statuses, change.emitted)
     if next_steps.failed:
         return next_steps
-    change.steps = [
-        runs.NewStep(
-            change.run_id,
-            name,
-            "queued",
-            flow.step(name).attempts,
-            step_input(flow.step(name), change.emitted),
-            flow_control=flow.step(name).concurrency is not None,
+    change.steps = []
+    for name in next_steps.ready:
+        step = flow.step(name)
+        given = step_input(step, change.emitted)
+        limited = step.concurrency is not None
+        if step.await_before is None:
+            change.steps.append(
+                runs.NewStep(
+                    change.run_id, name, "queued", step.attempts, given, flow_control=limited
+                )
+            )
+            continue
+        change.steps.append(
+            runs.NewStep(
+                change.run_id, name, "awaiting", step.attempts, given, flow_control=limited
+            )
         )
-        for name in next_steps.ready
-    ]
+        registrations.append(
+            Registration(change.run_id, flow.name, name, "before", step.await_before, given)
+        )
     change.steps += [runs.NewStep(change.run_id, name, "skipped") for name in next_steps.skipped]
     change.events += [
         NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
@@ -256,6 +344,22 @@ def _advance(
     change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, data))
     change.status, change.result, change.finishing = "completed", result, True
     return next_steps
+
+
+class RunPosition(Protocol):
+    """What a locked run row tells the steps that follow a failure: its status before, and
+    the priority and concurrency key its steps are scheduled with."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def concurrency_key(self) -> str | None: ...
+
+
+# What flowhost.engine.await_resolution moves runs on with, as steps' ends do.
+advance = _advance
 
 
 async def _fail_run(
@@ -289,6 +393,9 @@ async def _fail_run(
     )
     change.status, change.finishing = "failed", True
     change.error = {"step": step, **error, **details}
+
+
+fail_blocked_run = _fail_run
 
 
 async def fail_attempt(
@@ -337,24 +444,52 @@ async def fail_attempt(
     if not await runs.fail_step(conn, job.run_id, job.step, job.attempt, error):
         return
     change.events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step, job.attempt))
-    if run.status == "running":
-        # A step that failed for good emits nothing: its failure may block the flow (the run
-        # fails), or be tolerated, and then it may be the run's last step (the run completes).
-        steps = await runs.step_rows(conn, job.run_id)
-        outcome = _advance(
-            flow, change, {name: row.status for name, row in steps.items()}, _last_result(steps)
-        )
-        if outcome.failed:
-            await _fail_run(conn, change, outcome, steps, failed_step=job.step, error=error)
+    if run.status in MOVING:
+        await settle_failed_step(conn, flow, change, job.step, error, run=run)
+        return
+    await runs.record_progress(conn, [change])
+
+
+async def settle_failed_step(
+    conn: Connection,
+    flow: FlowDefinition,
+    change: runs.Progress,
+    step: str,
+    error: dict[str, Any],
+    *,
+    run: RunPosition,
+) -> None:
+    """After `step` failed for good (its row and events written in `change`): a step that
+    failed emits nothing, so its failure may block the flow (the run fails), or be tolerated,
+    and then it may be the run's last step (the run completes). Writes `change` and enqueues
+    what became ready. `run`: the run as locked before."""
+    steps = await runs.step_rows(conn, change.run_id)
+    registrations: list[Registration] = []
+    outcome = _advance(
+        flow,
+        change,
+        {name: row.status for name, row in steps.items()},
+        _last_result(steps),
+        registrations,
+    )
+    if outcome.failed:
+        registrations = []
+        await _fail_run(conn, change, outcome, steps, failed_step=step, error=error)
+    elif registrations and change.status == "running":
+        change.status = "awaiting"
     queued = await runs.record_progress(conn, [change])
     await scheduling.schedule_steps(
         conn,
         flow,
         [
-            scheduling.ReadyStep(run_id, name, 1, run.priority, run.concurrency_key)
-            for run_id, name in queued
+            scheduling.ReadyStep(change.run_id, name, 1, run.priority, run.concurrency_key)
+            for _, name in queued
         ],
     )
+    await enqueue_jobs(conn, await register_awaits(conn, registrations))
+    if change.status not in MOVING and run.status == "awaiting":
+        # Nothing can resolve the awaits of a run that is over.
+        await await_store.cancel_awaits_of_runs(conn, [change.run_id])
 
 
 def _last_result(steps: Mapping[str, runs.StepRow]) -> Any:

@@ -116,6 +116,13 @@ async def schedule_steps(
         )
 
 
+async def enqueue_ungated(conn: Connection, flow: str, steps: Sequence[ReadyStep]) -> None:
+    """Enqueue steps of a flow whose definition (and so limits) is not at hand."""
+    await enqueue_steps(
+        conn, [StepJob(s.run_id, flow, s.step, s.attempt, 0.0, s.priority) for s in steps]
+    )
+
+
 async def schedule_retry(
     conn: Connection, flow: FlowDefinition, step: ReadyStep, delay: float
 ) -> None:

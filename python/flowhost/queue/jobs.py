@@ -1,4 +1,10 @@
-"""What a queued job carries: which attempt of which step of which run. No PgQueuer here."""
+"""What a queued job carries. No PgQueuer here.
+
+Step jobs (which attempt of which step of which run), start jobs (a delayed run whose time
+came), and the await jobs beside them: running an await's hook, releasing a step whose await
+after it resolved, publishing an emitted event to the awaits waiting for it. A payload names its
+kind; step and start jobs' payloads have none.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import uuid
 from typing import Any
 
 ENTRYPOINT_PREFIX = "flow:"
+# Jobs any host can run, whatever flows it serves (they only touch the database).
+AWAITS_ENTRYPOINT = "flowhost:awaits"
 
 
 class RequeueJob(Exception):
@@ -96,23 +104,168 @@ class StartJob:
         ).encode()
 
 
-QueueJob = StepJob | StartJob
+def entrypoint_for(flow: str) -> str:
+    return f"{ENTRYPOINT_PREFIX}{flow}"
+
+
+def _encode(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HookJob:
+    """Run an await's hook function (on a host serving the flow: the function is its code)."""
+
+    run_id: uuid.UUID
+    flow: str
+    step: str
+    position: str
+    # "register", "resolve" or "timeout".
+    kind: str
+    function: str
+    registration: int
+    # The hook's input, but for the webhook URL (a secret: the runner adds it from the await).
+    data: dict[str, Any]
+    attempt: int = 1
+    delay: float = 0.0
+    priority: int = 0
+
+    @property
+    def entrypoint(self) -> str:
+        return entrypoint_for(self.flow)
+
+    @property
+    def dedupe_key(self) -> str:
+        return (
+            f"hook:{self.run_id}:{self.step}:{self.position}:{self.kind}:"
+            f"{self.registration}:{self.attempt}"
+        )
+
+    def encode(self) -> bytes:
+        return _encode(
+            {
+                "kind": "hook",
+                "run": str(self.run_id),
+                "flow": self.flow,
+                "step": self.step,
+                "position": self.position,
+                "hook": self.kind,
+                "function": self.function,
+                "registration": self.registration,
+                "data": self.data,
+                "attempt": self.attempt,
+            }
+        )
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> HookJob:
+        return cls(
+            run_id=uuid.UUID(data["run"]),
+            flow=str(data["flow"]),
+            step=str(data["step"]),
+            position=str(data["position"]),
+            kind=str(data["hook"]),
+            function=str(data["function"]),
+            registration=int(data["registration"]),
+            data=dict(data["data"]),
+            attempt=int(data["attempt"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReleaseJob:
+    """An await after a step resolved where the flow's definition was not at hand: a host
+    serving the flow completes the step, counts its held emits and schedules what follows."""
+
+    run_id: uuid.UUID
+    flow: str
+    step: str
+    delay: float = 0.0
+    priority: int = 0
+
+    @property
+    def entrypoint(self) -> str:
+        return entrypoint_for(self.flow)
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"release:{self.run_id}:{self.step}"
+
+    def encode(self) -> bytes:
+        return _encode(
+            {"kind": "release", "run": str(self.run_id), "flow": self.flow, "step": self.step}
+        )
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> ReleaseJob:
+        return cls(uuid.UUID(data["run"]), str(data["flow"]), str(data["step"]))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PublishJob:
+    """An event a step emitted that waiting awaits (found when it was emitted) wait for: any
+    host resolves them, each run in a transaction of its own."""
+
+    name: str
+    payload: Any
+    # (await id, run id) of each await found waiting for it.
+    awaits: tuple[tuple[int, uuid.UUID], ...]
+    delay: float = 0.0
+    priority: int = 0
+
+    @property
+    def entrypoint(self) -> str:
+        return AWAITS_ENTRYPOINT
+
+    @property
+    def dedupe_key(self) -> None:
+        return None
+
+    def encode(self) -> bytes:
+        return _encode(
+            {
+                "kind": "publish",
+                "name": self.name,
+                "payload": self.payload,
+                "awaits": [[await_id, str(run_id)] for await_id, run_id in self.awaits],
+            }
+        )
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> PublishJob:
+        return cls(
+            str(data["name"]),
+            data["payload"],
+            tuple((int(await_id), uuid.UUID(run_id)) for await_id, run_id in data["awaits"]),
+        )
+
+
+QueueJob = StepJob | StartJob | HookJob | ReleaseJob | PublishJob
 
 
 def decode_job(payload: bytes | None) -> QueueJob:
-    """A step job or a start job; ValueError if the payload is not one flowhost wrote."""
+    """Parse any job payload flowhost writes; raises ValueError otherwise."""
     try:
         data: Any = json.loads(payload or b"")
-        if isinstance(data, dict) and "start" in data:
+        kind = data.get("kind") if isinstance(data, dict) else None
+    except ValueError as exc:
+        raise ValueError(f"not a flowhost job payload: {payload!r:.200}") from exc
+    try:
+        if kind is None and isinstance(data, dict) and "start" in data:
+            # Written by Python and by flowhost.fc_enqueue (migration 0005) alike.
             return StartJob(
                 run_id=uuid.UUID(data["start"]),
                 flow=str(data["flow"]),
                 round=int(data.get("round", 0)),
             )
+        if kind is None:
+            return StepJob.decode(payload)
+        if kind == "hook":
+            return HookJob.from_data(data)
+        if kind == "release":
+            return ReleaseJob.from_data(data)
+        if kind == "publish":
+            return PublishJob.from_data(data)
+        raise ValueError(f"unknown job kind {kind!r}")
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"not a flowhost step job payload: {payload!r:.200}") from exc
-    return StepJob.decode(payload)
-
-
-def entrypoint_for(flow: str) -> str:
-    return f"{ENTRYPOINT_PREFIX}{flow}"
+        raise ValueError(f"not a flowhost job payload: {payload!r:.200}") from exc

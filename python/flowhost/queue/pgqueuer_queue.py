@@ -21,11 +21,19 @@ from pgqueuer.types import QueueExecutionMode
 from psycopg import sql
 
 from flowhost.db.database import Connection
-from flowhost.queue.jobs import QueueJob, RequeueJob, StartJob, decode_job, entrypoint_for
+from flowhost.queue.jobs import (
+    AWAITS_ENTRYPOINT,
+    QueueJob,
+    RequeueJob,
+    StartJob,
+    StepJob,
+    decode_job,
+    entrypoint_for,
+)
 
 logger = logging.getLogger(__name__)
 
-StepHandler = Callable[[QueueJob], Awaitable[None]]
+JobHandler = Callable[[QueueJob], Awaitable[None]]
 
 
 class SplitPsycopgDriver(PsycopgDriver):
@@ -114,12 +122,18 @@ def queue_schema_sql() -> str:
     return QueryBuilderEnvironment().build_install_query()
 
 
-async def enqueue_steps(conn: Connection, jobs: Sequence[QueueJob]) -> None:
+async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob | StartJob]) -> None:
     """Enqueue on `conn`, so the jobs commit or roll back with the caller's transaction.
 
     Only flowhost.engine.scheduling calls this: it decides what may be enqueued (flow control).
     Its SQL twin, for jobs granted inside a trigger, is `flowhost.fc_enqueue` (migration 0005).
     """
+    await enqueue_jobs(conn, jobs)
+
+
+async def enqueue_jobs(conn: Connection, jobs: Sequence[QueueJob]) -> None:
+    """Enqueue jobs of any kind on `conn`, in the caller's transaction. Step and start jobs
+    go through flowhost.engine.scheduling instead (flow control)."""
     if not jobs:
         return
     queries = _queries(conn)
@@ -140,13 +154,14 @@ async def queued_jobs(conn: Connection, flow: str) -> int:
 
 
 class StepConsumer:
-    """Takes step jobs of the served flows off the queue and hands them to `handler`."""
+    """Takes jobs of the served flows (and the await jobs any host runs) off the queue and
+    hands them to `handler`."""
 
     def __init__(
         self,
         conn: Connection,
         listen_conn: Connection,
-        handler: StepHandler,
+        handler: JobHandler,
         *,
         concurrency: int,
         batch_size: int,
@@ -169,24 +184,21 @@ class StepConsumer:
 
     def serve(self, flows: Sequence[str]) -> None:
         """Start taking jobs of `flows` (may be called again while running, after a reload)."""
-        for flow in flows:
-            name = entrypoint_for(flow)
+        for name in [AWAITS_ENTRYPOINT, *(entrypoint_for(flow) for flow in flows)]:
             if name not in self._manager.entrypoint_registry:
                 self._manager.entrypoint(name, accepts_context=False)(self._dispatch)
 
     async def _dispatch(self, job: Job) -> None:
-        queue_job = decode_job(job.payload)
+        queued = decode_job(job.payload)
         async with self._executing:
             try:
-                await self._handler(queue_job)
+                await self._handler(queued)
             except RequeueJob as requeue:
-                what = "start" if isinstance(queue_job, StartJob) else queue_job.step
                 logger.log(
                     logging.DEBUG if requeue.expected else logging.WARNING,
-                    "job %s of %s/%s put back: %s",
+                    "job %s (%s) put back: %s",
                     job.id,
-                    queue_job.flow,
-                    what,
+                    job.entrypoint,
                     requeue.reason,
                 )
                 raise RetryRequested(timedelta(seconds=requeue.delay), requeue.reason) from requeue

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,14 +54,14 @@ class CompletedSteps:
 class NewStep:
     run_id: uuid.UUID
     name: str
-    status: str  # "queued" or "skipped"
+    status: str  # "queued", "awaiting" (an await before it) or "skipped"
     max_attempts: int = 1
     input: Any = None
     # The step has a concurrency limit (flowhost.engine.scheduling).
     flow_control: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        attempt = 1 if self.status == "queued" else 0
+        attempt = 0 if self.status == "skipped" else 1
         return {
             "run_id": str(self.run_id),
             "name": self.name,
@@ -218,16 +218,25 @@ async def lock_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> dict[uuid
 
 
 async def complete_steps(
-    conn: Connection, results: Sequence[tuple[JobKey, Any]]
+    conn: Connection, results: Sequence[tuple[JobKey, Any]], holding: Collection[JobKey] = ()
 ) -> dict[uuid.UUID, CompletedSteps]:
-    """Record results of running attempts; an attempt no longer running is not in `times`."""
+    """Record results of running attempts; an attempt no longer running is not in `times`.
+    Steps in `holding` (an await after them) become `awaiting` instead of `completed`."""
     rows = await (
         await conn.execute(
             QUERIES["complete_steps"],
             {
                 "steps": _json(
                     [
-                        {"run_id": str(run_id), "step": step, "attempt": attempt, "result": result}
+                        {
+                            "run_id": str(run_id),
+                            "step": step,
+                            "attempt": attempt,
+                            "result": result,
+                            "status": "awaiting"
+                            if (run_id, step, attempt) in holding
+                            else "completed",
+                        }
                         for (run_id, step, attempt), result in results
                     ]
                 )

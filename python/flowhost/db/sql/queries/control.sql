@@ -119,13 +119,15 @@ INSERT INTO flowhost.state (run_id, key, value, event_id)
 SELECT %(run_id)s, key, value, id FROM written;
 
 -- name: run_is_running
-SELECT EXISTS (SELECT 1 FROM flowhost.runs WHERE id = %(run_id)s AND status = 'running')
+SELECT EXISTS (SELECT 1 FROM flowhost.runs
+               WHERE id = %(run_id)s AND status IN ('queued', 'running', 'awaiting'))
     AS running;
 
 -- name: flow_has_running_runs
 SELECT EXISTS (
     SELECT 1 FROM flowhost.runs
-    WHERE flow = %(flow)s AND status = 'running' AND id <> ALL (%(excluded)s::uuid[])
+    WHERE flow = %(flow)s AND status IN ('queued', 'running', 'awaiting')
+      AND id <> ALL (%(excluded)s::uuid[])
 ) AS running;
 
 -- name: claim_start_key

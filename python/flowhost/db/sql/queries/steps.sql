@@ -66,12 +66,12 @@ WITH wanted AS (
     WHERE s.run_id = w.run_id AND s.name = w.step AND s.attempt = w.attempt
       AND s.status IN ('queued', 'running')
       AND r.id = s.run_id AND r.status IN ('running', 'awaiting')
-    RETURNING s.run_id, s.name, s.attempt, s.input, s.max_attempts
+    RETURNING s.run_id, s.name, s.attempt, s.input, s.max_attempts, s.awaited
 ), started AS (
     INSERT INTO flowhost.events (run_id, type, step, attempt)
     SELECT run_id, 'step.started', name, attempt FROM claimed
 )
-SELECT run_id, name, attempt, input, max_attempts FROM claimed;
+SELECT run_id, name, attempt, input, max_attempts, awaited FROM claimed;
 
 -- name: lock_runs
 -- Serialises the end-of-step work of each run, so that parallel steps see each other's emits.
@@ -84,21 +84,23 @@ FOR UPDATE;
 -- name: complete_steps
 -- Records a batch of results and returns every step of the runs concerned with its status as
 -- of now: the completed ones patched in, since a statement does not see its own CTE's update.
+-- A step with an await after it becomes `awaiting` (its result recorded, its emits held).
 -- A step completed here has `finished_at`; an attempt no longer running (a duplicate) has not.
 -- Runs after lock_runs, in a statement of its own, so that its snapshot sees what the
 -- transactions that held those locks before committed.
 WITH results AS (
-    SELECT d.run_id, d.step, d.attempt, COALESCE(d.result, 'null'::jsonb) AS result
-    FROM jsonb_to_recordset(%(steps)s::jsonb) AS d(run_id uuid, step text, attempt int, result jsonb)
+    SELECT d.run_id, d.step, d.attempt, COALESCE(d.result, 'null'::jsonb) AS result, d.status
+    FROM jsonb_to_recordset(%(steps)s::jsonb)
+        AS d(run_id uuid, step text, attempt int, result jsonb, status text)
 ), done AS (
     UPDATE flowhost.steps AS s
-    SET status = 'completed', result = d.result, error = NULL, finished_at = clock_timestamp()
+    SET status = d.status, result = d.result, error = NULL, finished_at = clock_timestamp()
     FROM results AS d
     WHERE s.run_id = d.run_id AND s.name = d.step AND s.attempt = d.attempt
       AND s.status = 'running'
-    RETURNING s.run_id, s.name, s.started_at, s.finished_at
+    RETURNING s.run_id, s.name, s.status, s.started_at, s.finished_at
 )
-SELECT s.run_id, s.name, CASE WHEN d.name IS NULL THEN s.status ELSE 'completed' END AS status,
+SELECT s.run_id, s.name, COALESCE(d.status, s.status) AS status,
        d.started_at, d.finished_at
 FROM flowhost.steps AS s
 LEFT JOIN done AS d ON d.run_id = s.run_id AND d.name = s.name

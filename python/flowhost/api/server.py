@@ -1,0 +1,70 @@
+"""Serving the app with uvicorn inside the host's own event loop, stopped with the host."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Generator
+
+import uvicorn
+from starlette.applications import Starlette
+
+logger = logging.getLogger(__name__)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The host owns SIGINT/SIGTERM: it stops the server through `should_exit`.
+        yield
+
+
+class HttpServer:
+    """Binds at once (so that the address, port 0 included, is known before serving)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._socket.bind((host, port))
+        except OSError:
+            self._socket.close()
+            raise
+        self._socket.listen(2048)
+        self._socket.setblocking(False)
+        self.host = host
+        self.port: int = self._socket.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        """The bound address as a URL (an unspecified address is named as localhost)."""
+        host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    async def serve(self, app: Starlette, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; requests in progress finish first."""
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+        server = _EmbeddedServer(config)
+
+        async def stop_when_asked() -> None:
+            await stop.wait()
+            server.should_exit = True
+
+        stopper = asyncio.create_task(stop_when_asked(), name="flowhost-http-stop")
+        try:
+            await server.serve(sockets=[self._socket])
+        finally:
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
+            self._socket.close()
