@@ -55,6 +55,11 @@ class Settings:
     # once when told a run was canceled): the longest an attempt outlives its run if the
     # host missed the notification.
     cancel_check_interval: float = 2.0
+    # Seconds without activity after which a live run is stalled; None: each flow's own,
+    # computed from its definition (docs/operations.md).
+    stall_timeout: float | None = None
+    # How often each host looks for stalled runs.
+    stall_check_interval: float = 30.0
 
     @property
     def functions_path(self) -> Path:
@@ -72,6 +77,11 @@ class Settings:
     @property
     def children_per_runtime(self) -> int:
         return self.max_children or self.concurrency
+
+    @property
+    def host_stale_after(self) -> float:
+        """Seconds after which a host that stopped saying it is alive no longer counts."""
+        return 3 * self.host_heartbeat_interval
 
     @property
     def embedded(self) -> bool:
@@ -96,6 +106,8 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "worker_heartbeat_interval": ("worker_heartbeat_interval", float),
     "kill_grace": ("kill_grace", float),
     "cancel_check_interval": ("cancel_check_interval", float),
+    "stall_timeout": ("stall_timeout", float),
+    "stall_check_interval": ("stall_check_interval", float),
 }
 
 
@@ -172,6 +184,7 @@ def _check(settings: Settings) -> None:
         "worker_heartbeat_interval",
         "kill_grace",
         "cancel_check_interval",
+        "stall_check_interval",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -181,6 +194,8 @@ def _check(settings: Settings) -> None:
             raise ConfigurationError(f"setting {name} must be 0 or more")
     if settings.max_children is not None and settings.max_children <= 0:
         raise ConfigurationError("setting max_children must be positive")
+    if settings.stall_timeout is not None and settings.stall_timeout <= 0:
+        raise ConfigurationError("setting stall_timeout must be positive")
     url = settings.database_url
     if url is not None and not (url.startswith(("postgres://", "postgresql://")) or "=" in url):
         raise ConfigurationError("database_url must be a postgresql:// URL or a libpq DSN")
