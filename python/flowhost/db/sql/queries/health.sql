@@ -133,20 +133,25 @@ WITH served AS (
         version = r.version + 1
     FROM described AS d
     WHERE r.id = d.id
-), flow_events AS (
-    INSERT INTO flowhost.events (run_id, type, ts, data)
-    SELECT id, 'flow.stalled', at,
-           jsonb_build_object('reason', reason, 'previous_status', previous_status,
-                              'last_activity_at', last_activity_at,
-                              'stall_timeout_s', extract(epoch FROM timeout))
-    FROM described
-), step_events AS (
-    INSERT INTO flowhost.events (run_id, type, step, attempt, data)
-    SELECT s.run_id, 'step.stalled', s.name, s.attempt,
-           jsonb_build_object('reason', d.reason, 'status', s.status)
-    FROM flowhost.steps AS s
-    JOIN described AS d ON d.id = s.run_id
-    WHERE s.status IN ('queued', 'running', 'awaiting')
+), stall_events AS (
+    -- One insert, ordered: each run's step.stalled events, then its flow.stalled.
+    INSERT INTO flowhost.events (run_id, type, step, attempt, ts, data)
+    SELECT run_id, type, step, attempt, at, data
+    FROM (
+        SELECT s.run_id, 'step.stalled' AS type, s.name AS step, s.attempt, d.at,
+               jsonb_build_object('reason', d.reason, 'status', s.status) AS data, 0 AS rank
+        FROM flowhost.steps AS s
+        JOIN described AS d ON d.id = s.run_id
+        WHERE s.status IN ('queued', 'running', 'awaiting')
+        UNION ALL
+        SELECT id, 'flow.stalled', NULL, NULL, at,
+               jsonb_build_object('reason', reason, 'previous_status', previous_status,
+                                  'last_activity_at', last_activity_at,
+                                  'stall_timeout_s', extract(epoch FROM timeout)),
+               1
+        FROM described
+    ) AS e
+    ORDER BY run_id, rank, step
 )
 SELECT id, flow, previous_status, reason FROM described ORDER BY id;
 
