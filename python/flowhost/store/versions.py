@@ -17,7 +17,8 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
-from flowhost.errors import InvalidInputError, RunNotFoundError
+from flowhost.errors import InvalidInputError
+from flowhost.queue.jobs import entrypoint_for
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -122,7 +123,8 @@ async def migrate_runs(
 ) -> Migration:
     """Move live runs of `flow` (those of `run_ids`, or all on another definition) onto
     definition `to_hash` whose steps are `steps`; a run with a scheduled step that is not in
-    `steps` is refused. Call inside a transaction."""
+    `steps` is refused. The queued jobs of the runs moved become due at once. Call inside a
+    transaction."""
     rows = await (
         await conn.execute(
             QUERIES["migrate_runs"],
@@ -137,6 +139,14 @@ async def migrate_runs(
     ).fetchall()
     moved = {row["id"]: row["definition_hash"] for row in rows if row["missing"] is None}
     refused = {row["id"]: list(row["missing"]) for row in rows if row["missing"] is not None}
+    if moved:
+        await conn.execute(
+            QUERIES["make_run_jobs_due"],
+            {
+                "entrypoint": entrypoint_for(flow),
+                "run_ids": [str(run_id) for run_id in moved],
+            },
+        )
     return Migration(flow, to_hash, moved, refused)
 
 
@@ -178,9 +188,3 @@ async def adopt_served_definition(
         conn, flow=flow, to_hash=target.definition_hash, steps=target.steps, run_ids=run_ids, by=by
     )
 
-
-async def flow_of_run(conn: Connection, run_id: uuid.UUID) -> str:
-    row = await (await conn.execute(QUERIES["get_run"], {"run_id": run_id})).fetchone()
-    if row is None:
-        raise RunNotFoundError(f"no run {run_id}")
-    return str(row["flow"])

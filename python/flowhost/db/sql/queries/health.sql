@@ -80,6 +80,16 @@ SELECT c.id, c.definition_hash, m.steps AS missing
 FROM candidates AS c LEFT JOIN missing AS m ON m.run_id = c.id
 ORDER BY c.id;
 
+-- name: make_run_jobs_due
+-- The queued jobs of runs %(run_ids)s (entrypoint %(entrypoint)s) become due now:
+-- jobs put back for a host serving the run's definition wait out a delay, which a run that
+-- moved onto a served definition need not. PgQueuer's table; its update trigger wakes the
+-- hosts. A step job's dedupe key starts with its run id.
+UPDATE pgqueuer
+SET execute_after = now()
+WHERE entrypoint = %(entrypoint)s AND status = 'queued' AND execute_after > now()
+  AND split_part(dedupe_key, ':', 1) = ANY (%(run_ids)s::text[]);
+
 -- name: mark_stalled_runs
 -- Marks up to %(limit)s runs stalled, in one statement: the runs (with a flow.stalled event
 -- {reason, previous_status}) and a step.stalled event per in-flight step; their queued jobs
