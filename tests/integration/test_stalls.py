@@ -74,7 +74,10 @@ async def test_only_live_runs_without_activity_on_a_served_definition_stall(
                 conn, awaiting, "UPDATE flowhost.runs SET status = 'awaiting' WHERE id = %s"
             )
             # `busy` started its step a minute ago; `hung` an hour ago (past the 15 min timeout).
-            step = "UPDATE flowhost.steps SET status = 'running', started_at = now() - %s::interval WHERE run_id = %s"
+            step = (
+                "UPDATE flowhost.steps SET status = 'running', "
+                "started_at = now() - %s::interval WHERE run_id = %s"
+            )
             await set_run(conn, busy, step, "1 minute")
             await set_run(conn, hung, step, "1 hour")
             # The statuses changed just now count as activity (the runs_touch trigger).
