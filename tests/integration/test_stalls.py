@@ -145,31 +145,53 @@ async def test_a_host_stalls_a_run_whose_job_was_lost_a_timeout_after_it_started
     assert check.differences == []
 
 
-async def test_an_attempt_that_ends_after_its_run_stalled_does_not_move_the_run(
+async def test_an_attempt_running_when_its_run_stalls_is_stopped_and_moves_nothing(
     tmp_path: Path, database_url: str
 ) -> None:
     source = TWO_STEPS.replace(
         "async def first(data, ctx):\n",
-        "async def first(data, ctx):\n    import asyncio\n    await asyncio.sleep(1.5)\n",
+        "async def first(data, ctx):\n"
+        "    import asyncio\n"
+        "    try:\n"
+        "        await asyncio.sleep(30)\n"
+        "    except asyncio.CancelledError:\n"
+        "        await ctx.state.set('stopped', True)\n"
+        "        raise\n",
     )
     project_dir = write_functions(tmp_path, {"two.py": source})
     async with running_host(
-        project_dir, database_url, stall_timeout=0.3, stall_check_interval=0.1
+        project_dir, database_url, stall_timeout=60.0, stall_check_interval=0.1
     ) as project:
         async with project.database.transaction() as conn:
             [run_id] = await start_runs(conn, project.catalog.flows["two"], [{}])
+        async with asyncio.timeout(20):
+            while True:  # the attempt runs
+                async with project.database.connection() as conn:
+                    [first] = await reads.steps_of_run(conn, run_id)
+                if first["status"] == "running":
+                    break
+                await asyncio.sleep(0.05)
+        async with project.database.transaction() as conn:
+            # An hour of silence: the run, its attempt and the host are that old.
+            await conn.execute("UPDATE flowhost.runs SET last_activity_at = now() - interval '1h'")
+            await conn.execute("UPDATE flowhost.steps SET started_at = now() - interval '1h'")
+            await conn.execute("UPDATE flowhost.hosts SET started_at = now() - interval '1h'")
         run = await wait_for_run(project, run_id, timeout=20)
         assert run["status"] == "stalled"
         async with asyncio.timeout(20):
-            while True:  # the attempt still runs; wait for it to end
+            while True:  # the host hears of the stall and stops the attempt
                 async with project.database.connection() as conn:
-                    steps = {s["name"]: s for s in await reads.steps_of_run(conn, run_id)}
-                if steps["first"]["status"] == "completed":
-                    break
+                    if (await reads.state_of_run(conn, run_id)).get("stopped"):
+                        break
                 await asyncio.sleep(0.05)
         async with project.database.connection() as conn:
             after = await reads.get_run(conn, run_id)
+            steps = {s["name"]: s["status"] for s in await reads.steps_of_run(conn, run_id)}
+            types = [e.type for e in await events_of_run(conn, run_id)]
             check = await statistics.rebuild_statistics(conn, write=False)
     assert after["status"] == "stalled"
-    assert set(steps) == {"first"}  # `second` was never scheduled
+    # Nothing of the stopped attempt is recorded; its step stays running for a retry.
+    assert steps == {"first": "running"}
+    assert types.count("step.stalled") == 1
+    assert "step.completed" not in types and "step.failed" not in types
     assert check.differences == []

@@ -416,6 +416,8 @@ def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
         return
     steps = ", ".join(f"{name} (attempt {n})" for name, n in retried.steps.items())
     click.echo(f"run {retried.run_id} retried (was {retried.previous_status}): {steps}")
+
+
 runs.add_command(health.runs_state)
 runs.add_command(health.runs_parked)
 runs.add_command(health.runs_migrate)

@@ -20,6 +20,7 @@ from flowhost.store.events import (
     FLOW_CANCELED,
     FLOW_COMPLETED,
     FLOW_FAILED,
+    FLOW_RETRIED,
     FLOW_STALLED,
     FLOW_STARTED,
 )
@@ -34,6 +35,7 @@ RUN_STATUS_EVENTS: dict[str, str] = {
     FLOW_FAILED: "failed",
     FLOW_CANCELED: "canceled",
     FLOW_STALLED: "stalled",
+    FLOW_RETRIED: "running",
 }
 
 FLOW_COLUMNS = (

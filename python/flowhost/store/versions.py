@@ -187,4 +187,3 @@ async def adopt_served_definition(
     return await migrate_runs(
         conn, flow=flow, to_hash=target.definition_hash, steps=target.steps, run_ids=run_ids, by=by
     )
-

@@ -93,7 +93,7 @@ WHERE entrypoint = %(entrypoint)s AND status = 'queued' AND execute_after > now(
 -- name: mark_stalled_runs
 -- Marks up to %(limit)s runs stalled, in one statement: the runs (with a flow.stalled event
 -- {reason, previous_status}) and a step.stalled event per in-flight step; their queued jobs
--- are then stale. A run stalls when it is running or awaiting and nothing happened in it (no
+-- are then stale, and hosts running one of their attempts stop it (NOTIFY flowhost_cancel). A run stalls when it is running or awaiting and nothing happened in it (no
 -- transition of the run, no attempt started) for longer than the stall timeout of its
 -- definition (%(stall_timeout)s seconds instead, when set). The clock starts no earlier than
 -- the oldest live host serving the definition: after a time with no host at all, runs get
@@ -162,8 +162,16 @@ WITH served AS (
         FROM described
     ) AS e
     ORDER BY run_id, rank, step
+), notified AS (
+    -- Hosts running an attempt of a stalled run stop it at once (as for a cancel); its step
+    -- stays `running`, for a retry of the run to run again.
+    SELECT pg_notify('flowhost_cancel', d.id::text)
+    FROM described AS d
+    WHERE EXISTS (SELECT 1 FROM flowhost.steps AS s
+                  WHERE s.run_id = d.id AND s.status = 'running')
 )
-SELECT id, flow, previous_status, reason FROM described ORDER BY id;
+SELECT id, flow, previous_status, reason, (SELECT count(*) FROM notified) AS notified
+FROM described ORDER BY id;
 
 -- name: state_events_until
 -- The state.set / state.delete events of a run up to and including event %(event_id)s.
