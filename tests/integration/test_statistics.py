@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flowhost.db.database import Database
+from flowhost.engine import control
 from flowhost.project import Project
 from flowhost.store import statistics
 from tests.support.engine import running_host, start, wait_for_run, write_functions
@@ -190,3 +191,38 @@ async def test_the_trigger_counts_every_status_change_of_a_statement(database: D
     assert (b["completed"], b["total_duration_ms"], b["max_duration_ms"]) == (2, 3000, 1500)
     assert b["last_completed_at"] is not None
     assert deleted == {"a": {}, "b": {"total": 2, "completed": 2}}
+
+
+async def test_retried_restarted_and_replayed_runs_count_what_their_events_say(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Run control moves runs between statuses (failed -> running -> failed on a retry) and
+    copies history into new runs (replay): the counts still equal the events'."""
+    project_dir = write_functions(tmp_path, {"mixed.py": MIXED})
+    async with running_host(project_dir, database_url) as project:
+        statuses = await run_mixed_workload(project, project)
+        failed = [run_id for run_id, status in statuses.items() if status == "failed"][:2]
+        completed = [run_id for run_id, status in statuses.items() if status == "completed"]
+        flows = project.catalog.flows
+        async with project.database.transaction() as conn:
+            for run_id in failed:
+                await control.retry_run(conn, run_id, flows, by="test")
+            restarted = await control.restart_run(conn, completed[0], flows, by="test")
+            replayed = await control.replay_run(conn, completed[1], "work", flows, by="test")
+        again = [
+            await wait_for_run(project, run_id)
+            for run_id in [*failed, restarted.run_id, replayed.run_id]
+        ]
+        async with project.database.connection() as conn:
+            check = await statistics.rebuild_statistics(conn, write=False)
+            [flow] = await statistics.flow_statistics(conn, "mixed")
+            steps = {row["step"]: row for row in await statistics.step_statistics(conn, "mixed")}
+
+    assert [run["status"] for run in again] == ["failed", "failed", "completed", "completed"]
+    assert check.differences == []
+    assert (flow["total"], flow["completed"], flow["failed"], flow["running"]) == (32, 22, 6, 0)
+    # The retries ran `work` twice more (one retry, one failure each); the replay reused
+    # `begin` (not counted again) and ran `work` once.
+    assert (steps["work"]["failed"], steps["work"]["retried"]) == (6 + 2, 14 + 2)
+    assert steps["begin"]["completed"] == 26 + 1
+    assert steps["work"]["completed"] == 20 + 2
