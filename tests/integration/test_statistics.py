@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from flowhost.db.database import Database
 from flowhost.engine import control
 from flowhost.project import Project
@@ -226,3 +228,39 @@ async def test_retried_restarted_and_replayed_runs_count_what_their_events_say(
     assert (steps["work"]["failed"], steps["work"]["retried"]) == (6 + 2, 14 + 2)
     assert steps["begin"]["completed"] == 26 + 1
     assert steps["work"]["completed"] == 20 + 2
+
+
+async def test_the_rebuild_counts_a_run_awaiting_while_one_of_its_awaits_is_open(
+    database: Database,
+) -> None:
+    """Run statuses from lifecycle events, refined by awaits opened and not closed since."""
+    stories = {
+        "awaiting": ["flow.started", "await.registered", "await.registered", "await.resolved"],
+        "running": ["flow.started", "await.registered", "await.timed_out"],
+        "failed": ["flow.started", "await.registered", "flow.failed"],
+        # Retried after failing with an await open: the canceled await no longer counts.
+        "retried": ["flow.started", "await.registered", "flow.failed", "flow.retried"],
+        "completed": ["flow.started", "flow.completed"],
+    }
+    status_of = {"retried": "running"}
+    async with database.connection() as conn:
+        for story, types in stories.items():
+            run_id = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO flowhost.runs (id, flow, status, input, definition_hash) "
+                "VALUES (%s, 'f', %s, '{}', 'h')",
+                (run_id, status_of.get(story, story)),
+            )
+            for kind in types:
+                data = {"flow": "f"} if kind == "flow.started" else {}
+                await conn.execute(
+                    "INSERT INTO flowhost.events (run_id, type, data) VALUES (%s, %s, %s)",
+                    (run_id, kind, Jsonb(data)),
+                )
+        check = await statistics.rebuild_statistics(conn, write=False)
+        [kept] = await statistics.flow_statistics(conn, "f")
+    # (The rows here carry no real times: only the counts are compared.)
+    counted = ("total", "running", "awaiting", "failed", "completed")
+    assert [d for d in check.differences if d.column in counted] == []
+    counts = {k: kept[k] for k in ("running", "awaiting", "failed", "completed")}
+    assert counts == {"running": 2, "awaiting": 1, "failed": 1, "completed": 1}

@@ -26,9 +26,9 @@ from flowhost.store.events import (
 )
 from flowhost.store.runs import STEP_FIGURES
 
-# The run status each event type leaves its run in; a run counts under the status of its last
-# such event. Whatever changes a run's status appends one of these (a part of flowhost that
-# adds a status change adds its event here).
+# The run status each lifecycle event leaves its run in; a run counts under the status of its
+# last such event. Whatever starts, ends or reopens a run appends one of these (a part of
+# flowhost that adds such a change adds its event here).
 RUN_STATUS_EVENTS: dict[str, str] = {
     FLOW_STARTED: "running",
     FLOW_COMPLETED: "completed",
@@ -37,6 +37,10 @@ RUN_STATUS_EVENTS: dict[str, str] = {
     FLOW_STALLED: "stalled",
     FLOW_RETRIED: "running",
 }
+# A running run is `awaiting` while one of the awaits opened since its last lifecycle event is
+# not closed (the await engine's events).
+AWAIT_OPENED_EVENTS = ("await.registered",)
+AWAIT_CLOSED_EVENTS = ("await.resolved", "await.timed_out")
 
 FLOW_COLUMNS = (
     "total",
@@ -126,7 +130,11 @@ async def rebuild_statistics(conn: Connection, *, write: bool = True) -> Rebuild
         flows = await (
             await conn.execute(
                 QUERIES["flow_statistics_from_events"],
-                {"statuses": json.dumps(RUN_STATUS_EVENTS)},
+                {
+                    "statuses": json.dumps(RUN_STATUS_EVENTS),
+                    "await_opened": list(AWAIT_OPENED_EVENTS),
+                    "await_closed": list(AWAIT_CLOSED_EVENTS),
+                },
             )
         ).fetchall()
         steps = await (

@@ -122,10 +122,13 @@ WITH served AS (
       AND NOT EXISTS (SELECT 1 FROM flowhost.steps AS st
                       WHERE st.run_id = r.id AND st.status = 'running'
                         AND st.started_at > clock_timestamp() - t.timeout)
-      -- AWAITS HOOK: a run waiting on an await that is not due yet is not stalled. Until the
-      -- await engine's table is here, awaiting runs are left to it altogether. With it:
-      --   AND NOT EXISTS (SELECT 1 FROM flowhost.awaits AS a WHERE a.run_id = r.id
-      --                   AND <a is waiting> AND <its timeout is null or in the future>)
+      -- AWAITS HOOK: a run waiting on an await that is not due yet (it resolves or times out
+      -- later, or never) is not stalled. Until the await engine's table is on main, awaiting
+      -- runs are left to it altogether; with flowhost.awaits (status, due_at), replace the
+      -- next line with:
+      --   AND NOT EXISTS (SELECT 1 FROM flowhost.awaits AS a
+      --                   WHERE a.run_id = r.id AND a.status = 'waiting'
+      --                     AND (a.due_at IS NULL OR a.due_at > clock_timestamp()))
       AND r.status <> 'awaiting'
     ORDER BY r.last_activity_at
     LIMIT %(limit)s

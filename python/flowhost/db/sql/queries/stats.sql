@@ -34,16 +34,30 @@ FROM (
 LOCK TABLE flowhost.step_stats, flowhost.flow_stats IN SHARE ROW EXCLUSIVE MODE;
 
 -- name: flow_statistics_from_events
--- flow_stats recomputed from the events alone. A run counts under the status its last status
--- event set (%(statuses)s: event type -> run status); durations run from flow.started to
--- flow.completed.
+-- flow_stats recomputed from the events alone. A run's status is the one its last lifecycle
+-- event set (%(statuses)s: event type -> run status); a run that is `running` by that is
+-- `awaiting` while an await opened since (%(await_opened)s) is not closed (%(await_closed)s).
+-- Durations run from flow.started to flow.completed.
 WITH started AS (
     SELECT run_id, data->>'flow' AS flow, ts FROM flowhost.events WHERE type = 'flow.started'
-), statuses AS (
-    SELECT DISTINCT ON (e.run_id) e.run_id, m.status
+), lifecycle AS (
+    SELECT DISTINCT ON (e.run_id) e.run_id, e.id, m.status
     FROM flowhost.events AS e
     JOIN jsonb_each_text(%(statuses)s::jsonb) AS m (type, status) ON m.type = e.type
     ORDER BY e.run_id, e.id DESC
+), waiting AS (
+    SELECT e.run_id,
+           count(*) FILTER (WHERE e.type = ANY (%(await_opened)s::text[]))
+           - count(*) FILTER (WHERE e.type = ANY (%(await_closed)s::text[])) AS awaits
+    FROM flowhost.events AS e
+    JOIN lifecycle AS l ON l.run_id = e.run_id AND l.status = 'running' AND e.id > l.id
+    WHERE e.type = ANY (%(await_opened)s::text[] || %(await_closed)s::text[])
+    GROUP BY e.run_id
+), statuses AS (
+    SELECT l.run_id,
+           CASE WHEN l.status = 'running' AND w.awaits > 0 THEN 'awaiting'
+                ELSE l.status END AS status
+    FROM lifecycle AS l LEFT JOIN waiting AS w ON w.run_id = l.run_id
 ), counts AS (
     SELECT s.flow, count(*) AS total,
            count(*) FILTER (WHERE t.status = 'queued') AS queued,
