@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Database
 from flowhost.engine import control
+from flowhost.engine.starting import StartOptions, start_run
 from flowhost.project import Project
 from flowhost.store import statistics
 from tests.support.engine import running_host, start, wait_for_run, write_functions
@@ -264,3 +265,40 @@ async def test_the_rebuild_counts_a_run_awaiting_while_one_of_its_awaits_is_open
     assert [d for d in check.differences if d.column in counted] == []
     counts = {k: kept[k] for k in ("running", "awaiting", "failed", "completed")}
     assert counts == {"running": 2, "awaiting": 1, "failed": 1, "completed": 1}
+
+
+LIMITED = """
+import asyncio
+from flowhost_worker import step
+
+@step(flow="limited", name="only", entry=True, max_runs=1, isolation="inprocess")
+async def only(data, ctx):
+    await asyncio.sleep(0.05)
+    return data
+"""
+
+
+async def test_runs_that_wait_for_a_slot_and_delayed_runs_count_what_their_events_say(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Flow control: runs created queued (a slot, a start time) and admitted later."""
+    project_dir = write_functions(tmp_path, {"limited.py": LIMITED})
+    async with running_host(project_dir, database_url) as project:
+        flow = project.catalog.flows["limited"]
+        ids = await asyncio.gather(*(start(project, "limited", n) for n in range(6)))
+        async with project.database.transaction() as conn:
+            delayed = await start_run(conn, flow, "later", StartOptions(delay=0.3))
+        async with project.database.connection() as conn:
+            while_waiting = await statistics.rebuild_statistics(conn, write=False)
+        ended = [await wait_for_run(project, run_id) for run_id in [*ids, delayed.run_id]]
+        async with project.database.connection() as conn:
+            check = await statistics.rebuild_statistics(conn, write=False)
+            [kept] = await statistics.flow_statistics(conn, "limited")
+            waited = await query(
+                project.database,
+                "SELECT count(*) AS n FROM flowhost.events WHERE type = 'flow.waiting'",
+            )
+    assert {run["status"] for run in ended} == {"completed"}
+    assert waited[0]["n"] >= 2  # some runs waited for the slot, one for its time
+    assert while_waiting.differences == [] and check.differences == []
+    assert (kept["total"], kept["completed"], kept["queued"], kept["running"]) == (7, 7, 0, 0)

@@ -17,12 +17,14 @@ from typing import Any
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
 from flowhost.store.events import (
+    FLOW_ADMITTED,
     FLOW_CANCELED,
     FLOW_COMPLETED,
     FLOW_FAILED,
     FLOW_RETRIED,
     FLOW_STALLED,
     FLOW_STARTED,
+    FLOW_WAITING,
 )
 from flowhost.store.runs import STEP_FIGURES
 
@@ -36,6 +38,10 @@ RUN_STATUS_EVENTS: dict[str, str] = {
     FLOW_CANCELED: "canceled",
     FLOW_STALLED: "stalled",
     FLOW_RETRIED: "running",
+    # Flow control: a run waits (for a slot or its start time), then is admitted. A run
+    # admitted at once has neither event.
+    FLOW_WAITING: "queued",
+    FLOW_ADMITTED: "running",
 }
 # A running run is `awaiting` while one of the awaits opened since its last lifecycle event is
 # not closed (the await engine's events).
