@@ -60,6 +60,11 @@ class Settings:
     # The URL the host's HTTP is reached at from outside (behind a proxy, say), which webhook
     # awaits' resolve URLs start with. Default: the address the host's HTTP is bound to.
     public_url: str | None = None
+    # Seconds without activity after which a live run is stalled; None: each flow's own,
+    # computed from its definition (docs/operations.md).
+    stall_timeout: float | None = None
+    # How often each host looks for stalled runs.
+    stall_check_interval: float = 30.0
 
     @property
     def functions_path(self) -> Path:
@@ -77,6 +82,11 @@ class Settings:
     @property
     def children_per_runtime(self) -> int:
         return self.max_children or self.concurrency
+
+    @property
+    def host_stale_after(self) -> float:
+        """Seconds after which a host that stopped saying it is alive no longer counts."""
+        return 3 * self.host_heartbeat_interval
 
     @property
     def embedded(self) -> bool:
@@ -103,6 +113,8 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "cancel_check_interval": ("cancel_check_interval", float),
     "http": ("http", str),
     "public_url": ("public_url", str),
+    "stall_timeout": ("stall_timeout", float),
+    "stall_check_interval": ("stall_check_interval", float),
 }
 
 
@@ -179,6 +191,7 @@ def _check(settings: Settings) -> None:
         "worker_heartbeat_interval",
         "kill_grace",
         "cancel_check_interval",
+        "stall_check_interval",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -194,6 +207,8 @@ def _check(settings: Settings) -> None:
         ("http://", "https://")
     ):
         raise ConfigurationError("public_url must be an http:// or https:// URL")
+    if settings.stall_timeout is not None and settings.stall_timeout <= 0:
+        raise ConfigurationError("setting stall_timeout must be positive")
     url = settings.database_url
     if url is not None and not (url.startswith(("postgres://", "postgresql://")) or "=" in url):
         raise ConfigurationError("database_url must be a postgresql:// URL or a libpq DSN")

@@ -452,7 +452,11 @@ async def test_a_result_postgres_refuses_fails_alone_in_its_batch(
         flow = project.catalog.flows["orders"]
         good, bad = await start(project, "orders", ORDER), await start(project, "orders", ORDER)
         async with project.database.connection() as conn:
-            claimed = await runs.claim_steps(conn, [(good, "validate", 1), (bad, "validate", 1)])
+            claimed = await runs.claim_steps(
+                conn,
+                [(good, "validate", 1, flow.hash), (bad, "validate", 1, flow.hash)],
+                stale_after=6.0,
+            )
         assert len(claimed) == 2
         executor = StepExecutor(project.database, project.catalog, max_batch=8)
         outcomes = await executor._complete_batch(

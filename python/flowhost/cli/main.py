@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from flowhost import __version__
-from flowhost.cli import exit_codes, output
+from flowhost.cli import exit_codes, health, output
+from flowhost.cli.common import handle_errors, run_async, settings_of
 from flowhost.cli.running import parse_input, run_flow
 from flowhost.db.database import Database
 from flowhost.db.migrations import migration_status, migrations_sql
 from flowhost.engine import control
 from flowhost.engine.awaits import resolve_url
 from flowhost.engine.host import Host
-from flowhost.errors import FlowhostError
 from flowhost.project import Project, open_database, open_project
 from flowhost.queue.pgqueuer_queue import queue_schema_sql
 from flowhost.settings import Settings, load_settings, parse_http_address
@@ -32,38 +30,6 @@ from flowhost.store.events import events_of_run
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def run_async(main: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main)
-
-
-def handle_errors(command: Callable[P, T]) -> Callable[P, T]:
-    """One-line errors and documented exit codes instead of tracebacks."""
-
-    @functools.wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return command(*args, **kwargs)
-        except FlowhostError as exc:
-            click.echo(f"flowhost: error: {exc.message}", err=True)
-            sys.exit(exit_codes.exit_code_for(exc))
-        except KeyboardInterrupt:
-            click.echo("flowhost: interrupted", err=True)
-            sys.exit(exit_codes.INTERRUPTED)
-
-    return wrapper
-
-
-def settings_of(ctx: click.Context, project_dir: Path | None = None) -> Settings:
-    return load_settings(project_dir or ctx.obj["project"])
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:
@@ -298,7 +264,7 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
         )
         click.echo("events:")
         for event in events:
-            click.echo(output.event_line(event, run["created_at"]))
+            click.echo(output.event_line(event, run["created_at"], with_id=True))
         if state:
             click.echo(f"state: {output.compact(state, 400)}")
 
@@ -320,7 +286,10 @@ async def _note_if_unserved(project: Project, run_id: uuid.UUID) -> None:
     async with project.database.connection() as conn:
         run = await reads.get_run(conn, run_id)
         served = await reads.hosts_serving(
-            conn, run["flow"], stale_after=3 * project.settings.host_heartbeat_interval
+            conn,
+            run["flow"],
+            run["definition_hash"],
+            stale_after=project.settings.host_stale_after,
         )
     if not served:
         click.echo(
@@ -521,6 +490,12 @@ def runs_awaits(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 def _time(value: Any) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+runs.add_command(health.runs_state)
+runs.add_command(health.runs_parked)
+runs.add_command(health.runs_migrate)
+cli.add_command(health.stats)
 
 
 @cli.group()

@@ -22,6 +22,7 @@ STATUS_COLOURS = {
     "waiting": "blue",
     "resolved": "green",
     "timed_out": "red",
+    "stalled": "bright_red",
 }
 
 
@@ -38,12 +39,14 @@ def compact(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def event_line(event: Event, started: datetime) -> str:
+def event_line(event: Event, started: datetime, *, with_id: bool = False) -> str:
+    """One event; `with_id` leads with its id (what `runs state --at` takes)."""
     offset = (event.ts - started).total_seconds() * 1000
     where = f"{event.step} #{event.attempt}" if event.step and event.attempt else (event.step or "")
     detail = _event_detail(event)
     kind = click.style(f"{event.type:<15}", bold=True) if colour_enabled() else f"{event.type:<15}"
-    return f"  {offset:9.1f} ms  {kind} {where}{'  ' + detail if detail else ''}".rstrip()
+    ident = f"{event.id:>8}  " if with_id else ""
+    return f"  {ident}{offset:9.1f} ms  {kind} {where}{'  ' + detail if detail else ''}".rstrip()
 
 
 def _event_detail(event: Event) -> str:
@@ -73,6 +76,10 @@ def _event_detail(event: Event) -> str:
             return f"{error.get('type')}: {error.get('message')}"
         case "flow.started":
             return compact(data.get("input"), 80)
+        case "flow.stalled" | "step.stalled":
+            return str(data.get("reason"))
+        case "flow.migrated":
+            return f"definition {data.get('from')} -> {data.get('to')}"
         case _:
             return ""
 

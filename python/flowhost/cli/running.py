@@ -64,7 +64,7 @@ async def run_flow(
         run_id = (await start_run(conn, flow, data)).run_id
     async with project.database.connection() as conn:
         served = await reads.hosts_serving(
-            conn, flow.name, stale_after=3 * project.settings.host_heartbeat_interval
+            conn, flow.name, flow.hash, stale_after=project.settings.host_stale_after
         )
         # `queued` when the flow's limits make it wait for a slot (docs/flow-control.md); a
         # host may already have run it, but without --wait its end is not this command's.

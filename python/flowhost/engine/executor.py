@@ -5,6 +5,9 @@ host's own process (`isolation="inprocess"`, trusted Python only).
 
 Claims and completions of concurrent jobs are grouped into one statement / one transaction per
 batch (group commit); a failed attempt is recorded on its own.
+
+A host runs a step only for runs on the definition of the flow it serves (code versions): a
+job of a run on another definition goes back to the queue, for a host serving that one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from flowhost.db.database import Database
 from flowhost.engine import scheduling
@@ -33,7 +36,7 @@ from flowhost.engine.orchestrator import (
 )
 from flowhost.errors import DatabaseUnavailableError, FlowhostError, HookFailedError
 from flowhost.queue.jobs import QueueJob, RequeueJob, StartJob, StepJob
-from flowhost.store import runs
+from flowhost.store import runs, versions
 from flowhost.store.events import append_events
 from flowhost.store.json_data import as_json
 from flowhost.workers.cancellation import Cancellation
@@ -48,6 +51,10 @@ logger = logging.getLogger(__name__)
 
 # A job whose bookkeeping failed (database away, say) is offered again after this long.
 REQUEUE_DELAY = 1.0
+# A job of a run on another definition than this host's: offered again after this long when a
+# live host serves that definition, else (the run is parked) after the longer delay.
+ELSEWHERE_DELAY = 0.5
+PARKED_DELAY = 15.0
 
 
 class StepExecutor:
@@ -61,20 +68,29 @@ class StepExecutor:
         max_batch: int,
         supervisor: Supervisor | None = None,
         public_url: str | None = None,
+        host_stale_after: float = 6.0,
+        adopt_definitions: bool = False,
     ) -> None:
         self._database = database
         self._catalog = catalog
         self._supervisor = supervisor
         self._awaits = AwaitJobRunner(database, catalog, self.run_hook, public_url=public_url)
+        self._host_stale_after = host_stale_after
+        # `flowhost dev`: a run on another definition of a flow moves onto this host's (when
+        # its scheduled steps still exist), so that editing code does not park your own runs.
+        self._adopt_definitions = adopt_definitions
+        self._parked_seen: set[tuple[str, str]] = set()
         self._claims = GroupCommitter(self._claim_batch, max_batch=max_batch)
         self._completions = GroupCommitter(self._complete_batch, max_batch=max_batch)
         # The attempts running here, so that those whose run ends can be stopped.
         self.in_flight = InFlightAttempts()
 
-    async def _claim_batch(self, jobs: Sequence[runs.JobKey]) -> list[runs.Claim | None]:
+    async def _claim_batch(
+        self, jobs: Sequence[runs.ClaimRequest]
+    ) -> list[runs.Claim | runs.WrongDefinition | None]:
         async with self._database.connection() as conn:
-            claims = await runs.claim_steps(conn, jobs)
-        return [claims.get(job) for job in jobs]
+            claims = await runs.claim_steps(conn, jobs, stale_after=self._host_stale_after)
+        return [claims.get(job[:3]) for job in jobs]
 
     async def _complete_batch(self, completions: Sequence[Completion]) -> list[Exception | None]:
         """Records a batch in one transaction. If that fails for a reason other than the
@@ -110,11 +126,15 @@ class StepExecutor:
             # Reached only after a reload removed the step: leave the job for a host serving it.
             raise RequeueJob(f"this host does not serve step {job.flow}/{job.step}", delay=5.0)
         try:
-            claim = await self._claims.submit((job.run_id, job.step, job.attempt))
+            claim = await self._claims.submit((job.run_id, job.step, job.attempt, flow.hash))
+            if isinstance(claim, runs.WrongDefinition) and await self._adopt(flow, job):
+                claim = await self._claims.submit((job.run_id, job.step, job.attempt, flow.hash))
         except FlowhostError as exc:
             raise RequeueJob(f"could not claim the attempt: {exc}", REQUEUE_DELAY) from exc
         if claim is None:
             return  # stale: the attempt already ended, or the run is over
+        if isinstance(claim, runs.WrongDefinition):
+            self._put_back(flow, claim)
         step = flow.step(job.step)
         record = AttemptRecord()
         backend = InProcessBackend(
@@ -186,6 +206,44 @@ class StepExecutor:
                     )
         except FlowhostError as exc:
             raise RequeueJob(f"could not start the run: {exc}", REQUEUE_DELAY) from exc
+
+    async def _adopt(self, flow: FlowDefinition, job: StepJob) -> bool:
+        """In `flowhost dev`: move the job's run onto this host's definition; True if moved."""
+        if not self._adopt_definitions:
+            return False
+        async with self._database.transaction() as conn:
+            moved = await versions.migrate_runs(
+                conn,
+                flow=flow.name,
+                to_hash=flow.hash,
+                steps=sorted(flow.steps),
+                run_ids=[job.run_id],
+                by="flowhost dev",
+            )
+        return job.run_id in moved.moved
+
+    def _put_back(self, flow: FlowDefinition, claim: runs.WrongDefinition) -> NoReturn:
+        if claim.served:
+            raise RequeueJob(
+                f"its run is on definition {claim.definition_hash} of the flow, this host "
+                f"serves {flow.hash}",
+                ELSEWHERE_DELAY,
+                expected=True,
+            )
+        if (flow.name, claim.definition_hash) not in self._parked_seen:
+            self._parked_seen.add((flow.name, claim.definition_hash))
+            logger.warning(
+                "runs of flow %s on definition %s are parked: no live host serves it (this "
+                "host serves %s); see `flowhost runs parked`",
+                flow.name,
+                claim.definition_hash,
+                flow.hash,
+            )
+        raise RequeueJob(
+            f"parked: no live host serves definition {claim.definition_hash}",
+            PARKED_DELAY,
+            expected=True,
+        )
 
     async def run_in_runtime(
         self,

@@ -1,7 +1,9 @@
 """A host: takes step jobs of the flows it serves off the queue and runs them.
 
 Any number of hosts may share a database. Each records itself in `flowhost.hosts` while it runs,
-which is how `flowhost run` knows whether somebody will pick up a run it starts.
+with the definition (hash) of each flow it serves: that is how `flowhost run` knows whether
+somebody will pick up a run it starts, and which runs are parked on a definition nobody serves.
+Each host also looks for stalled runs (engine/stalls.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ from flowhost.engine.await_sweeper import AwaitSweeper
 from flowhost.engine.definitions import StepDefinition
 from flowhost.engine.executor import StepExecutor
 from flowhost.engine.in_flight import CANCEL_CHANNEL
+from flowhost.engine.stall_timeouts import stall_timeout
+from flowhost.engine.stalls import StallDetector
 from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
+from flowhost.store import versions
 from flowhost.workers.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -102,6 +107,8 @@ class Host:
                 max_batch=settings.concurrency,
                 supervisor=supervisor,
                 public_url=self.public_url,
+                host_stale_after=settings.host_stale_after,
+                adopt_definitions=self._watch,
             )
             try:
                 if self._http is None:
@@ -173,6 +180,9 @@ class Host:
                 )
                 sweeper = AwaitSweeper(database, lambda: self.project.catalog.flows)
                 sweeping = tasks.create_task(sweeper.run(stop), name="flowhost-await-sweeper")
+                stalls = tasks.create_task(
+                    StallDetector(database, settings).run(stop), name="flowhost-stalls"
+                )
                 watcher = (
                     tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                     if self._watch
@@ -188,6 +198,7 @@ class Host:
                 await stopper
                 await alive
                 await sweeping
+                await stalls
                 if watcher is not None:
                     await watcher
 
@@ -208,9 +219,17 @@ class Host:
             await scheduling.register_flows(conn, flows)
             for flow in flows:
                 await conn.execute(QUERIES["ensure_flow_stats"], {"flow": flow.name})
+            await versions.register_definitions(
+                conn,
+                [
+                    versions.FlowVersion(flow.name, flow.hash, flow.to_json(), stall_timeout(flow))
+                    for flow in self.project.catalog.flows.values()
+                ],
+            )
 
     async def _record_alive(self) -> None:
-        """Say this host is alive and which flows it serves (what `flowhost run` checks)."""
+        """Say this host is alive and which flows (definitions) it serves."""
+        flows = self.project.catalog.flows
         async with self.project.database.connection() as conn:
             await conn.execute(
                 QUERIES["host_alive"],
@@ -218,7 +237,8 @@ class Host:
                     "id": self.id,
                     "hostname": socket.gethostname(),
                     "pid": os.getpid(),
-                    "flows": sorted(self.project.catalog.flows),
+                    "flows": sorted(flows),
+                    "definitions": Jsonb({name: flow.hash for name, flow in flows.items()}),
                 },
             )
 
@@ -274,5 +294,35 @@ class Host:
             if self._consumer is not None:
                 self._consumer.serve(sorted(catalog.flows))
             await self._record_alive()
+            await self._adopt_definitions()
             if self._on_reload is not None:
                 self._on_reload(self.project)
+
+    async def _adopt_definitions(self) -> None:
+        """`flowhost dev` after a reload: runs in progress move onto the new definitions, so
+        that editing code does not park your own runs. A run with a scheduled step the new
+        definition lacks stays parked (`flowhost runs parked`)."""
+        for flow in self.project.catalog.flows.values():
+            try:
+                async with self.project.database.transaction() as conn:
+                    moved = await versions.migrate_runs(
+                        conn,
+                        flow=flow.name,
+                        to_hash=flow.hash,
+                        steps=sorted(flow.steps),
+                        by="flowhost dev",
+                    )
+            except Exception:
+                logger.exception("moving runs of %s onto its new definition failed", flow.name)
+                continue
+            if moved.moved:
+                logger.info(
+                    "%d runs of %s now use the reloaded definition", len(moved.moved), flow.name
+                )
+            for run_id, missing in moved.refused.items():
+                logger.warning(
+                    "run %s of %s stays on its old definition: its steps %s are gone",
+                    run_id,
+                    flow.name,
+                    ", ".join(missing),
+                )

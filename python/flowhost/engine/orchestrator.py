@@ -226,7 +226,12 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
         completed = NewEvent(
             job.run_id,
             STEP_COMPLETED,
-            {"result": completion.result, "duration_ms": duration_ms},
+            # The step row's times: step_stats and its rebuild from events count these.
+            {
+                "result": completion.result,
+                "duration_ms": duration_ms,
+                "finished_at": times[1].isoformat(),
+            },
             job.step,
             job.attempt,
         )
@@ -441,9 +446,18 @@ async def fail_attempt(
         )
         await scheduling.schedule_retry(conn, flow, retry, delay)
         return
-    if not await runs.fail_step(conn, job.run_id, job.step, job.attempt, error):
+    finished_at = await runs.fail_step(conn, job.run_id, job.step, job.attempt, error)
+    if finished_at is None:
         return
-    change.events.append(NewEvent(job.run_id, STEP_FAILED, {"error": error}, job.step, job.attempt))
+    change.events.append(
+        NewEvent(
+            job.run_id,
+            STEP_FAILED,
+            {"error": error, "finished_at": finished_at.isoformat()},
+            job.step,
+            job.attempt,
+        )
+    )
     if run.status in MOVING:
         await settle_failed_step(conn, flow, change, job.step, error, run=run)
         return

@@ -59,8 +59,15 @@ async def state_of_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:
     return {row["key"]: row["value"] for row in rows}
 
 
-async def hosts_serving(conn: Connection, flow: str, stale_after: float) -> int:
+async def hosts_serving(
+    conn: Connection, flow: str, definition_hash: str, stale_after: float
+) -> int:
+    """Live hosts serving this definition of `flow` (hosts that serve another one would not
+    run its runs)."""
     row = await (
-        await conn.execute(QUERIES["hosts_serving"], {"flow": flow, "stale_after": stale_after})
+        await conn.execute(
+            QUERIES["hosts_serving"],
+            {"flow": flow, "definition_hash": definition_hash, "stale_after": stale_after},
+        )
     ).fetchone()
     return int(row["hosts"]) if row else 0

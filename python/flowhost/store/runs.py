@@ -1,8 +1,9 @@
-"""The run index, step rows and flow statistics: the projections written beside the events.
+"""The run index, step rows and step figures: the projections written beside the events.
 
 Functions here run on a connection the caller owns, usually inside its transaction. Batches
 travel as one JSON document each (`jsonb_to_recordset`), which costs one `json.dumps` instead of
-adapting a Postgres array per column.
+adapting a Postgres array per column. Flow statistics follow the run rows by themselves (a
+trigger, see the migration `run_health`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
-from flowhost.store.events import NewEvent, append_events
+from flowhost.store.events import (
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_RETRY,
+    STEP_SKIPPED,
+    NewEvent,
+    append_events,
+)
 from flowhost_worker.awaits import Awaited
 
 
@@ -30,6 +38,15 @@ class Claim:
     max_attempts: int
     # How the step's await_before resolved (its `ctx.awaited`); None without one.
     awaited: Awaited | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WrongDefinition:
+    """A job this host did not claim: its run started on another definition of the flow."""
+
+    definition_hash: str
+    # Whether a live host serves that definition (else the run is parked).
+    served: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,26 +191,36 @@ async def start_runs(
 
 
 JobKey = tuple[uuid.UUID, str, int]  # run, step, attempt
+# A job to claim, with the hash of the flow definition the claiming host serves.
+ClaimRequest = tuple[uuid.UUID, str, int, str]
 
 
-async def claim_steps(conn: Connection, jobs: Sequence[JobKey]) -> dict[JobKey, Claim]:
-    """Mark attempts running; the stale ones (finished, superseded, run over) are left out."""
+async def claim_steps(
+    conn: Connection, jobs: Sequence[ClaimRequest], *, stale_after: float
+) -> dict[JobKey, Claim | WrongDefinition]:
+    """Mark attempts running; the stale ones (finished, superseded, run over) are left out.
+
+    A job whose run started on another definition than the host's is not claimed: it maps to
+    WrongDefinition (`stale_after`: seconds after which a silent host no longer counts)."""
     rows = await (
         await conn.execute(
             QUERIES["claim_steps"],
             {
                 "jobs": _json(
                     [
-                        {"run_id": str(run_id), "step": step, "attempt": attempt}
-                        for run_id, step, attempt in jobs
+                        {"run_id": str(run_id), "step": step, "attempt": attempt, "hash": hash_}
+                        for run_id, step, attempt, hash_ in jobs
                     ]
-                )
+                ),
+                "stale_after": stale_after,
             },
         )
     ).fetchall()
     return {
-        (row["run_id"], row["name"], row["attempt"]): Claim(
-            row["input"], row["max_attempts"], _awaited(row.get("awaited"))
+        (row["run_id"], row["name"], row["attempt"]): (
+            Claim(row["input"], row["max_attempts"], _awaited(row.get("awaited")))
+            if row["claimed"]
+            else WrongDefinition(row["definition_hash"], bool(row["served"]))
         )
         for row in rows
     }
@@ -267,28 +294,63 @@ async def retry_step(
 
 async def fail_step(
     conn: Connection, run_id: uuid.UUID, step: str, attempt: int, error: dict[str, Any]
-) -> bool:
+) -> datetime | None:
+    """Fail a running attempt for good; returns when it finished, None if it was not running."""
     row = await (
         await conn.execute(
             QUERIES["fail_step"],
             {"run_id": run_id, "step": step, "attempt": attempt, "error": Jsonb(error)},
         )
     ).fetchone()
-    return row is not None
+    return None if row is None else row["finished_at"]
+
+
+# The step events that step_stats counts, and the figure each adds to.
+STEP_FIGURES = {
+    STEP_COMPLETED: "completed",
+    STEP_FAILED: "failed",
+    STEP_RETRY: "retried",
+    STEP_SKIPPED: "skipped",
+}
+
+
+def step_figures(events: Sequence[NewEvent]) -> list[dict[str, Any]]:
+    """What `events` add to step_stats: one item per step event, with the duration and end
+    time the event records (so that a rebuild from the events finds the same numbers)."""
+    figures = []
+    for event in events:
+        figure = STEP_FIGURES.get(event.type)
+        if figure is None or event.step is None:
+            continue
+        item: dict[str, Any] = {
+            "run_id": str(event.run_id),
+            "step": event.step,
+            "completed": 0,
+            "failed": 0,
+            "retried": 0,
+            "skipped": 0,
+            "duration_ms": event.data.get("duration_ms") if figure == "completed" else None,
+            "finished_at": event.data.get("finished_at"),
+        }
+        item[figure] = 1
+        figures.append(item)
+    return figures
 
 
 async def record_progress(
     conn: Connection, changes: Sequence[Progress]
 ) -> list[tuple[uuid.UUID, str]]:
-    """Write new steps, events, run rows and (for runs that end) statistics; returns the
+    """Write new steps, events, run rows and the step figures of the step events; returns the
     (run, step) pairs newly queued (a step already scheduled in its run is left alone)."""
-    await append_events(conn, [event for change in changes for event in change.events])
+    events = [event for change in changes for event in change.events]
+    await append_events(conn, events)
     row = await (
         await conn.execute(
             QUERIES["record_progress"],
             {
                 "runs": _json([change.to_json() for change in changes]),
                 "steps": _json([step.to_json() for change in changes for step in change.steps]),
+                "figures": _json(step_figures(events)),
             },
         )
     ).fetchone()

@@ -168,8 +168,8 @@ SELECT name, status FROM flowhost.steps WHERE run_id = %(run_id)s;
 SELECT input FROM flowhost.steps WHERE run_id = %(run_id)s AND name = %(step)s;
 
 -- name: refresh_await_status
--- A live run is `awaiting` while one of its awaits waits, `running` otherwise; the flow
--- statistics move the runs that changed from one count to the other.
+-- A live run is `awaiting` while one of its awaits waits, `running` otherwise (the trigger on
+-- runs moves the flow statistics).
 WITH wanted AS (
     SELECT id,
            CASE WHEN EXISTS (SELECT 1 FROM flowhost.awaits AS a
@@ -177,22 +177,11 @@ WITH wanted AS (
                 THEN 'awaiting' ELSE 'running' END AS status
     FROM flowhost.runs
     WHERE id = ANY (%(run_ids)s::uuid[]) AND status IN ('running', 'awaiting')
-), moved AS (
-    UPDATE flowhost.runs AS r
-    SET status = w.status, version = r.version + 1
-    FROM wanted AS w
-    WHERE r.id = w.id AND r.status <> w.status
-    RETURNING r.flow, w.status
-), totals AS (
-    SELECT flow, count(*) FILTER (WHERE status = 'awaiting') AS awaiting,
-           count(*) FILTER (WHERE status = 'running') AS running
-    FROM moved GROUP BY flow
 )
-UPDATE flowhost.flow_stats AS f
-SET awaiting = f.awaiting + t.awaiting - t.running,
-    running = f.running + t.running - t.awaiting
-FROM totals AS t
-WHERE f.flow = t.flow;
+UPDATE flowhost.runs AS r
+SET status = w.status, version = r.version + 1
+FROM wanted AS w
+WHERE r.id = w.id AND r.status <> w.status;
 
 -- name: lock_runs_with_due_awaits
 -- The sweeper: runs with an await due, locked; runs another transaction holds are left for

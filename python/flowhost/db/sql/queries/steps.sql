@@ -1,7 +1,9 @@
 -- Moving runs forward: starting them, claiming and ending step attempts.
 
 -- name: start_runs
--- Starting runs: run rows, entry-step rows, flow.started events and statistics in one statement.
+-- Starting runs: run rows, entry-step rows and flow.started events in one statement (the
+-- runs_count_inserted trigger counts them in flow_stats). A run's created_at is its flow.started
+-- event's time, so that durations rebuilt from events equal the counted ones.
 -- %(runs)s is a JSON array of {"id", "input", "key"}; the caller then passes the runs through
 -- flow control (flowhost.engine.scheduling), which enqueues their entry jobs or lets them wait.
 -- %(started_data)s is added to each flow.started event's data. With %(entry)s null no entry
@@ -10,17 +12,19 @@
 -- (%(start_at)s, else now + %(delay)s seconds when positive), which is returned.
 WITH started AS (
     -- jsonb_to_recordset reads a JSON null as SQL NULL; a run's input may be JSON null.
-    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input, r.key
+    -- Materialised once (referenced thrice), so each run's `at` is one value.
+    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input, r.key, clock_timestamp() AS at
     FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb, key text)
 ), run_rows AS (
     INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count,
-                               parent_run_id, priority, concurrency_key, start_at, flow_control)
+                               parent_run_id, priority, concurrency_key, start_at, flow_control,
+                               created_at, last_activity_at)
     SELECT id, %(flow)s, %(status)s, input, %(definition_hash)s, %(step_count)s,
            %(parent_run_id)s::uuid, %(priority)s, key,
            COALESCE(%(start_at)s::timestamptz,
                     CASE WHEN %(delay)s::float8 > 0
                          THEN now() + make_interval(secs => %(delay)s::float8) END),
-           %(flow_control)s
+           %(flow_control)s, at, at
     FROM started
     RETURNING start_at
 ), step_rows AS (
@@ -29,49 +33,51 @@ WITH started AS (
     FROM started
     WHERE %(entry)s::text IS NOT NULL
 ), event_rows AS (
-    INSERT INTO flowhost.events (run_id, type, data)
-    SELECT id, 'flow.started',
+    INSERT INTO flowhost.events (run_id, type, ts, data)
+    SELECT id, 'flow.started', at,
            jsonb_build_object('flow', %(flow)s::text, 'input', input,
                               'definition_hash', %(definition_hash)s::text)
            || CASE WHEN %(parent_run_id)s::uuid IS NULL THEN '{}'::jsonb
                    ELSE jsonb_build_object('parent_run_id', %(parent_run_id)s::uuid) END
            || %(started_data)s::jsonb
     FROM started
-), statistics AS (
-    INSERT INTO flowhost.flow_stats AS f (flow, total, running, queued, last_run_at)
-    SELECT %(flow)s, count(*),
-           count(*) FILTER (WHERE %(status)s = 'running'),
-           count(*) FILTER (WHERE %(status)s = 'queued'),
-           now()
-    FROM started
-    ON CONFLICT (flow) DO UPDATE
-        SET total = f.total + EXCLUDED.total,
-            running = f.running + EXCLUDED.running,
-            queued = f.queued + EXCLUDED.queued,
-            last_run_at = now()
 )
 SELECT count(*) AS started, (SELECT max(start_at) FROM run_rows) AS start_at FROM started;
 
 -- name: claim_steps
 -- Marks a batch of attempts running and records their step.started events, in one statement.
--- %(jobs)s is a JSON array of {"run_id", "step", "attempt"}. A job is left out when it is
--- stale: its step finished, a later attempt exists, or its run is over.
+-- %(jobs)s is a JSON array of {"run_id", "step", "attempt", "hash"}: `hash` is the definition of
+-- the flow this host serves. A job is left out when it is stale: its step finished, a later
+-- attempt exists, or its run is over. A job of a live run on another definition is not
+-- claimed: it comes back with `claimed` false, the run's hash, and whether a live host (seen
+-- within %(stale_after)s seconds) serves that definition.
 WITH wanted AS (
-    SELECT j.run_id, j.step, j.attempt
-    FROM jsonb_to_recordset(%(jobs)s::jsonb) AS j(run_id uuid, step text, attempt int)
+    -- Each job with its run, read once for both answers.
+    SELECT j.run_id, j.step, j.attempt, j.hash, r.flow, r.definition_hash,
+           r.status IN ('running', 'awaiting') AS live
+    FROM jsonb_to_recordset(%(jobs)s::jsonb) AS j(run_id uuid, step text, attempt int, hash text)
+    JOIN flowhost.runs AS r ON r.id = j.run_id
 ), claimed AS (
     UPDATE flowhost.steps AS s
     SET status = 'running', started_at = clock_timestamp()
-    FROM wanted AS w, flowhost.runs AS r
+    FROM wanted AS w
     WHERE s.run_id = w.run_id AND s.name = w.step AND s.attempt = w.attempt
-      AND s.status IN ('queued', 'running')
-      AND r.id = s.run_id AND r.status IN ('running', 'awaiting')
+      AND s.status IN ('queued', 'running') AND w.live AND w.definition_hash = w.hash
     RETURNING s.run_id, s.name, s.attempt, s.input, s.max_attempts, s.awaited
 ), started AS (
     INSERT INTO flowhost.events (run_id, type, step, attempt)
     SELECT run_id, 'step.started', name, attempt FROM claimed
 )
-SELECT run_id, name, attempt, input, max_attempts, awaited FROM claimed;
+SELECT run_id, name, attempt, input, max_attempts, awaited, true AS claimed,
+       NULL AS definition_hash, NULL::boolean AS served
+FROM claimed
+UNION ALL
+SELECT w.run_id, w.step, w.attempt, NULL, NULL, NULL, false, w.definition_hash,
+       EXISTS (SELECT 1 FROM flowhost.hosts AS h
+               WHERE h.definitions ->> w.flow = w.definition_hash
+                 AND h.last_seen > now() - make_interval(secs => %(stale_after)s))
+FROM wanted AS w
+WHERE w.live AND w.definition_hash <> w.hash;
 
 -- name: lock_runs
 -- Serialises the end-of-step work of each run, so that parallel steps see each other's emits.
@@ -121,25 +127,20 @@ RETURNING attempt;
 UPDATE flowhost.steps
 SET status = 'failed', error = %(error)s, finished_at = clock_timestamp()
 WHERE run_id = %(run_id)s AND name = %(step)s AND attempt = %(attempt)s AND status = 'running'
-RETURNING started_at;
+RETURNING started_at, finished_at;
 
 -- name: record_progress
 -- Everything that follows a batch of step attempts but its events (appended just before by
--- copy_events), in one statement: new step rows (queued or skipped), the run rows, the flow
--- statistics of runs whose status changed and, for runs that end, a notification (delivered at
--- commit). %(runs)s and %(steps)s are JSON arrays. The runs are locked (lock_runs) beforehand.
--- Every change of a run's status goes through here (ending, cancel, retry), so that the
--- statistics move the run from one status count to the other in one place.
+-- copy_events), in one statement: new step rows (queued or skipped), the run rows, the step
+-- figures and, for runs that end, a notification (delivered at commit). %(runs)s, %(steps)s
+-- and %(figures)s are JSON arrays. The runs are locked (lock_runs) beforehand. The
+-- runs_count_updated trigger moves the flow statistics of runs whose status changed.
 -- Returns the steps newly queued; a step already scheduled in its run is left alone.
 WITH changes AS (
     SELECT c.run_id, c.status, c.emitted, c.completed, c.finishing, c.result, c.error
     FROM jsonb_to_recordset(%(runs)s::jsonb) AS c(run_id uuid, status text, emitted jsonb,
                                                  completed int, finishing boolean,
                                                  result jsonb, error jsonb)
-), before AS (
-    -- The statement's snapshot: the rows as they were before the update below.
-    SELECT r.id, r.status AS was, r.finished_at AS was_finished
-    FROM flowhost.runs AS r JOIN changes AS c ON c.run_id = r.id
 ), new_steps AS (
     INSERT INTO flowhost.steps (run_id, name, status, attempt, max_attempts, input, finished_at,
                                 flow_control)
@@ -161,56 +162,46 @@ WITH changes AS (
         -- A live run has no error (a retried one loses the error it failed with).
         error = CASE WHEN c.status IN ('queued', 'running', 'awaiting') THEN NULL
                      ELSE COALESCE(c.error, r.error) END,
-        finished_at = CASE WHEN c.status IN ('completed', 'failed', 'canceled', 'stalled')
-                           THEN COALESCE(r.finished_at, clock_timestamp()) END,
+        -- A run that ends now ends at the time of its terminal event (appended just before),
+        -- so that durations counted from run rows equal those rebuilt from its events.
+        finished_at = CASE
+            WHEN c.status IN ('queued', 'running', 'awaiting') THEN NULL
+            WHEN c.finishing OR r.finished_at IS NULL THEN COALESCE(
+                (SELECT e.ts FROM flowhost.events AS e
+                 WHERE e.run_id = r.id
+                   AND e.type IN ('flow.completed', 'flow.failed', 'flow.canceled',
+                                  'flow.stalled')
+                 ORDER BY e.id DESC LIMIT 1),
+                clock_timestamp())
+            ELSE r.finished_at END,
+        last_activity_at = clock_timestamp(),
         version = r.version + 1
     FROM changes AS c
     WHERE r.id = c.run_id
-    RETURNING r.id, r.flow, r.created_at, r.finished_at, c.status, c.finishing
-), moved AS (
-    -- A run counts under its status; a finished run's duration counts while it is finished.
-    SELECT u.flow, b.was, u.status,
-           CASE WHEN u.status IN ('completed', 'failed', 'canceled', 'stalled')
-                THEN (extract(epoch FROM u.finished_at - u.created_at) * 1000)::bigint
-                ELSE 0 END
-           - CASE WHEN b.was IN ('completed', 'failed', 'canceled', 'stalled')
-                  THEN (extract(epoch FROM b.was_finished - u.created_at) * 1000)::bigint
-                  ELSE 0 END AS duration_ms
-    FROM updated AS u JOIN before AS b ON b.id = u.id
-    WHERE b.was <> u.status
-), totals AS (
-    SELECT flow,
-           count(*) FILTER (WHERE status = 'queued') - count(*) FILTER (WHERE was = 'queued')
-               AS queued,
-           count(*) FILTER (WHERE status = 'running') - count(*) FILTER (WHERE was = 'running')
-               AS running,
-           count(*) FILTER (WHERE status = 'awaiting')
-               - count(*) FILTER (WHERE was = 'awaiting') AS awaiting,
-           count(*) FILTER (WHERE status = 'completed')
-               - count(*) FILTER (WHERE was = 'completed') AS completed,
-           count(*) FILTER (WHERE status = 'failed') - count(*) FILTER (WHERE was = 'failed')
-               AS failed,
-           count(*) FILTER (WHERE status = 'canceled')
-               - count(*) FILTER (WHERE was = 'canceled') AS canceled,
-           count(*) FILTER (WHERE status = 'stalled') - count(*) FILTER (WHERE was = 'stalled')
-               AS stalled,
-           sum(duration_ms) AS duration_ms,
-           bool_or(status = 'completed') AS completed_now
-    FROM moved
-    GROUP BY flow
-), statistics AS (
-    UPDATE flowhost.flow_stats AS f
-    SET queued = f.queued + t.queued,
-        running = f.running + t.running,
-        awaiting = f.awaiting + t.awaiting,
-        completed = f.completed + t.completed,
-        failed = f.failed + t.failed,
-        canceled = f.canceled + t.canceled,
-        stalled = f.stalled + t.stalled,
-        total_duration_ms = f.total_duration_ms + t.duration_ms,
-        last_completed_at = CASE WHEN t.completed_now THEN now() ELSE f.last_completed_at END
-    FROM totals AS t
-    WHERE f.flow = t.flow
+    RETURNING r.id, r.flow, c.status, c.finishing
+), figures AS (
+    -- The step figures of this batch's step.completed/failed/retry/skipped events, added in
+    -- one upsert in name order, so that two batches cannot deadlock.
+    INSERT INTO flowhost.step_stats AS f
+        (flow, step, completed, failed, retried, skipped, total_duration_ms, max_duration_ms,
+         last_finished_at)
+    SELECT u.flow, g.step, sum(g.completed), sum(g.failed), sum(g.retried), sum(g.skipped),
+           COALESCE(sum(g.duration_ms), 0), COALESCE(max(g.duration_ms), 0),
+           max(g.finished_at)
+    FROM jsonb_to_recordset(%(figures)s::jsonb)
+        AS g(run_id uuid, step text, completed int, failed int, retried int, skipped int,
+             duration_ms numeric, finished_at timestamptz)
+    JOIN updated AS u ON u.id = g.run_id
+    GROUP BY u.flow, g.step
+    ORDER BY u.flow, g.step
+    ON CONFLICT (flow, step) DO UPDATE
+        SET completed = f.completed + EXCLUDED.completed,
+            failed = f.failed + EXCLUDED.failed,
+            retried = f.retried + EXCLUDED.retried,
+            skipped = f.skipped + EXCLUDED.skipped,
+            total_duration_ms = f.total_duration_ms + EXCLUDED.total_duration_ms,
+            max_duration_ms = GREATEST(f.max_duration_ms, EXCLUDED.max_duration_ms),
+            last_finished_at = GREATEST(f.last_finished_at, EXCLUDED.last_finished_at)
 ), notified AS (
     -- `flowhost run` and other listeners learn that a run ended.
     SELECT pg_notify('flowhost_run_finished',
