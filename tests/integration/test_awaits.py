@@ -632,3 +632,30 @@ async def test_await_sweeper_keeps_up_with_many_time_awaits(
             run_ids = await start_runs(conn, flow, [{"order": str(i)} for i in range(200)])
         finished = await asyncio.gather(*(wait_for_run(project, r, 60) for r in run_ids))
     assert {run["status"] for run in finished} == {"completed"}
+
+
+# -- run control ---------------------------------------------------------------------------
+
+
+async def test_a_replayed_step_awaits_again_before_it_runs(
+    project_dir: Path, database_url: str
+) -> None:
+    from flowhost.engine import control
+
+    awaits = {("wait", "middle"): {"before": time_await(0.2)}}
+    async with awaiting_host(project_dir, database_url, awaits) as (project, _):
+        first = await start(project, "wait", {"order": "A-2"})
+        assert (await wait_for_run(project, first))["status"] == "completed"
+        async with project.database.transaction() as conn:
+            replayed = await control.replay_run(
+                conn, first, "middle", project.catalog.flows, by="test"
+            )
+        await wait_for_await(project, replayed.run_id, "middle")
+        run = await wait_for_run(project, replayed.run_id)
+        [row] = await await_rows(project, replayed.run_id)
+        types = await event_types(project, replayed.run_id)
+
+    assert run["status"] == "completed", run["error"]
+    assert row["status"] == "resolved" and row["step"] == "middle"
+    # The await comes before the step runs again, as in the first run.
+    assert types.index(("await.registered", "middle")) < types.index(("step.started", "middle"))

@@ -16,9 +16,15 @@ from typing import Any
 
 from flowhost.db.database import Connection
 from flowhost.engine import scheduling
+from flowhost.engine.awaits import Registration
 from flowhost.engine.definitions import FlowDefinition
-from flowhost.engine.orchestrator import SKIP_REASON, start_runs
-from flowhost.engine.transitions import progress, step_input
+from flowhost.engine.orchestrator import (
+    SKIP_REASON,
+    add_ready_steps,
+    register_ready_awaits,
+    start_runs,
+)
+from flowhost.engine.transitions import progress
 from flowhost.errors import FlowNotFoundError, RunNotFoundError, RunStateError, StepNotFoundError
 from flowhost.store import control as control_store
 from flowhost.store import reads, runs
@@ -197,19 +203,11 @@ async def replay_run(
             "before it started"
         )
     change = runs.Progress(new_id, "running", emitted, finishing=False, completed=len(reused))
-    change.steps = [
-        runs.NewStep(
-            new_id,
-            name,
-            "queued",
-            flow.step(name).attempts,
-            step_input(flow.step(name), emitted),
-            flow_control=name in limits.step_limits,
-        )
-        for name in next_steps.ready
-    ]
+    registrations: list[Registration] = []
+    add_ready_steps(flow, change, next_steps.ready, registrations)
     _skip(change, next_steps.skipped)
     queued = await runs.record_progress(conn, [change])
+    await register_ready_awaits(conn, change, registrations)
     await scheduling.schedule_steps(
         conn,
         flow,
@@ -264,19 +262,11 @@ async def retry_run(
             },
         )
     )
-    change.steps = [
-        runs.NewStep(
-            run_id,
-            name,
-            "queued",
-            flow.step(name).attempts,
-            step_input(flow.step(name), run.emitted),
-            flow_control=name in flow.limits.step_limits,
-        )
-        for name in next_steps.ready
-    ]
+    registrations: list[Registration] = []
+    add_ready_steps(flow, change, next_steps.ready, registrations)
     _skip(change, [name for name in next_steps.skipped if name not in skipped])
     queued = await runs.record_progress(conn, [change])
+    await register_ready_awaits(conn, change, registrations)
     # Steps run again and steps now reachable pass the step gate like any ready step.
     ready = [(name, attempt) for name, attempt in attempts.items()]
     ready += [(name, 1) for _, name in queued]

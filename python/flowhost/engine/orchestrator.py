@@ -316,25 +316,7 @@ def _advance(
     if next_steps.failed:
         return next_steps
     change.steps = []
-    for name in next_steps.ready:
-        step = flow.step(name)
-        given = step_input(step, change.emitted)
-        limited = step.concurrency is not None
-        if step.await_before is None:
-            change.steps.append(
-                runs.NewStep(
-                    change.run_id, name, "queued", step.attempts, given, flow_control=limited
-                )
-            )
-            continue
-        change.steps.append(
-            runs.NewStep(
-                change.run_id, name, "awaiting", step.attempts, given, flow_control=limited
-            )
-        )
-        registrations.append(
-            Registration(change.run_id, flow.name, name, "before", step.await_before, given)
-        )
+    add_ready_steps(flow, change, next_steps.ready, registrations)
     change.steps += [runs.NewStep(change.run_id, name, "skipped") for name in next_steps.skipped]
     change.events += [
         NewEvent(change.run_id, STEP_SKIPPED, {"reason": SKIP_REASON}, name)
@@ -349,6 +331,38 @@ def _advance(
     change.events.append(NewEvent(change.run_id, FLOW_COMPLETED, data))
     change.status, change.result, change.finishing = "completed", result, True
     return next_steps
+
+
+def add_ready_steps(
+    flow: FlowDefinition,
+    change: runs.Progress,
+    names: Sequence[str],
+    registrations: list[Registration],
+) -> None:
+    """Write steps that became ready into `change`: queued, or `awaiting` with their await's
+    registration added to `registrations` when they await before they run."""
+    for name in names:
+        step = flow.step(name)
+        given = step_input(step, change.emitted)
+        limited = step.concurrency is not None
+        status = "queued" if step.await_before is None else "awaiting"
+        change.steps.append(
+            runs.NewStep(change.run_id, name, status, step.attempts, given, flow_control=limited)
+        )
+        if step.await_before is not None:
+            registrations.append(
+                Registration(change.run_id, flow.name, name, "before", step.await_before, given)
+            )
+
+
+async def register_ready_awaits(
+    conn: Connection, change: runs.Progress, registrations: Sequence[Registration]
+) -> None:
+    """After `change` is written: register the awaits of its steps that await before they
+    run (and enqueue their hooks); the run is `awaiting` while one waits."""
+    if registrations:
+        await enqueue_jobs(conn, await register_awaits(conn, registrations))
+        await await_store.refresh_run_status(conn, [change.run_id])
 
 
 class RunPosition(Protocol):
