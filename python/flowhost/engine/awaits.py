@@ -21,6 +21,7 @@ from typing import Any
 from flowhost.cron import CronSchedule
 from flowhost.db.database import Connection
 from flowhost.engine.definitions import AwaitDefinition
+from flowhost.engine.json_pointer import resolve as resolve_pointer
 from flowhost.queue.jobs import HookJob, PublishJob
 from flowhost.store import awaits as store
 
@@ -52,28 +53,12 @@ def resolve_url(public_url: str | None, token: str) -> str:
 
 
 def json_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
-    """Resolve an RFC 6901 JSON Pointer: (found, value). `""` is the whole document."""
-    if pointer == "":
-        return True, document
-    if not pointer.startswith("/"):
+    """Resolve an RFC 6901 JSON Pointer: (found, value). `""` is the whole document; an
+    invalid pointer finds nothing."""
+    try:
+        return resolve_pointer(document, pointer)
+    except ValueError:
         return False, None
-    current = document
-    for raw in pointer[1:].split("/"):
-        token = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(current, Mapping):
-            if token not in current:
-                return False, None
-            current = current[token]
-        elif isinstance(current, list):
-            if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
-                return False, None
-            index = int(token)
-            if index >= len(current):
-                return False, None
-            current = current[index]
-        else:
-            return False, None
-    return True, current
 
 
 def resolve_match(
