@@ -58,9 +58,15 @@ SELECT run_id, step, attempt, (data -> 'value' ->> 'host_pid')::int, ts
 FROM flowhost.events WHERE type = 'state.set' AND data ->> 'key' = 'executed'
 ORDER BY at
 """
+# A canceled step (its run failed meanwhile) is told apart by the status it had then:
+# 'step.canceled:running' is an attempt that may have run its handler, ':queued' one that did not.
 STEP_EVENTS = """
-SELECT run_id, step, attempt, type FROM flowhost.events
-WHERE type IN ('step.started', 'step.completed', 'step.retry', 'step.failed', 'step.skipped')
+SELECT run_id, step, attempt,
+       CASE WHEN type = 'step.canceled' THEN type || ':' || (data ->> 'previous_status')
+            ELSE type END
+FROM flowhost.events
+WHERE type IN ('step.started', 'step.completed', 'step.retry', 'step.failed', 'step.skipped',
+               'step.canceled')
 ORDER BY id
 """
 
@@ -204,7 +210,9 @@ def check_runs(outcome: Outcome, started: dict[uuid.UUID, Expected]) -> None:
         if expected.fails:
             assert outcome.runs[run_id]["error"]["step"] == "flaky"
             assert steps["flaky"] == "failed"
-            assert steps.get("join") is None  # never scheduled: the AND-join lacks flaky.done
+            # The AND-join lacks flaky.done: neither it nor what follows it ever completes.
+            after_join = {"join", "releaser", "after_left", "after_right"}
+            assert {step for step in after_join if steps.get(step) == "completed"} == set()
         else:
             assert steps == expected.steps, f"run {run_id} (n={expected.n})"
     assert outcome.stats == {
@@ -243,22 +251,27 @@ def check_step_events(outcome: Outcome, started: dict[uuid.UUID, Expected]) -> N
                 assert outcome.events[(run_id, step, 0)]["step.skipped"] == 1
 
 
-def ended_attempts(outcome: Outcome) -> set[Attempt]:
-    """Attempts whose end the engine recorded: completed, retried or failed."""
-    return {
-        key
-        for key, kinds in outcome.events.items()
-        if kinds["step.completed"] or kinds["step.retry"] or kinds["step.failed"]
-    }
+def ended_attempts(outcome: Outcome) -> tuple[set[Attempt], set[Attempt]]:
+    """(attempts whose handler's end the engine recorded: completed, retried or failed;
+    attempts stopped while running because their run failed, which may or may not have
+    reached their handler)."""
+    ended, stopped = set(), set()
+    for key, kinds in outcome.events.items():
+        if kinds["step.completed"] or kinds["step.retry"] or kinds["step.failed"]:
+            ended.add(key)
+        elif kinds["step.canceled:running"]:
+            stopped.add(key)
+    return ended, stopped
 
 
 def check_executed_once(outcome: Outcome) -> None:
-    """Without crashes: each attempt the engine ended ran its handler exactly once, and the
-    handler ran for no other attempt; each attempt was started once."""
-    ended = ended_attempts(outcome)
+    """Without crashes: each attempt the engine ended ran its handler exactly once, one it
+    stopped at most once, and the handler ran for no other attempt; each attempt was started
+    once."""
+    ended, stopped = ended_attempts(outcome)
     counts = {key: len(runs) for key, runs in outcome.executions.items()}
-    assert set(counts) == ended, (
-        f"executed but never ended: {sorted(set(counts) - ended)[:5]}; "
+    assert ended <= set(counts) <= ended | stopped, (
+        f"executed but never ended: {sorted(set(counts) - ended - stopped)[:5]}; "
         f"ended but never executed: {sorted(ended - set(counts))[:5]}"
     )
     assert {key: n for key, n in counts.items() if n != 1} == {}
@@ -268,15 +281,15 @@ def check_executed_once(outcome: Outcome) -> None:
 
 def check_executed_once_but_killed(outcome: Outcome, killed: set[int]) -> int:
     """With crashes: each ended attempt ran at least once; every execution but the last of an
-    attempt, and every execution of an attempt that never ended, ran on a host that was
-    killed afterwards. Returns how many executions were repeated because of a kill."""
-    ended = ended_attempts(outcome)
+    attempt, and every execution of an attempt that neither ended nor was stopped, ran on a
+    host that was killed afterwards. Returns how many executions a kill cut short."""
+    ended, stopped = ended_attempts(outcome)
     missing = sorted(ended - set(outcome.executions))
     assert not missing, f"ended but never executed: {missing[:5]}"
     repeated = 0
     unexplained = []
     for key, executions in outcome.executions.items():
-        cut_short = executions if key not in ended else executions[:-1]
+        cut_short = executions[:-1] if key in ended | stopped else executions
         repeated += len(cut_short)
         unexplained += [(key, pid) for pid, _ in cut_short if pid not in killed]
     assert not unexplained, f"executions repeated on hosts never killed: {unexplained[:5]}"
@@ -288,13 +301,16 @@ async def run_all(
 ) -> dict[uuid.UUID, Expected]:
     """Start the RUNS runs in batches (`start_pause` apart) and wait until every one ended."""
     started: dict[uuid.UUID, Expected] = {}
+    began = time.monotonic()
     async with starter(database_url) as start:
         for offset in range(0, RUNS, START_BATCH):
             batch = [Expected(n) for n in range(offset, min(RUNS, offset + START_BATCH))]
             ids = await start([e.input for e in batch])
             started.update(zip(ids, batch, strict=True))
             await asyncio.sleep(start_pause)
+    print(f"{RUNS} runs started in {time.monotonic() - began:.1f} s")
     await wait_until_all_ended(database_url, deadline)
+    print(f"{RUNS} runs ended {time.monotonic() - began:.1f} s after the first start")
     return started
 
 
@@ -366,3 +382,4 @@ async def test_the_same_while_one_host_after_another_is_killed_and_restarted(
     repeated = check_executed_once_but_killed(outcome, killed)
     # The kills did cut attempts short (hosts hold up to a few hundred jobs each).
     assert repeated > 0
+    print(f"{kills} kills cut {repeated} executions short")
