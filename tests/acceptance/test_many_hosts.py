@@ -4,8 +4,9 @@ behind; and the same while one host after another is SIGKILLed and restarted.
 
 The flow (tests/fixtures/projects/branching) picks a branch from its input (the other branch is
 skipped), fans out to three parallel steps, one of which fails its first attempt for some inputs
-(and every attempt for a few, which fails those runs), joins them in a Python child, and ends
-with a step in the host or a Node child depending on the branch. Every handler records its
+(and every attempt for a few, which fails those runs) and one of which waits on a 0.2 s time
+await, joins them in a Python child, and ends with a step in the host that waits for an event
+another step emits, or a step in a Node child, depending on the branch. Every handler records its
 execution (run, step, attempt, host pid) outside the engine: Python steps in `test_executions`
 through a connection of their own, the Node step in `ctx.state`.
 """
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ RUNS = 1000
 HOSTS = 3
 START_BATCH = 50
 
-LEFT = {"route", "left", "fan_a", "fan_b", "flaky", "join", "after_left"}
+LEFT = {"route", "left", "fan_a", "fan_b", "flaky", "join", "releaser", "after_left"}
 RIGHT = {"route", "right", "fan_a", "fan_b", "flaky", "join", "after_right"}
 ALL_STEPS = LEFT | RIGHT
 
@@ -57,6 +58,14 @@ UNION ALL
 SELECT run_id, step, attempt, (data -> 'value' ->> 'host_pid')::int, ts
 FROM flowhost.events WHERE type = 'state.set' AND data ->> 'key' = 'executed'
 ORDER BY at
+"""
+# What the awaits did: fan_b waits 0.2 s; after_left waits for releaser's emit.
+AWAIT_EVENTS = """
+SELECT run_id, step, type, ts FROM flowhost.events
+WHERE type LIKE 'await.%%'
+   OR (type IN ('step.started', 'step.completed')
+       AND step IN ('fan_b', 'releaser', 'after_left'))
+ORDER BY id
 """
 # A canceled step (its run failed meanwhile) is told apart by the status it had then:
 # 'step.canceled:running' is an attempt that may have run its handler, ':queued' one that did not.
@@ -116,6 +125,10 @@ class Outcome:
     # (run, step, attempt) -> [(host pid, time)] in time order
     executions: dict[Attempt, list[tuple[int, datetime]]] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    # (run, step) -> event type -> times, for the steps with awaits and releaser
+    awaits: dict[tuple[uuid.UUID, str], dict[str, list[datetime]]] = field(default_factory=dict)
+    # run -> what the event after_left waited for resolved with
+    released: dict[uuid.UUID, Any] = field(default_factory=dict)
 
 
 def read_outcome(database_url: str) -> Outcome:
@@ -135,6 +148,13 @@ def read_outcome(database_url: str) -> Outcome:
             outcome.events.setdefault(key, collections.Counter())[kind] += 1
         for run_id, step, attempt, pid, at in conn.execute(EXECUTIONS):
             outcome.executions.setdefault((run_id, step, attempt), []).append((pid, at))
+        for run_id, step, kind, ts in conn.execute(AWAIT_EVENTS):
+            outcome.awaits.setdefault((run_id, step), {}).setdefault(kind, []).append(ts)
+        for run_id, result in conn.execute(
+            "SELECT run_id, result FROM flowhost.steps"
+            " WHERE name = 'after_left' AND status = 'completed'"
+        ):
+            outcome.released[run_id] = result["released"]
         row = conn.execute(
             "SELECT total, running, completed, failed FROM flowhost.flow_stats WHERE flow = %s",
             (FLOW,),
@@ -257,6 +277,30 @@ def check_step_events(outcome: Outcome, started: dict[uuid.UUID, Expected]) -> N
                 assert outcome.events[(run_id, step, 0)]["step.skipped"] == 1
 
 
+def check_awaits(outcome: Outcome, started: dict[uuid.UUID, Expected]) -> None:
+    """In every completed run, fan_b started at least 0.2 s after its time await was registered,
+    and after_left only once releaser's emit resolved its event await, with that payload."""
+    # resolve_at is the registering statement's clock + 0.2 s; its event is stamped a moment later
+    delay = timedelta(seconds=0.2) - timedelta(milliseconds=5)
+    for run_id, expected in started.items():
+        if expected.fails:
+            continue
+        fan_b = outcome.awaits[(run_id, "fan_b")]
+        assert len(fan_b["await.registered"]) == len(fan_b["await.resolved"]) == 1, fan_b
+        assert fan_b["await.registered"][0] + delay <= fan_b["await.resolved"][0]
+        assert fan_b["await.resolved"][0] <= min(fan_b["step.started"])
+        if expected.side != "left":
+            assert (run_id, "after_left") not in outcome.awaits  # skipped: nothing registered
+            continue
+        after = outcome.awaits[(run_id, "after_left")]
+        releaser = outcome.awaits[(run_id, "releaser")]
+        assert len(after["await.registered"]) == len(after["await.resolved"]) == 1, after
+        assert after["await.registered"][0] <= min(releaser["step.started"])
+        assert max(releaser["step.completed"]) <= after["await.resolved"][0]
+        assert after["await.resolved"][0] <= min(after["step.started"])
+        assert outcome.released[run_id] == {"n": expected.n}
+
+
 def ended_attempts(outcome: Outcome) -> tuple[set[Attempt], set[Attempt]]:
     """(attempts whose handler's end the engine recorded: completed, retried or failed;
     attempts stopped while running because their run failed, which may or may not have
@@ -330,6 +374,7 @@ async def test_three_hosts_run_a_thousand_branching_runs_each_step_once(
     outcome = read_outcome(database_url)
     check_runs(outcome, started)
     check_step_events(outcome, started)
+    check_awaits(outcome, started)
     check_executed_once(outcome)
     # Every host did some of the work.
     pids = {pid for runs in outcome.executions.values() for pid, _ in runs}
@@ -392,6 +437,7 @@ async def test_the_same_while_one_host_after_another_is_killed_and_restarted(
     assert kills >= 4, f"only {kills} kills happened while the runs were processed"
     check_runs(outcome, started)
     check_step_events(outcome, started)
+    check_awaits(outcome, started)
     repeated = check_executed_once_but_killed(outcome, killed)
     # The kills did cut attempts short (hosts hold up to a few hundred jobs each).
     assert repeated > 0
