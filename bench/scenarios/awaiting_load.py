@@ -9,6 +9,10 @@ order number, timing out in 30 days), half for a time 30 days away. They are ins
 `INSERT ... SELECT generate_series` statement, then vacuumed and analyzed, so that the drain
 sees the steady state of a database holding them, not the aftermath of a bulk load.
 
+Every emit of the chains carries `{"order": 2}`: besides its own name, the engine looks each
+emitted event up among the waiting event awaits (by name, and by the payload's fields against
+each await's `match`), and on the loaded side that field finds a parked await of another event.
+
 The ratio is loaded / unloaded steps per second; the target is ≥ 0.9 (≤ 10 % slower). The
 order of the two sides alternates between repetitions.
 """
@@ -127,7 +131,7 @@ async def run(ctx: Context) -> list[Measurement]:
     steps = ctx.size(8_000, quick=800)
     parked = ctx.size(100_000, quick=10_000)
     runs = steps // len(STEPS)
-    files = {"chain.py": chain_source()}
+    files = {"chain.py": chain_source(payload="{'order': 2}")}
     rates: dict[str, tuple[float, float]] = {}
     sides = ["unloaded", "loaded"]
     if ctx.repetition % 2:
