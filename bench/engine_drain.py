@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from flowhost.engine.host import Host
 from flowhost.engine.orchestrator import start_runs
@@ -24,9 +25,10 @@ START_BATCH = 500
 STEADY_RATE = """
 WITH marks AS (
     SELECT count(*) AS n,
-           percentile_disc(%(low)s) WITHIN GROUP (ORDER BY finished_at) AS low,
-           percentile_disc(%(high)s) WITHIN GROUP (ORDER BY finished_at) AS high
-    FROM flowhost.steps WHERE status = 'completed'
+           percentile_disc(%(low)s) WITHIN GROUP (ORDER BY s.finished_at) AS low,
+           percentile_disc(%(high)s) WITHIN GROUP (ORDER BY s.finished_at) AS high
+    FROM flowhost.steps AS s JOIN flowhost.runs AS r ON r.id = s.run_id
+    WHERE s.status = 'completed' AND r.flow = %(flow)s
 )
 SELECT n * (%(high)s - %(low)s) / NULLIF(extract(epoch FROM high - low), 0) AS rate FROM marks
 """
@@ -50,6 +52,20 @@ async def temporary_project(
             yield project
 
 
+async def vacuum_analyze(url: str) -> None:
+    """VACUUM ANALYZE every table of the flowhost schema."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        tables = await (
+            await conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'flowhost' ORDER BY 1"
+            )
+        ).fetchall()
+        for (table,) in tables:
+            await conn.execute(
+                sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier("flowhost", table))
+            )
+
+
 async def drain_through_engine(
     url: str,
     files: dict[str, str],
@@ -58,12 +74,16 @@ async def drain_through_engine(
     steps_per_run: int,
     *,
     prepare: Callable[[Project], Awaitable[None]] | None = None,
+    analyze: bool = False,
     **settings: Any,
 ) -> tuple[float, float]:
     """Start `runs` runs of `flow_name` (defined by `files` under functions/), then drain them
     with a host. Returns (steps/s from host start to the last run finished, steady steps/s
     between the 10 % and 90 % step completion marks, as the anchor's steady rate).
-    `prepare(project)`, if given, runs first (untimed): to load the database, say."""
+    `prepare(project)`, if given, runs first (untimed): to load the database, say. With
+    `analyze`, flowhost's tables are vacuumed and analyzed once the runs are started (untimed),
+    so that the planner works from statistics of what is there, as it would in a database
+    that has been running a while, not from a fresh database's defaults."""
     async with temporary_project(url, files, **settings) as project:
         if prepare is not None:
             await prepare(project)
@@ -71,6 +91,8 @@ async def drain_through_engine(
         for offset in range(0, runs, START_BATCH):
             async with project.database.transaction() as conn:
                 await start_runs(conn, flow, [None] * min(START_BATCH, runs - offset))
+        if analyze:
+            await vacuum_analyze(url)
         finished: list[float] = []
         all_done = asyncio.Event()
         listener = await psycopg.AsyncConnection.connect(url, autocommit=True)
@@ -93,7 +115,7 @@ async def drain_through_engine(
         await counter
         await listener.close()
         async with project.database.connection() as conn:
-            cursor = await conn.execute(STEADY_RATE, {"low": 0.1, "high": 0.9})
+            cursor = await conn.execute(STEADY_RATE, {"low": 0.1, "high": 0.9, "flow": flow_name})
             steady = (await cursor.fetchone() or {}).get("rate")
     total = finished[-1] - started
     return runs * steps_per_run / total, float(steady or 0.0)
