@@ -169,6 +169,11 @@ async def run(ctx: Context) -> list[Measurement]:
                 url, files, "chain", runs, len(STEPS), prepare=prepare, analyze=True
             )
         ctx.log(f"{side}: {rates[side][0]:,.0f} steps/s (steady {rates[side][1]:,.0f})")
+    ctx.log(
+        "this repetition: awaiting / finished "
+        f"{rates['awaiting'][0] / rates['finished'][0]:.2f}, "
+        f"awaiting / empty {rates['awaiting'][0] / rates['empty'][0]:.2f}"
+    )
     return [
         Measurement(
             f"{steady}steps_per_s_awaiting_vs_{anchor}",
