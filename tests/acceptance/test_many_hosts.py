@@ -62,7 +62,7 @@ ORDER BY at
 # What the awaits did: fan_b waits 0.2 s; after_left waits for releaser's emit.
 AWAIT_EVENTS = """
 SELECT run_id, step, type, ts FROM flowhost.events
-WHERE type LIKE 'await.%%'
+WHERE type LIKE 'await.%'
    OR (type IN ('step.started', 'step.completed')
        AND step IN ('fan_b', 'releaser', 'after_left'))
 ORDER BY id
@@ -156,11 +156,13 @@ def read_outcome(database_url: str) -> Outcome:
         ):
             outcome.released[run_id] = result["released"]
         row = conn.execute(
-            "SELECT total, running, completed, failed FROM flowhost.flow_stats WHERE flow = %s",
+            "SELECT total, running, awaiting, completed, failed FROM flowhost.flow_stats"
+            " WHERE flow = %s",
             (FLOW,),
         ).fetchone()
         assert row is not None
-        outcome.stats = dict(zip(("total", "running", "completed", "failed"), row, strict=True))
+        names = ("total", "running", "awaiting", "completed", "failed")
+        outcome.stats = dict(zip(names, row, strict=True))
     return outcome
 
 
@@ -244,6 +246,7 @@ def check_runs(outcome: Outcome, started: dict[uuid.UUID, Expected]) -> None:
     assert outcome.stats == {
         "total": RUNS,
         "running": 0,
+        "awaiting": 0,
         "completed": sum(not e.fails for e in started.values()),
         "failed": sum(e.fails for e in started.values()),
     }
