@@ -196,6 +196,12 @@ def _same_metric(
     return found
 
 
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of `values` (`fraction` in 0..1, 0.5 = the median)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
 def ratio(value: float, anchor_value: float | None) -> float | None:
     """value / anchor_value; None without an anchor or when it is zero or not finite."""
     if anchor_value is None or anchor_value == 0:

@@ -19,6 +19,7 @@ from bench.harness import (
     aggregate,
     load_scenarios,
     machine_info,
+    percentile,
     ratio,
     run_scenario,
 )
@@ -139,6 +140,19 @@ def test_the_pgqueuer_drain_scenario_is_registered() -> None:
     registry = load_scenarios()
     assert "pgqueuer_drain" in registry
     assert registry["pgqueuer_drain"].description
+
+
+def test_the_engine_scenarios_of_issue_6_are_registered() -> None:
+    registry = load_scenarios()
+    assert {"emit_latency", "awaiting_load"} <= set(registry)
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unsorted on purpose
+    assert percentile(values, 0.5) == 51.0  # rank round(0.5 * 99) = 50 of 1..100
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 1.0) == 100.0
+    assert percentile([3.0], 0.99) == 3.0
 
 
 def test_cli_rejects_unknown_scenarios(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
 """Reference systems a scenario measures itself against, in the same process run."""
 
 from bench.anchors.pgqueuer_drain import DrainResult, pgqueuer_drain
+from bench.anchors.pgqueuer_latency import pgqueuer_latency
 
-__all__ = ["DrainResult", "pgqueuer_drain"]
+__all__ = ["DrainResult", "pgqueuer_drain", "pgqueuer_latency"]

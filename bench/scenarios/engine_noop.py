@@ -19,12 +19,13 @@ DESCRIPTION = "no-op in-process steps through the flowhost engine (4-step chains
 STEPS = ("first", "second", "third", "fourth")
 
 
-def chain_source() -> str:
+def chain_source(payload: str = "None") -> str:
+    """The chain's functions; each emit carries `payload` (Python source of its value)."""
     lines = ["from flowhost_worker import step", ""]
     for index, name in enumerate(STEPS):
         emits = f"emits=['{name}.done']" if index < len(STEPS) - 1 else "emits=[]"
         role = "entry=True" if index == 0 else f"subscribes=['{STEPS[index - 1]}.done']"
-        body = f"    await ctx.emit('{name}.done', None)\n" if index < len(STEPS) - 1 else ""
+        body = f"    await ctx.emit('{name}.done', {payload})\n" if index < len(STEPS) - 1 else ""
         lines += [
             f"@step(flow='chain', name='{name}', {role}, {emits}, isolation='inprocess')",
             f"async def {name}(data, ctx):",

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 
-from bench.harness import Context, Measurement
+from bench.harness import Context, Measurement, percentile
 from bench.worker_support import MemoryBackend, fake_run_id, supervised
 
 NAME = "worker_dispatch"
@@ -39,11 +39,6 @@ COLD = {
     "node": ["node", "-e", "console.log((performance.timeOrigin + performance.now()) / 1000)"],
 }
 PAUSE = {"python": 0.02, "node": 0.15}
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 async def cold_start(argv: list[str]) -> float:
