@@ -206,12 +206,12 @@ async def claim_steps(
         await conn.execute(
             QUERIES["claim_steps"],
             {
-                "jobs": _json(
-                    [
-                        {"run_id": str(run_id), "step": step, "attempt": attempt, "hash": hash_}
-                        for run_id, step, attempt, hash_ in jobs
-                    ]
-                ),
+                # Arrays, not one JSON document: the planner knows how many rows `unnest`
+                # yields, where it takes a JSON recordset for 100 and scans `steps` whole.
+                "run_ids": [run_id for run_id, _, _, _ in jobs],
+                "steps": [step for _, step, _, _ in jobs],
+                "attempts": [attempt for _, _, attempt, _ in jobs],
+                "hashes": [hash_ for _, _, _, hash_ in jobs],
                 "stale_after": stale_after,
             },
         )

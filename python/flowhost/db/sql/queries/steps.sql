@@ -46,8 +46,8 @@ SELECT count(*) AS started, (SELECT max(start_at) FROM run_rows) AS start_at FRO
 
 -- name: claim_steps
 -- Marks a batch of attempts running and records their step.started events, in one statement.
--- %(jobs)s is a JSON array of {"run_id", "step", "attempt", "hash"}: `hash` is the definition of
--- the flow this host serves. A job is left out when it is stale: its step finished, a later
+-- One job per index of the arrays %(run_ids)s, %(steps)s, %(attempts)s and %(hashes)s: `hash` is
+-- the definition of the flow this host serves. A job is left out when it is stale: its step finished, a later
 -- attempt exists, or its run is over. A job of a live run on another definition is not
 -- claimed: it comes back with `claimed` false, the run's hash, and whether a live host (seen
 -- within %(stale_after)s seconds) serves that definition.
@@ -55,7 +55,8 @@ WITH wanted AS (
     -- Each job with its run, read once for both answers.
     SELECT j.run_id, j.step, j.attempt, j.hash, r.flow, r.definition_hash,
            r.status IN ('running', 'awaiting') AS live
-    FROM jsonb_to_recordset(%(jobs)s::jsonb) AS j(run_id uuid, step text, attempt int, hash text)
+    FROM unnest(%(run_ids)s::uuid[], %(steps)s::text[], %(attempts)s::int[],
+                %(hashes)s::text[]) AS j(run_id, step, attempt, hash)
     JOIN flowhost.runs AS r ON r.id = j.run_id
 ), claimed AS (
     UPDATE flowhost.steps AS s
