@@ -7,8 +7,9 @@ import logging
 import signal
 import sys
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import click
 
@@ -16,10 +17,11 @@ from flowhost import __version__
 from flowhost.cli import exit_codes, health, output
 from flowhost.cli.common import handle_errors, run_async, settings_of
 from flowhost.cli.running import parse_input, run_flow
-from flowhost.db.database import Database
+from flowhost.db.database import Connection, Database
 from flowhost.db.migrations import migration_status, migrations_sql
 from flowhost.engine import control
 from flowhost.engine.awaits import resolve_url
+from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.host import Host
 from flowhost.project import Project, open_database, open_project
 from flowhost.queue.pgqueuer_queue import queue_schema_sql
@@ -299,6 +301,30 @@ async def _note_if_unserved(project: Project, run_id: uuid.UUID) -> None:
         )
 
 
+class _MovedRun(Protocol):
+    @property
+    def run_id(self) -> uuid.UUID: ...
+
+
+Moved = TypeVar("Moved", bound=_MovedRun)
+ControlAction = Callable[[Connection, uuid.UUID, Mapping[str, FlowDefinition]], Awaitable[Moved]]
+
+
+def _move_run(ctx: click.Context, run_id: str, action: ControlAction[Moved]) -> Moved:
+    """Run a control action that sets a run going (restart, replay, retry) in one transaction,
+    and say so when no live host serves the run's flow."""
+
+    async def main() -> Moved:
+        async with open_project(settings_of(ctx)) as project:
+            resolved = await _resolve(project.database, run_id)
+            async with project.database.transaction() as conn:
+                moved = await action(conn, resolved, project.catalog.flows)
+            await _note_if_unserved(project, moved.run_id)
+            return moved
+
+    return run_async(main())
+
+
 @runs.command("cancel")
 @click.argument("run_id")
 @click.option("--reason", help="Why, recorded in the run's flow.canceled event.")
@@ -338,17 +364,9 @@ def runs_cancel(ctx: click.Context, run_id: str, reason: str | None, as_json: bo
 def runs_restart(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Start a new run of the run's flow with the same input; a live old run is canceled."""
 
-    async def main() -> control.Restarted:
-        async with open_project(settings_of(ctx)) as project:
-            resolved = await _resolve(project.database, run_id)
-            async with project.database.transaction() as conn:
-                restarted = await control.restart_run(
-                    conn, resolved, project.catalog.flows, by=CLI_ACTOR
-                )
-            await _note_if_unserved(project, restarted.run_id)
-            return restarted
-
-    restarted = run_async(main())
+    restarted = _move_run(
+        ctx, run_id, lambda conn, run, flows: control.restart_run(conn, run, flows, by=CLI_ACTOR)
+    )
     if as_json:
         output.print_json(
             {
@@ -372,17 +390,11 @@ def runs_replay(ctx: click.Context, run_id: str, from_step: str, as_json: bool) 
     """Start a new run that reuses what the run recorded before STEP started (results, emits,
     state), and runs STEP and what follows it again."""
 
-    async def main() -> control.Replayed:
-        async with open_project(settings_of(ctx)) as project:
-            resolved = await _resolve(project.database, run_id)
-            async with project.database.transaction() as conn:
-                replayed = await control.replay_run(
-                    conn, resolved, from_step, project.catalog.flows, by=CLI_ACTOR
-                )
-            await _note_if_unserved(project, replayed.run_id)
-            return replayed
-
-    replayed = run_async(main())
+    replayed = _move_run(
+        ctx,
+        run_id,
+        lambda conn, run, flows: control.replay_run(conn, run, from_step, flows, by=CLI_ACTOR),
+    )
     if as_json:
         output.print_json(
             {
@@ -409,17 +421,9 @@ def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
     """Take a failed (or stalled) run back to running: its failed steps run again, with a fresh
     budget of attempts."""
 
-    async def main() -> control.Retried:
-        async with open_project(settings_of(ctx)) as project:
-            resolved = await _resolve(project.database, run_id)
-            async with project.database.transaction() as conn:
-                retried = await control.retry_run(
-                    conn, resolved, project.catalog.flows, by=CLI_ACTOR
-                )
-            await _note_if_unserved(project, retried.run_id)
-            return retried
-
-    retried = run_async(main())
+    retried = _move_run(
+        ctx, run_id, lambda conn, run, flows: control.retry_run(conn, run, flows, by=CLI_ACTOR)
+    )
     if as_json:
         output.print_json(
             {
