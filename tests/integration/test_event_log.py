@@ -66,7 +66,8 @@ def test_copy_stores_what_insert_stores(
     assert by_copy == by_insert
 
 
-async def test_append_events_keeps_order_and_fields(database: Database) -> None:
+@pytest.mark.parametrize("pipeline", [False, True], ids=["copy", "pipeline"])
+async def test_append_events_keeps_order_and_fields(database: Database, pipeline: bool) -> None:
     run_id = uuid.uuid4()
     events = [
         NewEvent(run_id, "step.started", {}, "charge", 1),
@@ -75,7 +76,7 @@ async def test_append_events_keeps_order_and_fields(database: Database) -> None:
         ),
         NewEvent(run_id, "flow.completed", {"result": None}),
     ]
-    async with database.transaction() as conn:
+    async with database.transaction(pipeline=pipeline) as conn:
         await append_events(conn, events)
     async with database.connection() as conn:
         stored = await events_of_run(conn, run_id)
@@ -100,6 +101,29 @@ async def test_bad_data_raises_before_anything_is_written(
     events = [NewEvent(run_id, "log", {"fine": True}), NewEvent(run_id, "log", data)]
     with pytest.raises(error, match=message.replace("[", r"\[").replace("]", r"\]")):
         async with database.transaction() as conn:
+            await append_events(conn, events)
+    async with database.connection() as conn:
+        assert await events_of_run(conn, run_id) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"ok": 1, "bad": object()}, "must be JSON-serialisable"),
+        ({"nested": [1, {"x": float("nan")}]}, "must be JSON-serialisable"),
+        ({"text": "a\0b"}, "must not contain NUL characters"),
+        ({"text": "\ud800"}, "must not contain lone surrogates"),
+    ],
+)
+async def test_bad_data_in_a_pipeline_raises_before_anything_is_written(
+    database: Database, data: Any, message: str
+) -> None:
+    # In pipeline mode the events go as an INSERT of JSON text, not the encoder's COPY: the
+    # same data is refused, with the event's type named.
+    run_id = uuid.uuid4()
+    events = [NewEvent(run_id, "log", {"fine": True}), NewEvent(run_id, "log", data)]
+    with pytest.raises(TypeError, match=f"the data of a log event {message}"):
+        async with database.transaction(pipeline=True) as conn:
             await append_events(conn, events)
     async with database.connection() as conn:
         assert await events_of_run(conn, run_id) == []

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 import psycopg
+from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from flowhost.errors import DatabaseError, DatabaseUnavailableError
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 def redact(url: str) -> str:
@@ -40,19 +44,73 @@ def _first_line(exc: BaseException) -> str:
     return redact(text.splitlines()[0])
 
 
+def in_pipeline(conn: Connection) -> bool:
+    """Whether `conn` is in pipeline mode (`Database.transaction(pipeline=True)`)."""
+    return conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+
+class Deferred(Generic[T]):
+    """A statement's answer, read later: in pipeline mode the statement is only sent, and
+    `result()` waits for it (with every statement sent before it) in one round trip. Send the
+    statements of a transaction that do not depend on each other first, then read."""
+
+    def __init__(
+        self, cursor: psycopg.AsyncCursor[dict[str, Any]], parse: Callable[[list[Any]], T]
+    ) -> None:
+        self._cursor = cursor
+        self._parse = parse
+
+    async def result(self) -> T:
+        return self._parse(await self._cursor.fetchall())
+
+    def then(self, parse: Callable[[T], U]) -> Deferred[U]:
+        """The same answer, parsed further by `parse`."""
+        first = self._parse
+        return Deferred(self._cursor, lambda rows: parse(first(rows)))
+
+
+def _options(url: str, session: Mapping[str, str]) -> dict[str, str]:
+    """The libpq `options` that start a session with `session`'s settings, after those the
+    URL's own `options` set (a keyword argument would replace them)."""
+    if not session:
+        return {}
+    given = conninfo_to_dict(url).get("options") or ""
+    ours = " ".join(f"-c {name}={value}" for name, value in session.items())
+    return {"options": f"{given} {ours}".strip()}
+
+
 class Database:
     """An async pool of autocommit connections to one database."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 8,
+        connect_timeout: float = 5.0,
+        session: Mapping[str, str] | None = None,
+    ) -> None:
+        """`session`: settings (GUCs) every connection starts with, on top of the URL's."""
         self.url = url
         self._connect_timeout = connect_timeout
+        self._session = dict(session or {})
         self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url,
             min_size=1,
             max_size=pool_size,
             open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs={"autocommit": True, "row_factory": dict_row, **_options(url, self._session)},
             timeout=30.0,
+        )
+
+    def with_session(self, session: Mapping[str, str], *, pool_size: int) -> Database:
+        """Another pool on the same database, its connections starting with `session` (open
+        it before use)."""
+        return Database(
+            self.url,
+            pool_size=pool_size,
+            connect_timeout=self._connect_timeout,
+            session={**self._session, **session},
         )
 
     async def open(self) -> None:
@@ -83,18 +141,33 @@ class Database:
                 yield conn
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """A pooled connection inside one transaction: all or nothing."""
+    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[Connection]:
+        """A pooled connection inside one transaction: all or nothing.
+
+        `pipeline`: in libpq's pipeline mode, where a statement whose rows are not read yet
+        does not wait for the server: statements go out together, BEGIN with the first, and
+        reading a result waits for all those sent before it. For hot transactions written
+        for it (see `Deferred`); COPY is not available there."""
         with wrap_exceptions(self.url):
-            async with self._pool.connection() as conn, conn.transaction():
-                yield conn
+            async with self._pool.connection() as conn:
+                if not pipeline:
+                    async with conn.transaction():
+                        yield conn
+                    return
+                async with conn.pipeline(), conn.transaction():
+                    yield conn
 
     @contextlib.asynccontextmanager
-    async def dedicated_connection(self) -> AsyncIterator[Connection]:
-        """A connection of its own, outside the pool (for LISTEN or the queue consumer)."""
+    async def dedicated_connection(
+        self, *, session: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Connection]:
+        """A connection of its own, outside the pool (for LISTEN or the queue consumer),
+        starting with the pool's `session` settings and these."""
         with wrap_exceptions(self.url):
             conn = await psycopg.AsyncConnection.connect(
-                self.url, autocommit=True, row_factory=dict_row
+                make_conninfo(self.url, **_options(self.url, {**self._session, **(session or {})})),
+                autocommit=True,
+                row_factory=dict_row,
             )
             try:
                 yield conn

@@ -147,7 +147,7 @@ class AwaitSettlement:
     async def finish(self) -> None:
         """Enqueue what the ends of awaits made ready and set the runs' statuses."""
         if self._published:
-            self._jobs += await publish_jobs(self._conn, self._published)
+            self._jobs += await (await publish_jobs(self._conn, self._published)).result()
         await enqueue_jobs(self._conn, self._jobs)
         for flow_name, steps in sorted(self._ready.items()):
             flow = self._flows.get(flow_name)
@@ -338,7 +338,7 @@ async def publish_event(
     Call inside a transaction; `flows` (the definitions this process serves) lets an await after
     a step move its run on at once instead of through a job."""
     data = as_json(payload, f"the payload of event {name!r}")
-    found = await store.find_event_awaits(conn, [(name, data)])
+    found = await (await store.find_event_awaits(conn, [(name, data)])).result()
     return await resolve_event_awaits(
         conn, [(await_id, run_id) for _, await_id, run_id in found], data, flows=flows
     )

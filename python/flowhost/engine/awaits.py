@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flowhost.cron import CronSchedule
-from flowhost.db.database import Connection
+from flowhost.db.database import Connection, Deferred
 from flowhost.engine.definitions import AwaitDefinition
 from flowhost.engine.json_pointer import resolve as resolve_pointer
 from flowhost.queue.jobs import HookJob, PublishJob
@@ -169,15 +169,22 @@ async def register_awaits(conn: Connection, registrations: Sequence[Registration
     return jobs
 
 
-async def publish_jobs(conn: Connection, events: Sequence[tuple[str, Any]]) -> list[PublishJob]:
+async def publish_jobs(
+    conn: Connection, events: Sequence[tuple[str, Any]]
+) -> Deferred[list[PublishJob]]:
     """Emits that now count, checked against waiting event awaits (an indexed lookup): one
     job per event that resolves some, run by any host in its own transaction. Looking up here
-    rather than locking those runs keeps a step's end from waiting on other runs' locks."""
+    rather than locking those runs keeps a step's end from waiting on other runs' locks.
+    Read later (see `Deferred`), so that the lookup travels with other statements."""
     found = await store.find_event_awaits(conn, events)
-    by_event: dict[int, list[tuple[int, uuid.UUID]]] = defaultdict(list)
-    for index, await_id, run_id in found:
-        by_event[index].append((await_id, run_id))
-    return [
-        PublishJob(events[index][0], events[index][1], tuple(matches))
-        for index, matches in sorted(by_event.items())
-    ]
+
+    def jobs(matches: list[tuple[int, int, uuid.UUID]]) -> list[PublishJob]:
+        by_event: dict[int, list[tuple[int, uuid.UUID]]] = defaultdict(list)
+        for index, await_id, run_id in matches:
+            by_event[index].append((await_id, run_id))
+        return [
+            PublishJob(events[index][0], events[index][1], tuple(resolved))
+            for index, resolved in sorted(by_event.items())
+        ]
+
+    return found.then(jobs)

@@ -70,8 +70,11 @@ class StepExecutor:
         public_url: str | None = None,
         host_stale_after: float = 6.0,
         adopt_definitions: bool = False,
+        hot_database: Database | None = None,
     ) -> None:
+        """`hot_database`: the pool that claims and records attempts (default `database`)."""
         self._database = database
+        self._hot_database = hot_database or database
         self._catalog = catalog
         self._supervisor = supervisor
         self._awaits = AwaitJobRunner(database, catalog, self.run_hook, public_url=public_url)
@@ -88,7 +91,7 @@ class StepExecutor:
     async def _claim_batch(
         self, jobs: Sequence[runs.ClaimRequest]
     ) -> list[runs.Claim | runs.WrongDefinition | None]:
-        async with self._database.connection() as conn:
+        async with self._hot_database.connection() as conn:
             claims = await runs.claim_steps(conn, jobs, stale_after=self._host_stale_after)
         return [claims.get(job[:3]) for job in jobs]
 
@@ -97,7 +100,7 @@ class StepExecutor:
         database being away, each completion is recorded alone, so that one attempt whose
         output Postgres refuses fails alone; its error is its outcome."""
         try:
-            async with self._database.transaction() as conn:
+            async with self._hot_database.transaction(pipeline=True) as conn:
                 await complete_attempts(conn, completions)
             return [None] * len(completions)
         except DatabaseUnavailableError:

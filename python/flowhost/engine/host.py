@@ -38,6 +38,17 @@ from flowhost.workers.supervisor import Supervisor
 logger = logging.getLogger(__name__)
 
 # Backoff between attempts to reconnect after the database dropped the host's connections.
+# Sessions of the connections on the path of every step (DESIGN §11: emit → next step started).
+# Their statements join arrays of ids on primary keys: the generic plan is the right one, and a
+# custom plan, which Postgres would otherwise keep making, costs more to make than to run.
+HOT_SESSION = {"plan_cache_mode": "force_generic_plan"}
+# The queue consumer's: also, its commits (a job picked, a finished job logged, heartbeats) do
+# not wait for the WAL flush. Losing the last of them in a crash of Postgres only makes a job
+# be picked again, which claims already handle (a stale attempt changes nothing), and a step's
+# end, whose commit waits, flushes the WAL written before it, its job's pick included.
+QUEUE_SESSION = {**HOT_SESSION, "synchronous_commit": "off"}
+HOT_POOL_SIZE = 2  # claims and completions, one batch of each at a time
+
 RECONNECT_DELAY_MIN = 0.5
 RECONNECT_DELAY_MAX = 10.0
 
@@ -96,9 +107,11 @@ class Host:
         """
         settings = self.project.settings
         await self._register_flows()
-        async with Supervisor(
-            settings, self.project.catalog.commands, host_id=str(self.id)
-        ) as supervisor:
+        hot_database = self.project.database.with_session(HOT_SESSION, pool_size=HOT_POOL_SIZE)
+        async with (
+            hot_database,
+            Supervisor(settings, self.project.catalog.commands, host_id=str(self.id)) as supervisor,
+        ):
             self._supervisor = supervisor
             supervisor.prepare(self._steps())
             executor = self._executor = StepExecutor(
@@ -109,6 +122,7 @@ class Host:
                 public_url=self.public_url,
                 host_stale_after=settings.host_stale_after,
                 adopt_definitions=self._watch,
+                hot_database=hot_database,
             )
             try:
                 if self._http is None:
@@ -156,7 +170,7 @@ class Host:
         settings = self.project.settings
         database = self.project.database
         async with (
-            database.dedicated_connection() as queue_conn,
+            database.dedicated_connection(session=QUEUE_SESSION) as queue_conn,
             database.dedicated_connection() as listen_conn,
         ):
             self._consumer = StepConsumer(

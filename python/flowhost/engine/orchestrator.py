@@ -1,9 +1,11 @@
 """The transactions that move runs forward.
 
 Starting runs, and ending a step attempt, are each one transaction: the events, the projections
-and the queue jobs they imply commit together or not at all (DESIGN §3). Ending an attempt
-costs four statements for a whole batch of attempts: lock the runs, record the attempts,
-record their consequences, enqueue what became ready.
+and the queue jobs they imply commit together or not at all (DESIGN §3). Ending attempts
+costs a few statements for a whole batch of them: lock the runs and record the attempts; append
+the events and record their consequences; enqueue what became ready. In pipeline mode
+(`Database.transaction(pipeline=True)`) each of those groups is one round trip, the last one
+with the COMMIT.
 """
 
 from __future__ import annotations
@@ -197,17 +199,20 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
 
     A step with `await_after` is left `awaiting` with its result and emits held in its await:
     they count when the await resolves (flowhost.engine.await_resolution)."""
-    locked = await runs.lock_runs(conn, [c.job.run_id for c in completions])
-    live = [c for c in completions if c.job.run_id in locked]
-    await scheduling.lock_flows(conn, [c.flow for c in live])
+    # Locks, then results: sent together (one round trip in pipeline mode), in this order.
+    locking = await runs.send_lock_runs(conn, [c.job.run_id for c in completions])
+    await scheduling.lock_flows(conn, [c.flow for c in completions])
     holding = [
         (c.job.run_id, c.job.step, c.job.attempt)
-        for c in live
+        for c in completions
         if c.flow.step(c.job.step).await_after is not None
     ]
-    done = await runs.complete_steps(
-        conn, [((c.job.run_id, c.job.step, c.job.attempt), c.result) for c in live], holding
+    completing = await runs.send_complete_steps(
+        conn, [((c.job.run_id, c.job.step, c.job.attempt), c.result) for c in completions], holding
     )
+    locked = await locking.result()
+    done = await completing.result()
+    live = [c for c in completions if c.job.run_id in locked]
     changes: dict[uuid.UUID, runs.Progress] = {}
     last: dict[uuid.UUID, Completion] = {}
     registrations: list[Registration] = []
@@ -279,6 +284,8 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
     for run_id in {r.run_id for r in registrations}:
         if changes[run_id].status == "running":
             changes[run_id].status = "awaiting"
+    # Sent before record_progress reads its answer, so that both travel together.
+    lookup = await publish_jobs(conn, published) if published else None
     queued = await runs.record_progress(conn, list(changes.values()))
     ready: dict[str, list[scheduling.ReadyStep]] = {}
     for run_id, name in queued:
@@ -290,8 +297,8 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
         flow = next(c.flow for c in live if c.flow.name == flow_name)
         await scheduling.schedule_steps(conn, flow, ready[flow_name])
     jobs: list[QueueJob] = [*await register_awaits(conn, registrations)]
-    if published:
-        jobs += await publish_jobs(conn, published)
+    if lookup is not None:
+        jobs += await lookup.result()
     await enqueue_jobs(conn, jobs)
     # Nothing can resolve the awaits of a run that failed.
     await await_store.cancel_awaits_of_runs(

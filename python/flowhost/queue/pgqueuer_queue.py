@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import psycopg
+from pgqueuer.adapters.persistence.qb import QueryQueueBuilder
 from pgqueuer.db import PsycopgDriver
 from pgqueuer.errors import RetryRequested
 from pgqueuer.models import Job
@@ -133,18 +134,29 @@ async def enqueue_steps(conn: Connection, jobs: Sequence[StepJob | StartJob]) ->
 
 async def enqueue_jobs(conn: Connection, jobs: Sequence[QueueJob]) -> None:
     """Enqueue jobs of any kind on `conn`, in the caller's transaction. Step and start jobs
-    go through flowhost.engine.scheduling instead (flow control)."""
+    go through flowhost.engine.scheduling instead (flow control).
+
+    PgQueuer's own enqueue statement, with dedupe-key conflicts skipped; sent without reading
+    its answer (the job ids), so that on a connection in pipeline mode it travels with the
+    COMMIT that follows (`Queries.enqueue` reads them: a round trip of its own)."""
     if not jobs:
         return
-    queries = _queries(conn)
-    await queries.enqueue(
-        [job.entrypoint for job in jobs],
-        [job.encode() for job in jobs],
-        [job.priority for job in jobs],
-        [timedelta(seconds=job.delay) if job.delay > 0 else None for job in jobs],
-        [job.dedupe_key for job in jobs],
-        on_conflict="skip",
+    cursor = psycopg.AsyncRawCursor(conn)
+    await cursor.execute(
+        _ENQUEUE_SKIPPING_DUPLICATES,
+        (
+            [job.priority for job in jobs],
+            [job.entrypoint for job in jobs],
+            [job.encode() for job in jobs],
+            [timedelta(seconds=max(job.delay, 0.0)) for job in jobs],
+            [job.dedupe_key for job in jobs],
+            # PgQueuer's job headers (its tracing); flowhost sets none.
+            ["null"] * len(jobs),
+        ),
     )
+
+
+_ENQUEUE_SKIPPING_DUPLICATES = QueryQueueBuilder().build_enqueue_query("skip")
 
 
 async def queued_jobs(conn: Connection, flow: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from flowhost.db.database import Connection
+from flowhost.db.database import Connection, Deferred
 from flowhost.db.queries import QUERIES
 
 WAITING = "waiting"
@@ -131,14 +131,12 @@ async def register_again(
 
 async def find_event_awaits(
     conn: Connection, events: Sequence[tuple[str, Any]]
-) -> list[tuple[int, int, uuid.UUID]]:
+) -> Deferred[list[tuple[int, int, uuid.UUID]]]:
     """(index of the event in `events`, await id, run id) for each waiting await an event
-    resolves."""
-    if not events:
-        return []
+    resolves; read later (see `Deferred`)."""
     payload = [{"i": i, "name": name, "payload": data} for i, (name, data) in enumerate(events)]
     cursor = await conn.execute(QUERIES["find_event_awaits"], {"events": _json(payload)})
-    return [(row["i"], row["id"], row["run_id"]) for row in await cursor.fetchall()]
+    return Deferred(cursor, lambda rows: [(row["i"], row["id"], row["run_id"]) for row in rows])
 
 
 async def lock_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedRun]:

@@ -9,8 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from flowhost._core import encode_events
-from flowhost.db.database import Connection
+from flowhost.db.database import Connection, in_pipeline
 from flowhost.db.queries import QUERIES
+from flowhost.store.json_data import json_text
 
 # Event types of a run stream.
 FLOW_STARTED = "flow.started"
@@ -68,9 +69,23 @@ async def append_events(conn: Connection, events: Sequence[NewEvent]) -> None:
     """Append `events` to their runs' streams, in order, in one round trip (binary COPY).
 
     Runs in the caller's transaction, if any. Data that is not JSON (or holds a NUL character,
-    which Postgres cannot store) raises before anything is sent.
+    which Postgres cannot store) raises before anything is sent. On a connection in pipeline
+    mode, which has no COPY, the events go in one INSERT that is only sent: it travels with
+    the statements that follow it.
     """
     if not events:
+        return
+    if in_pipeline(conn):
+        await conn.execute(
+            QUERIES["insert_events"],
+            {
+                "run_ids": [e.run_id for e in events],
+                "types": [e.type for e in events],
+                "steps": [e.step for e in events],
+                "attempts": [e.attempt for e in events],
+                "data": [json_text(e.data, f"the data of a {e.type} event") for e in events],
+            },
+        )
         return
     stream = encode_events([(e.run_id, e.type, e.step, e.attempt, e.data) for e in events])
     async with conn.cursor().copy(QUERIES["copy_events"]) as copy:

@@ -20,6 +20,11 @@ REPLACEMENT = "\ufffd"
 
 def as_json(value: Any, what: str) -> Any:
     """`value` as plain JSON data that Postgres can store; a TypeError naming `what` if not."""
+    return json.loads(json_text(value, what))
+
+
+def json_text(value: Any, what: str) -> str:
+    """`value` as JSON text that Postgres `jsonb` accepts; a TypeError naming `what` if not."""
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
         text.encode()
@@ -29,7 +34,7 @@ def as_json(value: Any, what: str) -> Any:
         raise TypeError(f"{what} must be JSON-serialisable: {exc}") from exc
     if "\\u0000" in text and _NUL_ESCAPE.search(text):
         raise TypeError(f"{what} must not contain NUL characters: Postgres cannot store them")
-    return json.loads(text)
+    return text
 
 
 def as_loose_json(value: Any) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from flowhost.db.database import Connection
+from flowhost.db.database import Connection, Deferred
 from flowhost.db.queries import QUERIES
 from flowhost.store.events import (
     STEP_COMPLETED,
@@ -235,41 +235,51 @@ def _awaited(value: Any) -> Awaited | None:
 
 async def lock_runs(conn: Connection, run_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, LockedRun]:
     """Lock the runs' rows until the transaction ends: one batch ending steps of a run at once."""
-    rows = await (
-        await conn.execute(QUERIES["lock_runs"], {"run_ids": sorted(set(run_ids))})
-    ).fetchall()
+    return await (await send_lock_runs(conn, run_ids)).result()
+
+
+async def send_lock_runs(
+    conn: Connection, run_ids: Sequence[uuid.UUID]
+) -> Deferred[dict[uuid.UUID, LockedRun]]:
+    """`lock_runs`, read later (see `Deferred`)."""
+    cursor = await conn.execute(QUERIES["lock_runs"], {"run_ids": sorted(set(run_ids))})
+    return Deferred(cursor, _locked_runs)
+
+
+def _locked_runs(rows: list[dict[str, Any]]) -> dict[uuid.UUID, LockedRun]:
     return {
         row["id"]: LockedRun(row["status"], row["emitted"], row["priority"], row["concurrency_key"])
         for row in rows
     }
 
 
-async def complete_steps(
+async def send_complete_steps(
     conn: Connection, results: Sequence[tuple[JobKey, Any]], holding: Collection[JobKey] = ()
-) -> dict[uuid.UUID, CompletedSteps]:
+) -> Deferred[dict[uuid.UUID, CompletedSteps]]:
     """Record results of running attempts; an attempt no longer running is not in `times`.
-    Steps in `holding` (an await after them) become `awaiting` instead of `completed`."""
-    rows = await (
-        await conn.execute(
-            QUERIES["complete_steps"],
-            {
-                "steps": _json(
-                    [
-                        {
-                            "run_id": str(run_id),
-                            "step": step,
-                            "attempt": attempt,
-                            "result": result,
-                            "status": "awaiting"
-                            if (run_id, step, attempt) in holding
-                            else "completed",
-                        }
-                        for (run_id, step, attempt), result in results
-                    ]
-                )
-            },
-        )
-    ).fetchall()
+    Steps in `holding` (an await after them) become `awaiting` instead of `completed`.
+    Read later (see `Deferred`): send it after `send_lock_runs` of the same runs."""
+    cursor = await conn.execute(
+        QUERIES["complete_steps"],
+        {
+            "steps": _json(
+                [
+                    {
+                        "run_id": str(run_id),
+                        "step": step,
+                        "attempt": attempt,
+                        "result": result,
+                        "status": "awaiting" if (run_id, step, attempt) in holding else "completed",
+                    }
+                    for (run_id, step, attempt), result in results
+                ]
+            )
+        },
+    )
+    return Deferred(cursor, _completed_steps)
+
+
+def _completed_steps(rows: list[dict[str, Any]]) -> dict[uuid.UUID, CompletedSteps]:
     found: dict[uuid.UUID, CompletedSteps] = {}
     for row in rows:
         run = found.setdefault(row["run_id"], CompletedSteps())

@@ -118,6 +118,15 @@ WHERE s.run_id IN (SELECT run_id FROM results);
 -- (binary COPY: no text parsing on the server). Column order is the encoder's.
 COPY flowhost.events (run_id, type, step, attempt, data) FROM STDIN (FORMAT BINARY);
 
+-- name: insert_events
+-- copy_events for connections in pipeline mode, where COPY is not available: the events, in
+-- the order of the arrays (ids follow it), from arrays of equal length; `data` as JSON text.
+INSERT INTO flowhost.events (run_id, type, step, attempt, data)
+SELECT e.run_id, e.type, e.step, e.attempt, e.data::jsonb
+FROM unnest(%(run_ids)s::uuid[], %(types)s::text[], %(steps)s::text[], %(attempts)s::int[],
+            %(data)s::text[]) WITH ORDINALITY AS e(run_id, type, step, attempt, data, n)
+ORDER BY e.n;
+
 -- name: retry_step
 UPDATE flowhost.steps
 SET status = 'queued', attempt = attempt + 1, error = %(error)s, started_at = NULL
