@@ -119,8 +119,9 @@ class WebhookVerificationError(FlowhostError):
 
     @property
     def status(self) -> int:
-        """The HTTP status to answer with: 403 for a refused source address, else 401."""
-        return 403 if self.reason == "ip_not_allowed" else 401
+        """The HTTP status to answer with: 403 when the source address is refused (or unknown),
+        401 when the credentials or signature are."""
+        return 403 if self.reason in ("ip_not_allowed", "unknown_client") else 401
 
     @property
     def challenge(self) -> str | None:
