@@ -505,3 +505,23 @@ def test_the_address_is_checked_before_the_credentials() -> None:
     assert (
         check(config, client_ip="192.0.2.1", headers={"Authorization": f"Bearer {SECRET}"}) is None
     )
+
+
+# --- delivery ids -----------------------------------------------------------------------------
+
+
+def test_delivery_ids_by_provider() -> None:
+    from flowhost.webhooks import delivery_id
+
+    assert delivery_id("github", {"x-github-delivery": "72d3162e"}) == "72d3162e"
+    assert delivery_id("standard-webhooks", {"webhook-id": "msg_1"}) == "msg_1"
+    assert (
+        delivery_id("shopify", {"X-Shopify-Event-Id": "e1", "X-Shopify-Webhook-Id": "w1"}) == "e1"
+    )
+    assert delivery_id("shopify", {"Shopify-Event-Id": "e2"}) == "e2"
+    assert delivery_id("twilio", [("I-Twilio-Idempotency-Token", "t1")]) == "t1"
+    assert delivery_id("stripe", {}, {"id": "evt_1", "object": "event"}) == "evt_1"
+    assert delivery_id("slack", {}, {"event_id": "Ev01"}) == "Ev01"
+    assert delivery_id("stripe", {}, ["not", "a", "mapping"]) is None
+    assert delivery_id("github", {"X-GitHub-Delivery": ""}) is None
+    assert delivery_id("bearer", {"X-GitHub-Delivery": "x"}) is None

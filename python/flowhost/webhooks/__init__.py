@@ -6,6 +6,7 @@
 - `WebhookAuth.from_config(trigger_auth)` validates a webhook trigger's ``auth`` config (any of
   those, or ``bearer``, ``basic``, ``api-key``, ``none``, with an optional IP allow-list) and
   `WebhookAuth.check(WebhookRequest(...))` checks a request against it.
+- `delivery_id(scheme, headers, payload)` is the provider's id of a delivery, for dedupe.
 
 Both raise `flowhost.errors.WebhookVerificationError` with a `reason` code; neither logs, and
 no message carries a secret or a signature.
@@ -13,6 +14,7 @@ no message carries a secret or a signature.
 
 from flowhost.errors import WebhookVerificationError
 from flowhost.webhooks.auth import AUTH_SCHEMES, WebhookAuth, redact
+from flowhost.webhooks.delivery import delivery_id
 from flowhost.webhooks.generic_hmac import HmacOptions
 from flowhost.webhooks.request import HeaderView, WebhookRequest
 from flowhost.webhooks.signatures import SCHEMES, verify
@@ -25,6 +27,7 @@ __all__ = [
     "WebhookAuth",
     "WebhookRequest",
     "WebhookVerificationError",
+    "delivery_id",
     "redact",
     "verify",
 ]
