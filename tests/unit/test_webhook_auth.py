@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import pickle
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ from flowhost.webhooks import (
     HmacOptions,
     WebhookAuth,
     WebhookRequest,
+    delivery_id,
     redact,
     verify,
 )
@@ -511,8 +515,6 @@ def test_the_address_is_checked_before_the_credentials() -> None:
 
 
 def test_delivery_ids_by_provider() -> None:
-    from flowhost.webhooks import delivery_id
-
     assert delivery_id("github", {"x-github-delivery": "72d3162e"}) == "72d3162e"
     assert delivery_id("standard-webhooks", {"webhook-id": "msg_1"}) == "msg_1"
     assert (
@@ -525,3 +527,29 @@ def test_delivery_ids_by_provider() -> None:
     assert delivery_id("stripe", {}, ["not", "a", "mapping"]) is None
     assert delivery_id("github", {"X-GitHub-Delivery": ""}) is None
     assert delivery_id("bearer", {"X-GitHub-Delivery": "x"}) is None
+
+
+# --- the configs shown in docs/webhooks.md ----------------------------------------------------
+
+
+class AnyVariable(dict[str, str]):
+    def get(self, name: str, default: Any = None) -> str:  # type: ignore[override]
+        return "whsec_" + base64.b64encode(b"a documented secret").decode()
+
+
+def documented_configs() -> list[dict[str, Any]]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    configs = []
+    for block in re.findall(r"```json\n(.*?)```", text, re.DOTALL):
+        try:
+            configs.append(json.loads(block))
+        except json.JSONDecodeError:
+            configs.extend(json.loads(line) for line in block.splitlines() if line.strip())
+    return configs
+
+
+def test_the_documented_configs_are_valid() -> None:
+    configs = documented_configs()
+    assert {config["scheme"] for config in configs} == set(AUTH_SCHEMES)
+    for config in configs:
+        WebhookAuth.from_config(config, environ=AnyVariable())
