@@ -28,7 +28,12 @@ class HeaderView:
             self._values: dict[str, str] = headers._values
             self._repeats: dict[str, list[str]] = headers._repeats
             return
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        pairs: Iterable[tuple[str | bytes, str | bytes]]
+        # `type() is dict` first: the common case, and cheaper than the ABC check.
+        if type(headers) is dict or isinstance(headers, Mapping):
+            pairs = headers.items()
+        else:
+            pairs = headers
         values: dict[str, str] = {}
         repeats: dict[str, list[str]] = {}
         for name, value in pairs:
