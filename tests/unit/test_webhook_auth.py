@@ -553,3 +553,13 @@ def test_the_documented_configs_are_valid() -> None:
     assert {config["scheme"] for config in configs} == set(AUTH_SCHEMES)
     for config in configs:
         WebhookAuth.from_config(config, environ=AnyVariable())
+
+
+def test_starlette_headers_keep_their_repeated_lines() -> None:
+    from starlette.datastructures import Headers
+
+    raw = [(b"x-forwarded-for", b"192.0.2.10"), (b"x-forwarded-for", b"203.0.113.9")]
+    request = WebhookRequest(Headers(raw=raw), client_ip="10.0.0.2")
+    error = refusal(WebhookAuth.from_config(PROXIED).check, request)
+    assert error.reason == "ip_not_allowed"  # the proxy's line, not the client's, was read
+    assert request.header_view.get_all("X-Forwarded-For") == ["192.0.2.10", "203.0.113.9"]

@@ -37,7 +37,7 @@ def verify(request: SignedRequest, keys: tuple[bytes, ...]) -> None:
     if request.tolerance is not None and abs(request.now - seconds) > request.tolerance:
         raise refuse(
             "timestamp_out_of_tolerance",
-            f"the request timestamp {seconds} is more than {request.tolerance:g} seconds from now",
+            f"the {TIMESTAMP} is more than {request.tolerance:g} seconds from now",
         )
     require_text(request.body, "Slack")
     base = b"v0:" + header_bytes(timestamp, TIMESTAMP) + b":" + request.body

@@ -95,7 +95,8 @@ def body_hash_matches(parsed: ParseResult, body: bytes) -> bool | None:
     if declared is None:
         return None
     require_text(body, "Twilio")
-    return hmac.compare_digest(sha256(body).hexdigest().encode(), header_bytes(declared[0], "URL"))
+    given = declared[0].encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(sha256(body).hexdigest().encode(), given)
 
 
 def verify(request: SignedRequest, keys: tuple[bytes, ...]) -> None:
