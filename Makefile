@@ -10,6 +10,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 CORE_STAMP := $(VENV)/.core-built
 NODE_STAMP := sdk-node/node_modules/.package-lock.json
 CRON_ORACLES_STAMP := tests/oracles/cron/node_modules/.package-lock.json
+WEBHOOK_ORACLES_STAMP := tests/oracles/webhooks/node_modules/.package-lock.json
 # examples/invoices: a Python step with its own venv, a Node step with its own node_modules.
 INVOICES := examples/invoices/functions
 INVOICES_VENV_STAMP := $(INVOICES)/summarize/.venv/.deps-installed
@@ -44,6 +45,12 @@ $(CRON_ORACLES_STAMP): tests/oracles/cron/package.json tests/oracles/cron/packag
 	cd tests/oracles/cron && npm ci --no-audit --no-fund
 	touch $(CRON_ORACLES_STAMP)
 
+# @octokit/webhooks-methods and @shopify/shopify-api, the npm oracles of
+# tests/unit/test_webhook_node_oracles.py (GitHub and Shopify publish no Python verifier).
+$(WEBHOOK_ORACLES_STAMP): tests/oracles/webhooks/package.json tests/oracles/webhooks/package-lock.json
+	cd tests/oracles/webhooks && npm ci --no-audit --no-fund
+	touch $(WEBHOOK_ORACLES_STAMP)
+
 $(INVOICES_VENV_STAMP): $(INVOICES)/summarize/requirements.txt sdk-python/pyproject.toml
 	$(PYTHON) -m venv $(INVOICES)/summarize/.venv
 	$(INVOICES)/summarize/.venv/bin/python -m pip install --quiet -e ./sdk-python -r $(INVOICES)/summarize/requirements.txt
@@ -53,7 +60,7 @@ $(INVOICES_NODE_STAMP): $(INVOICES)/render/package.json $(INVOICES)/render/packa
 	cd $(INVOICES)/render && npm ci --no-audit --no-fund
 	touch $(INVOICES_NODE_STAMP)
 
-install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) $(CRON_ORACLES_STAMP) $(INVOICES_VENV_STAMP) $(INVOICES_NODE_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
+install: $(DEPS_STAMP) $(CORE_STAMP) $(NODE_STAMP) $(CRON_ORACLES_STAMP) $(WEBHOOK_ORACLES_STAMP) $(INVOICES_VENV_STAMP) $(INVOICES_NODE_STAMP) ## Create .venv, build the extension, install both SDKs (idempotent)
 
 demo: install ## Run examples/orders on an embedded Postgres
 	cd examples/orders && ../../$(VENV)/bin/flowhost run orders --input @order.json

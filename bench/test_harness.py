@@ -147,6 +147,10 @@ def test_the_engine_scenarios_of_issue_6_are_registered() -> None:
     assert {"emit_latency", "awaiting_load"} <= set(registry)
 
 
+def test_the_webhook_verify_scenario_is_registered() -> None:
+    assert "webhook_verify" in load_scenarios()
+
+
 def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unsorted on purpose
     assert percentile(values, 0.5) == 51.0  # rank round(0.5 * 99) = 50 of 1..100

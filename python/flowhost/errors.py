@@ -104,3 +104,27 @@ class PatternError(FlowhostError, ValueError):
 
 class EventNameError(FlowhostError, ValueError):
     """The name cannot be matched against trigger patterns."""
+
+
+class WebhookVerificationError(FlowhostError):
+    """The webhook request could not be verified."""
+
+    def __init__(
+        self, message: str | None = None, *, reason: str = "bad_signature", **details: Any
+    ) -> None:
+        super().__init__(message, reason=reason, **details)
+        self.reason = reason
+        """A short machine-readable code (docs/webhooks.md lists them), e.g. ``"bad_signature"``,
+        ``"missing_signature"``, ``"timestamp_out_of_tolerance"``, ``"ip_not_allowed"``."""
+
+    @property
+    def status(self) -> int:
+        """The HTTP status to answer with: 403 when the source address is refused (or unknown),
+        401 when the credentials or signature are."""
+        return 403 if self.reason in ("ip_not_allowed", "unknown_client") else 401
+
+    @property
+    def challenge(self) -> str | None:
+        """The ``WWW-Authenticate`` value a 401 should carry, for the schemes that define one."""
+        value = self.details.get("challenge")
+        return value if isinstance(value, str) else None
