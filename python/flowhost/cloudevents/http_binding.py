@@ -103,10 +103,9 @@ def _binary_event(
         if name in found:
             raise CloudEventError(f"header {header} appears more than once", attribute=name)
         found[name] = _header_value(header, name, raw)
-    if content_type is not None:
-        found["datacontenttype"] = content_type
-        attrs.check_media_type("datacontenttype", content_type)
     require_context(found)
+    if content_type is not None:
+        found["datacontenttype"] = attrs.check_media_type("datacontenttype", content_type)
     return build_event(found, _binary_data(content_type, body))
 
 

@@ -49,13 +49,9 @@ def event_from_json(value: object) -> CloudEvent:
     """A `CloudEvent` from a decoded JSON-format event. A `null` member is an unset attribute
     (json-format 2.2); `data: null` is data, a JSON null (3.1.1)."""
     if not isinstance(value, dict):
+        hint = " (an array of events is a batch)" if isinstance(value, list) else ""
         raise CloudEventError(
-            f"a structured CloudEvent is a JSON object, not {type(value).__name__}"
-            + (
-                " (a JSON array needs application/cloudevents-batch+json)"
-                if isinstance(value, list)
-                else ""
-            )
+            f"a structured CloudEvent is a JSON object, not {type(value).__name__}{hint}"
         )
     encoded = value.get("data_base64")
     if encoded is not None and "data" in value:
