@@ -401,6 +401,8 @@ def test_a_cloud_event_is_checked_when_built() -> None:
         CloudEvent(id="1", source="/s", type="t", extensions={"subject": "x"})
     with pytest.raises(CloudEventError, match="reserved"):
         CloudEvent(id="1", source="/s", type="t", extensions={"data": "x"})
+    with pytest.raises(CloudEventError, match="attribute name 5 is not allowed"):
+        CloudEvent(id="1", source="/s", type="t", extensions={5: "x"})  # type: ignore[dict-item]
     with pytest.raises(TypeError):
         CloudEvent("1", "/s", "t")  # type: ignore[misc]  # keyword-only: no order to mix up
 

@@ -70,12 +70,12 @@ def shown(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
-def check_name(name: str) -> None:
-    if not _NAME.fullmatch(name):
+def check_name(name: object) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise CloudEventError(
             f"attribute name {shown(name)} is not allowed: CloudEvents attribute names are "
             "lower-case letters a-z and digits 0-9 only",
-            attribute=name,
+            attribute=str(name),
         )
     if name == "data":
         raise CloudEventError("'data' is reserved and cannot be an attribute name", attribute=name)
