@@ -5,6 +5,7 @@ Steps are written with the `flowhost_worker` SDK; this package hosts and runs th
 
 from flowhost._core import __version__
 from flowhost.errors import (
+    CloudEventError,
     ConfigurationError,
     CronSyntaxError,
     DatabaseError,
@@ -22,6 +23,7 @@ from flowhost.errors import (
 from flowhost.settings import Settings, load_settings
 
 __all__ = [
+    "CloudEventError",
     "ConfigurationError",
     "CronSyntaxError",
     "DatabaseError",

@@ -128,3 +128,22 @@ class WebhookVerificationError(FlowhostError):
         """The ``WWW-Authenticate`` value a 401 should carry, for the schemes that define one."""
         value = self.details.get("challenge")
         return value if isinstance(value, str) else None
+
+
+class CloudEventError(FlowhostError, ValueError):
+    """The message is not a valid CloudEvent."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int = 400,
+        attribute: str | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, status=status, attribute=attribute, **details)
+        self.status = status
+        """The HTTP status to answer with: 415 when the content type names an event format
+        flowhost does not read, 400 for everything else."""
+        self.attribute = attribute
+        """The attribute (or ``data``, or a header name) at fault, when one is."""
