@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from flowhost.db.queries import QUERIES
+from flowhost.engine import control
 from flowhost.engine.await_resolution import publish_event
 from flowhost.engine.definitions import AwaitDefinition
 from flowhost.engine.orchestrator import start_runs
@@ -659,3 +660,32 @@ async def test_a_replayed_step_awaits_again_before_it_runs(
     assert row["status"] == "resolved" and row["step"] == "middle"
     # The await comes before the step runs again, as in the first run.
     assert types.index(("await.registered", "middle")) < types.index(("step.started", "middle"))
+
+
+async def test_a_retried_run_awaits_again_what_timed_out_before_its_step(
+    project_dir: Path, database_url: str
+) -> None:
+    # The approval never came, so the run failed: a retry waits for it again rather than
+    # running the step without it; once the event comes, the run completes.
+    approval = AwaitDefinition(
+        type="event", event="approved", match={"order": "/go/order"}, timeout=0.3
+    )
+    awaits = {("wait", "middle"): {"before": approval}}
+    async with awaiting_host(project_dir, database_url, awaits) as (project, _):
+        run_id = await start(project, "wait", {"order": "T"})
+        failed = await wait_for_run(project, run_id)
+        async with project.database.transaction() as conn:
+            retried = await control.retry_run(conn, run_id, project.catalog.flows, by="test")
+        assert retried.steps == {"middle": 2}
+        [waiting] = await await_rows(project, run_id)
+        assert (await run_row(project, run_id))["status"] == "awaiting"
+        async with project.database.transaction() as conn:
+            resolved = await publish_event(conn, "approved", {"order": "T"})
+        run = await wait_for_run(project, run_id)
+        types = [t for t, step in await event_types(project, run_id) if step == "middle"]
+    assert failed["status"] == "failed"
+    assert waiting["status"] == "waiting" and resolved == 1
+    assert run["status"] == "completed"
+    assert run["result"] == {"last": {"order": "T", "by": "middle"}}
+    assert types.count("await.registered") == 2
+    assert types.count("step.started") == 1  # never ran without its approval

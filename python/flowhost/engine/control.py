@@ -26,6 +26,7 @@ from flowhost.engine.orchestrator import (
 )
 from flowhost.engine.transitions import progress
 from flowhost.errors import FlowNotFoundError, RunNotFoundError, RunStateError, StepNotFoundError
+from flowhost.store import awaits as await_store
 from flowhost.store import control as control_store
 from flowhost.store import reads, runs
 from flowhost.store.events import (
@@ -240,6 +241,10 @@ async def retry_run(
     # The run's slots come back at once; the flow's lock before its flow_stats row.
     await scheduling.hold_run(conn, flow, run_id, run.concurrency_key)
     attempts = await control_store.requeue_steps(conn, run_id, again)
+    # A step whose await before it never resolved (it timed out, or the run's end canceled
+    # it) waits for it again: running it now would skip what it waits for (an approval).
+    rearmed = await _unresolved_awaits_before(conn, flow, run_id, list(attempts))
+    await await_store.rearm_steps(conn, run_id, rearmed)
     skipped = {name for name, row in rows.items() if row.status == "skipped"}
     statuses = {
         name: "queued" if name in attempts else row.status
@@ -262,13 +267,17 @@ async def retry_run(
             },
         )
     )
-    registrations: list[Registration] = []
+    registrations = [
+        Registration(run_id, flow.name, name, "before", step.await_before, rows[name].input)
+        for name in rearmed
+        if (step := flow.step(name)).await_before is not None
+    ]
     add_ready_steps(flow, change, next_steps.ready, registrations)
     _skip(change, [name for name in next_steps.skipped if name not in skipped])
     queued = await runs.record_progress(conn, [change])
     await register_ready_awaits(conn, change, registrations)
     # Steps run again and steps now reachable pass the step gate like any ready step.
-    ready = [(name, attempt) for name, attempt in attempts.items()]
+    ready = [(name, attempt) for name, attempt in attempts.items() if name not in rearmed]
     ready += [(name, 1) for _, name in queued]
     await scheduling.schedule_steps(
         conn,
@@ -279,6 +288,21 @@ async def retry_run(
         ],
     )
     return Retried(run_id, run.status, attempts, unskipped)
+
+
+async def _unresolved_awaits_before(
+    conn: Connection, flow: FlowDefinition, run_id: uuid.UUID, names: list[str]
+) -> list[str]:
+    """Those of `names` that await before they run and whose await has not resolved."""
+    awaiting = [name for name in names if flow.step(name).await_before is not None]
+    if not awaiting:
+        return []
+    resolved = {
+        row["step"]
+        for row in await await_store.awaits_of_run(conn, run_id)
+        if row["position"] == "before" and row["status"] == await_store.RESOLVED
+    }
+    return [name for name in awaiting if name not in resolved]
 
 
 def _skip(change: runs.Progress, names: list[str]) -> None:

@@ -225,6 +225,13 @@ async def awaits_of_run(conn: Connection, run_id: uuid.UUID) -> list[dict[str, A
     return await (await conn.execute(QUERIES["awaits_of_run"], {"run_id": run_id})).fetchall()
 
 
+async def rearm_steps(conn: Connection, run_id: uuid.UUID, names: Sequence[str]) -> None:
+    """Steps of a run retried while their await before them never resolved: they wait again
+    (register their awaits after this)."""
+    if names:
+        await conn.execute(QUERIES["rearm_steps"], {"run_id": run_id, "names": list(names)})
+
+
 async def hold_entry_steps(conn: Connection, run_ids: Sequence[uuid.UUID], step: str) -> None:
     await conn.execute(QUERIES["hold_entry_steps"], {"run_ids": list(run_ids), "step": step})
 

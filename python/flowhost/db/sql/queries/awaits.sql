@@ -223,6 +223,18 @@ SELECT id, step, position, type, status, registration, event_name, match, token,
 FROM flowhost.awaits WHERE run_id = %(run_id)s
 ORDER BY id;
 
+-- name: rearm_steps
+-- Retry: steps %(names)s of run %(run_id)s wait on their await before they run again, which
+-- ended without resolving (timed out, canceled): that await's row goes (its events stay), so
+-- that it can be registered anew, and the steps wait instead of being queued.
+WITH forgotten AS (
+    DELETE FROM flowhost.awaits
+    WHERE run_id = %(run_id)s AND step = ANY (%(names)s::text[]) AND position = 'before'
+      AND status <> 'waiting'
+)
+UPDATE flowhost.steps SET status = 'awaiting'
+WHERE run_id = %(run_id)s AND name = ANY (%(names)s::text[]) AND status = 'queued';
+
 -- name: hold_entry_steps
 -- Runs whose entry step waits on an await before it: the step waits instead of being queued.
 UPDATE flowhost.steps SET status = 'awaiting'
