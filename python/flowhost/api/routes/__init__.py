@@ -1,0 +1,11 @@
+"""The admin API's routes, a module per resource. A module adds an `APIRouter` whose paths
+start with `/api` to ROUTERS; the app gives every one the admin token check, the body limit and
+problem+json errors."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from flowhost.api.routes import flows, runs
+
+ROUTERS: list[APIRouter] = [flows.router, runs.router]
