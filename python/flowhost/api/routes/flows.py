@@ -3,6 +3,7 @@ and statistics."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,14 +30,15 @@ router = APIRouter(prefix="/api/flows", tags=["flows"])
 async def list_flows(request: Request) -> FlowList:
     project = project_of(request)
     flows = project.catalog.flows
+    root = project.catalog.functions_dir
     async with connection(request) as conn:
         counts = {row["flow"]: row for row in await statistics.flow_statistics(conn)}
         items = [
-            await _summary(conn, flow, counts.get(name), project.settings.host_stale_after)
+            await _summary(conn, flow, counts.get(name), project.settings.host_stale_after, root)
             for name, flow in sorted(flows.items())
         ]
     problems = [
-        FlowProblem(file=p.file, line=p.line, message=p.message, flow=p.flow)
+        FlowProblem(file=relative(p.file, root), line=p.line, message=p.message, flow=p.flow)
         for p in project.catalog.problems
     ]
     return FlowList(items=items, problems=problems)
@@ -54,7 +56,9 @@ async def get_flow(request: Request, name: str) -> FlowDetail:
     async with connection(request) as conn:
         found = await statistics.flow_statistics(conn, name)
         counts = found[0] if found else None
-        summary = await _summary(conn, flow, counts, project.settings.host_stale_after)
+        summary = await _summary(
+            conn, flow, counts, project.settings.host_stale_after, project.catalog.functions_dir
+        )
         durations = await statistics.duration_percentiles(conn, name)
         steps = await statistics.step_statistics(conn, name)
     return FlowDetail(
@@ -66,8 +70,20 @@ async def get_flow(request: Request, name: str) -> FlowDetail:
     )
 
 
+def relative(path: str, root: Path) -> str:
+    """A function file's path in the functions folder (as the project names it)."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
 async def _summary(
-    conn: Connection, flow: FlowDefinition, counts: dict[str, Any] | None, stale_after: float
+    conn: Connection,
+    flow: FlowDefinition,
+    counts: dict[str, Any] | None,
+    stale_after: float,
+    root: Path,
 ) -> FlowSummary:
     hosts = await reads.hosts_serving(conn, flow.name, flow.hash, stale_after=stale_after)
     return FlowSummary(
@@ -81,7 +97,7 @@ async def _summary(
                 subscribes=list(step.subscribes),
                 emits=list(step.emits),
                 runtime=step.runtime,
-                file=step.file,
+                file=relative(step.file, root),
                 line=step.line,
                 config=step.config(),
             )
