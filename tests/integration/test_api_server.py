@@ -313,10 +313,18 @@ def extra_router(router: APIRouter) -> Iterator[None]:
         routes.ROUTERS.remove(router)
 
 
-async def test_route_modules_get_the_same_errors(project_dir: Path, database_url: str) -> None:
+async def test_route_modules_get_the_same_errors(
+    project_dir: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What a future module of routes raises is answered like the others: 410, 429 with its
-    Retry-After, and an unexpected exception as a 500 that says nothing of it."""
+    Retry-After, and an unexpected exception as a 500 that says nothing of it. A path it
+    declares open does without the admin token."""
     router = APIRouter(prefix="/api/test")
+    monkeypatch.setattr(routes, "OPEN_API_PATHS", frozenset({"/api/test/open"}))
+
+    @router.get("/open")
+    async def open_route() -> dict[str, str]:
+        return {"open": "yes"}
 
     @router.get("/gone")
     async def gone() -> None:
@@ -337,12 +345,14 @@ async def test_route_modules_get_the_same_errors(project_dir: Path, database_url
         ):
             answers = [await client.get(f"/api/test/{p}") for p in ("gone", "busy", "broken")]
             anonymous = await client.get("/api/test/gone", headers={"Authorization": ""})
+            opened = await client.get("/api/test/open", headers={"Authorization": ""})
     assert_problem(answers[0], 410)
     assert assert_problem(answers[1], 429)["detail"] == "slow down"
     assert answers[1].headers["retry-after"] == "3"
     assert assert_problem(answers[2], 500)["detail"] == "the request failed on the server"
     assert "secret" not in answers[2].text
     assert_problem(anonymous, 401)
+    assert opened.json() == {"open": "yes"}
 
 
 # -- OpenAPI ----------------------------------------------------------------------------------

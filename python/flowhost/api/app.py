@@ -22,11 +22,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from flowhost import __version__
-from flowhost.api import await_webhooks, health
+from flowhost.api import await_webhooks, health, routes
 from flowhost.api.auth import AdminAuth, bearer_scheme
 from flowhost.api.errors import exception_handlers
 from flowhost.api.limits import BodyLimit
-from flowhost.api.routes import ROUTERS
 from flowhost.project import Project
 
 logger = logging.getLogger(__name__)
@@ -68,12 +67,12 @@ def create_api(project: Project, *, public_url: str | None = None) -> FastAPI:
         exception_handlers=exception_handlers(),
     )
     api.include_router(health.router)
-    for router in ROUTERS:
+    for router in routes.ROUTERS:
         # Security(...) only documents the scheme (it never refuses): AdminAuth checks.
         api.include_router(router, dependencies=[Security(bearer_scheme)])
     # The last added runs first: the token is checked before any body is read.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    api.add_middleware(AdminAuth, token=settings.api_token)
+    api.add_middleware(AdminAuth, token=settings.api_token, open_paths=routes.OPEN_API_PATHS)
     api.state.project = project
     api.state.public_url = public_url
     return api

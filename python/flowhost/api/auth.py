@@ -46,9 +46,12 @@ class AdminAuth:
     `WWW-Authenticate: Bearer`; 403 for every request when no token is set (the admin API is
     off)."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self, app: ASGIApp, token: str | None, open_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self._token = None if token is None else token.encode()
+        self._open = OPEN_PATHS | open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._guarded(scope["path"]):
@@ -60,10 +63,9 @@ class AdminAuth:
             return
         await refusal(scope, receive, send)
 
-    @staticmethod
-    def _guarded(path: str) -> bool:
+    def _guarded(self, path: str) -> bool:
         return (path == API_PREFIX or path.startswith(API_PREFIX + "/")) and (
-            path not in OPEN_PATHS
+            path not in self._open
         )
 
     def _refusal(self, headers: list[tuple[bytes, bytes]]) -> ProblemResponse | None:
