@@ -17,6 +17,11 @@ from typing import Any
 from flowhost.errors import ConfigurationError
 
 CONFIG_FILE = "flowhost.toml"
+# Where `flowhost serve` and `flowhost dev` serve HTTP when told nothing else.
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8600
+# An admin token shorter than this is too easy to guess.
+MIN_API_TOKEN_LENGTH = 16
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,11 +60,19 @@ class Settings:
     # once when told a run was canceled): the longest an attempt outlives its run if the
     # host missed the notification.
     cancel_check_interval: float = 2.0
-    # Where a host serves HTTP ("[HOST:]PORT"; None: it does not). `flowhost host --http`.
+    # Where HTTP is served ("[HOST:]PORT"): by a host (`flowhost host --http`; None: it does
+    # not), by `flowhost serve` (None: DEFAULT_HTTP_PORT on 127.0.0.1) and by `flowhost dev`
+    # (None: DEFAULT_HTTP_PORT or the next free port).
     http: str | None = None
     # The URL the host's HTTP is reached at from outside (behind a proxy, say), which webhook
     # awaits' resolve URLs start with. Default: the address the host's HTTP is bound to.
     public_url: str | None = None
+    # The admin API's bearer token (docs/api.md). None: the admin API refuses every request
+    # (403), except under `flowhost dev`, which makes one. Kept out of repr(), so that no log of
+    # the settings shows it.
+    api_token: str | None = dataclasses.field(default=None, repr=False)
+    # Request bodies above this many bytes are refused (413), by the API and the webhooks.
+    max_body_bytes: int = 1024 * 1024
     # Seconds without activity after which a live run is stalled; None: each flow's own,
     # computed from its definition (docs/operations.md).
     stall_timeout: float | None = None
@@ -113,6 +126,8 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "cancel_check_interval": ("cancel_check_interval", float),
     "http": ("http", str),
     "public_url": ("public_url", str),
+    "api_token": ("api_token", str),
+    "max_body_bytes": ("max_body_bytes", int),
     "stall_timeout": ("stall_timeout", float),
     "stall_check_interval": ("stall_check_interval", float),
 }
@@ -192,6 +207,7 @@ def _check(settings: Settings) -> None:
         "kill_grace",
         "cancel_check_interval",
         "stall_check_interval",
+        "max_body_bytes",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -207,11 +223,27 @@ def _check(settings: Settings) -> None:
         ("http://", "https://")
     ):
         raise ConfigurationError("public_url must be an http:// or https:// URL")
+    if settings.api_token is not None:
+        check_api_token(settings.api_token)
     if settings.stall_timeout is not None and settings.stall_timeout <= 0:
         raise ConfigurationError("setting stall_timeout must be positive")
     url = settings.database_url
     if url is not None and not (url.startswith(("postgres://", "postgresql://")) or "=" in url):
         raise ConfigurationError("database_url must be a postgresql:// URL or a libpq DSN")
+
+
+def check_api_token(token: str) -> None:
+    """An admin token: at least MIN_API_TOKEN_LENGTH printable characters, no spaces (it travels
+    in an `Authorization: Bearer` header). The message never quotes it."""
+    if len(token) < MIN_API_TOKEN_LENGTH:
+        raise ConfigurationError(
+            f"setting api_token must be at least {MIN_API_TOKEN_LENGTH} characters long"
+        )
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise ConfigurationError(
+            "setting api_token must be printable ASCII without spaces (it is sent in an "
+            "Authorization header)"
+        )
 
 
 def parse_http_address(text: str) -> tuple[str, int]:

@@ -44,6 +44,9 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
         ("concurrency = 0\n", "concurrency must be positive"),
         ("database_url = 'mysql://x'\n", "postgresql:// URL"),
         ("concurrency = \n", "flowhost.toml"),
+        ("api_token = 'short'\n", "api_token must be at least 16 characters"),
+        ("api_token = 'has a space in it!!'\n", "api_token must be printable ASCII"),
+        ("max_body_bytes = 0\n", "max_body_bytes must be positive"),
     ],
 )
 def test_bad_configuration_is_named(tmp_path: Path, text: str, message: str) -> None:
@@ -79,3 +82,14 @@ def test_input_is_json_text_or_a_file(tmp_path: Path) -> None:
         parse_input("{nope")
     with pytest.raises(InvalidInputError, match="cannot read input file"):
         parse_input(f"@{tmp_path / 'missing.json'}")
+
+
+def test_the_api_token_is_read_and_never_shown(tmp_path: Path) -> None:
+    token = "s3cr3t-token-0123456789"
+    settings = load_settings(tmp_path, environ={"FLOWHOST_API_TOKEN": token})
+    assert settings.api_token == token
+    assert token not in repr(settings)
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(tmp_path, environ={"FLOWHOST_API_TOKEN": token[:8]})
+    assert token[:8] not in str(refused.value)
+    assert load_settings(tmp_path, environ={"FLOWHOST_MAX_BODY_BYTES": "10"}).max_body_bytes == 10

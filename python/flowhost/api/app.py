@@ -1,51 +1,78 @@
-"""The app factory: routes, and every error answered as problem+json.
+"""The app factory: webhooks, health probes and the admin API, every error as problem+json.
 
-Small on purpose: the JSON API, realtime streams and the dashboard grow from here, each in a
-module of its own that contributes routes.
+Two layers, for speed where it counts:
+- the root is a plain Starlette app holding the `/hooks/...` routes: a webhook request goes
+  through routing and its handler only (no dependency injection, no model validation), since
+  webhook throughput is measured in thousands of requests a second;
+- everything else is a FastAPI app mounted under it: `/healthz`, `/readyz` and the JSON API
+  under `/api`, whose pydantic models validate requests and make the OpenAPI document
+  (`/api/openapi.json`, docs page at `/api/docs`). The admin token check (AdminAuth) and the
+  body limit (BodyLimit) wrap it as ASGI middleware.
+
+More routes join as modules: webhook routes in WEBHOOK_ROUTES' modules, API routers in
+`flowhost.api.routes.ROUTERS`; both get the same errors, the API's get the same token check.
 """
 
 from __future__ import annotations
 
 import logging
 
+from fastapi import FastAPI, Security
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
 
-from flowhost.api import await_webhooks
-from flowhost.api.problems import problem
-from flowhost.errors import DatabaseUnavailableError
+from flowhost import __version__
+from flowhost.api import await_webhooks, health, routes
+from flowhost.api.auth import AdminAuth, bearer_scheme
+from flowhost.api.errors import exception_handlers
+from flowhost.api.limits import BodyLimit
 from flowhost.project import Project
 
 logger = logging.getLogger(__name__)
 
+WEBHOOK_ROUTES: list[BaseRoute] = [*await_webhooks.routes]
+
+DESCRIPTION = """\
+The admin API of a flowhost project: flows, runs, their events and state; starting and
+controlling runs. Every route under `/api` needs the admin token
+(`Authorization: Bearer <token>`); errors are RFC 9457 problem details
+(`application/problem+json`). See docs/api.md.
+"""
+
 
 def create_app(project: Project, *, public_url: str | None = None) -> Starlette:
-    """The HTTP app of a project. `public_url`: where it is reached from outside."""
+    """The HTTP app of a project. `public_url`: where it is reached from outside (webhook
+    awaits' URLs start with it)."""
+    api = create_api(project, public_url=public_url)
     app = Starlette(
-        routes=[*await_webhooks.routes],
-        exception_handlers={
-            HTTPException: _http_error,
-            DatabaseUnavailableError: _database_unavailable,
-            Exception: _unexpected,
-        },
+        routes=[*WEBHOOK_ROUTES, Mount("", app=api)],
+        exception_handlers=exception_handlers(),
     )
     app.state.project = project
     app.state.public_url = public_url
+    app.state.max_body_bytes = project.settings.max_body_bytes
     return app
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    return problem(exc.status_code, exc.detail, headers=exc.headers)
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return problem(503, "the database cannot be reached; try again", headers={"Retry-After": "1"})
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return problem(500, "the request failed on the server")
+def create_api(project: Project, *, public_url: str | None = None) -> FastAPI:
+    """The FastAPI side: health probes and the admin API."""
+    settings = project.settings
+    api = FastAPI(
+        title="flowhost",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        exception_handlers=exception_handlers(),
+    )
+    api.include_router(health.router)
+    for router in routes.ROUTERS:
+        # Security(...) only documents the scheme (it never refuses): AdminAuth checks.
+        api.include_router(router, dependencies=[Security(bearer_scheme)])
+    # The last added runs first: the token is checked before any body is read.
+    api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    api.add_middleware(AdminAuth, token=settings.api_token, open_paths=routes.OPEN_API_PATHS)
+    api.state.project = project
+    api.state.public_url = public_url
+    return api

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from flowhost.api.limits import BodyTooLarge, read_body
 from flowhost.api.problems import problem
 from flowhost.engine.await_resolution import (
     AwaitSchemaError,
@@ -21,39 +22,20 @@ from flowhost.engine.await_resolution import (
 )
 from flowhost.project import Project
 
-# Bodies above this are refused (413) before anything is read further.
-MAX_BODY_BYTES = 1024 * 1024
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # What flowhost's tokens look like; anything else is not one (and needs no database look-up).
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def resolve_await(request: Request) -> Response:
     token = request.path_params["token"]
     if not TOKEN.match(token):
         return problem(404, "no await has this URL")
+    limit: int = request.app.state.max_body_bytes
     try:
-        body = await read_body(request)
-    except BodyTooLarge:
-        return problem(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        body = await read_body(request, limit)
+    except BodyTooLarge as exc:
+        return problem(413, exc.detail)
     project: Project = request.app.state.project
     try:
         async with project.database.transaction() as conn:

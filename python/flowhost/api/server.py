@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Generator
 
 import uvicorn
 from starlette.applications import Starlette
+
+from flowhost.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +24,14 @@ class _EmbeddedServer(uvicorn.Server):
         yield
 
 
+class HttpBindError(ConfigurationError):
+    """The HTTP address cannot be bound."""
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.details.get("errno") == errno.EADDRINUSE)
+
+
 class HttpServer:
     """Binds at once (so that the address, port 0 included, is known before serving)."""
 
@@ -30,9 +41,11 @@ class HttpServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._socket.bind((host, port))
-        except OSError:
+        except OSError as exc:
             self._socket.close()
-            raise
+            raise HttpBindError(
+                f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}", errno=exc.errno
+            ) from None
         self._socket.listen(2048)
         self._socket.setblocking(False)
         self.host = host
@@ -43,6 +56,10 @@ class HttpServer:
         """The bound address as a URL (an unspecified address is named as localhost)."""
         host = "localhost" if self.host in ("0.0.0.0", "::", "") else self.host
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.port}"
+
+    def close(self) -> None:
+        """Stop listening (when the server will not serve after all); idempotent."""
+        self._socket.close()
 
     async def serve(self, app: Starlette, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; requests in progress finish first."""
@@ -68,3 +85,14 @@ class HttpServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await stopper
             self._socket.close()
+
+
+def bind_first_free(host: str, port: int, *, attempts: int = 100) -> HttpServer:
+    """A server bound to `port` on `host`, or the next free port after it (`flowhost dev`)."""
+    for candidate in range(port, min(port + attempts, 65536)):
+        try:
+            return HttpServer(host, candidate)
+        except HttpBindError as exc:
+            if not exc.in_use:
+                raise
+    raise HttpBindError(f"no free port on {host} from {port} to {port + attempts - 1}")

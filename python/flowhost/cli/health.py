@@ -245,22 +245,12 @@ def runs_migrate(
 
     async def main() -> versions.Migration:
         async with open_database(settings) as database, database.transaction() as conn:
-            run_ids = None
-            flow_name = flow
-            if run_id is not None:
-                resolved = await reads.resolve_run_id(conn, run_id)
-                run = await reads.get_run(conn, resolved)
-                if run["status"] not in reads.LIVE_STATUSES:
-                    raise InvalidInputError(
-                        f"run {resolved} is {run['status']}: only live runs move"
-                    )
-                flow_name, run_ids = run["flow"], [resolved]
-            assert flow_name is not None
-            return await versions.adopt_served_definition(
+            resolved = None if run_id is None else await reads.resolve_run_id(conn, run_id)
+            return await versions.migrate_live_runs(
                 conn,
-                flow=flow_name,
+                run_id=resolved,
+                flow=flow,
                 stale_after=settings.host_stale_after,
-                run_ids=run_ids,
                 to_hash=to_hash,
                 by="flowhost runs migrate",
             )

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,27 +15,21 @@ from flowhost import __version__
 from flowhost.cli import exit_codes, health, output
 from flowhost.cli.common import handle_errors, run_async, settings_of
 from flowhost.cli.running import parse_input, run_flow
+from flowhost.cli.serving import print_problems, run_dev, serve_http, serve_until_stopped
 from flowhost.db.database import Connection, Database
 from flowhost.db.migrations import migration_status, migrations_sql
 from flowhost.engine import control
-from flowhost.engine.awaits import resolve_url
+from flowhost.engine.awaits import describe_await
 from flowhost.engine.definitions import FlowDefinition
-from flowhost.engine.host import Host
 from flowhost.project import Project, open_database, open_project
 from flowhost.queue.pgqueuer_queue import queue_schema_sql
-from flowhost.settings import Settings, load_settings, parse_http_address
+from flowhost.settings import DEFAULT_HTTP_PORT, load_settings
 from flowhost.store import awaits as await_store
 from flowhost.store import reads
 from flowhost.store.events import events_of_run
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,58 +54,12 @@ def cli(ctx: click.Context, project: Path, verbose: int) -> None:
     ctx.obj = {"project": project, "verbose": verbose}
 
 
-def print_problems(project: Project) -> None:
-    for problem in project.catalog.problems:
-        click.echo(click.style("problem: ", fg="red") + str(problem), err=True)
-
-
-def print_flows(project: Project) -> None:
-    for flow in project.catalog.flows.values():
-        steps = ", ".join(sorted(flow.steps))
-        click.echo(f"  flow {flow.name}: entry {flow.entry}; steps {steps}")
-
-
 HTTP_OPTION = click.option(
     "--http",
     "http",
     metavar="[HOST:]PORT",
-    help="Also serve HTTP (webhook awaits' URLs) on this address (setting `http`).",
+    help="Serve HTTP (webhooks, the admin API) on this address (setting `http`).",
 )
-
-
-async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
-    http = None if settings.http is None else parse_http_address(settings.http)
-    async with open_project(settings) as project:
-        click.echo(f"flowhost {__version__}: project {settings.project_dir}")
-        click.echo(
-            "database: "
-            + (
-                "embedded PostgreSQL in " + str(settings.state_dir / "pg")
-                if settings.embedded
-                else "from settings"
-            )
-        )
-        print_flows(project)
-        print_problems(project)
-
-        def ready(current: Project) -> None:
-            if serving.http_url is not None:
-                click.echo(f"http ready: {serving.http_url} (public URL {serving.public_url})")
-            served = len(current.catalog.flows)
-            click.echo(f"host ready: serving {served} flow{'s' if served != 1 else ''}")
-            if watch:
-                click.echo(f"watching {settings.functions_path} for changes; Ctrl-C stops")
-
-        def reloaded(current: Project) -> None:
-            click.echo("functions reloaded:")
-            print_flows(current)
-            print_problems(current)
-
-        stop = asyncio.Event()
-        stop_on_signals(stop)
-        serving = Host(project, watch=watch, on_ready=ready, on_reload=reloaded, http=http)
-        await serving.serve(stop)
-        click.echo("stopped")
 
 
 @cli.command()
@@ -121,12 +67,20 @@ async def serve_until_stopped(settings: Settings, *, watch: bool) -> None:
     "directory", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path)
 )
 @HTTP_OPTION
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help=f"Serve HTTP on 127.0.0.1:PORT (default {DEFAULT_HTTP_PORT}, or the next free port).",
+)
 @click.pass_context
 @handle_errors
-def dev(ctx: click.Context, directory: Path | None, http: str | None) -> None:
-    """Develop DIRECTORY: database, schema, host; reloads functions when they change."""
+def dev(ctx: click.Context, directory: Path | None, http: str | None, port: int | None) -> None:
+    """Develop DIRECTORY: database, schema, host, HTTP with the admin API (its URL and token
+    are printed); reloads functions when they change."""
+    if http is not None and port is not None:
+        raise click.UsageError("give --http or --port, not both")
     settings = load_settings(directory or ctx.obj["project"], http=http)
-    run_async(serve_until_stopped(settings, watch=True))
+    run_async(run_dev(settings, port=port))
 
 
 @cli.command()
@@ -134,8 +88,21 @@ def dev(ctx: click.Context, directory: Path | None, http: str | None) -> None:
 @click.pass_context
 @handle_errors
 def host(ctx: click.Context, http: str | None) -> None:
-    """Run a host for the project's flows until SIGINT/SIGTERM."""
+    """Run a host for the project's flows until SIGINT/SIGTERM; with --http, it also serves
+    HTTP (webhooks, and the admin API when api_token is set)."""
     run_async(serve_until_stopped(load_settings(ctx.obj["project"], http=http), watch=False))
+
+
+@cli.command()
+@click.option("--host", "bind_host", metavar="HOST", help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (0: any free).")
+@click.pass_context
+@handle_errors
+def serve(ctx: click.Context, bind_host: str | None, port: int | None) -> None:
+    """Serve HTTP alone (webhooks, health probes, the admin API) against the project's
+    database, until SIGINT/SIGTERM; no step runs here. Default address: the `http` setting,
+    else 127.0.0.1:8600. The admin API needs the api_token setting (FLOWHOST_API_TOKEN)."""
+    run_async(serve_http(settings_of(ctx), host=bind_host, port=port))
 
 
 @cli.command()
@@ -287,12 +254,7 @@ async def _note_if_unserved(project: Project, run_id: uuid.UUID) -> None:
     """Say so when no live host serves the run's flow: nothing would run it."""
     async with project.database.connection() as conn:
         run = await reads.get_run(conn, run_id)
-        served = await reads.hosts_serving(
-            conn,
-            run["flow"],
-            run["definition_hash"],
-            stale_after=project.settings.host_stale_after,
-        )
+        served = await reads.run_is_served(conn, run_id, project.settings.host_stale_after)
     if not served:
         click.echo(
             f"note: no running host serves flow {run['flow']!r}; start one (flowhost host) "
@@ -456,22 +418,7 @@ def runs_awaits(ctx: click.Context, run_id: str, as_json: bool) -> None:
             resolved = await reads.resolve_run_id(conn, run_id)
             return await await_store.awaits_of_run(conn, resolved)
 
-    rows = [
-        {
-            "step": row["step"],
-            "position": row["position"],
-            "type": row["type"],
-            "status": row["status"],
-            "registration": row["registration"],
-            "event": row["event_name"],
-            "method": row["method"],
-            "resolve_at": row["resolve_at"],
-            "timeout_at": row["timeout_at"],
-            "resolved_at": row["resolved_at"],
-            "url": None if row["token"] is None else resolve_url(settings.public_url, row["token"]),
-        }
-        for row in run_async(main())
-    ]
+    rows = [describe_await(row, settings.public_url) for row in run_async(main())]
     if as_json:
         output.print_json(rows)
         return

@@ -12,10 +12,9 @@ from typing import Any
 import click
 
 from flowhost.cli import output
-from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.host import Host
 from flowhost.engine.starting import start_run
-from flowhost.errors import FlowNotFoundError, InvalidInputError
+from flowhost.errors import InvalidInputError
 from flowhost.project import Project
 from flowhost.store import reads
 from flowhost.store.events import events_of_run
@@ -43,23 +42,12 @@ def parse_input(text: str | None) -> Any:
         ) from exc
 
 
-def find_flow(project: Project, name: str) -> FlowDefinition:
-    flow = project.catalog.flows.get(name)
-    if flow is not None:
-        return flow
-    problems = [str(p) for p in project.catalog.problems if p.flow == name]
-    if problems:
-        raise FlowNotFoundError(f"flow {name!r} is invalid:\n  " + "\n  ".join(problems))
-    known = ", ".join(sorted(project.catalog.flows)) or "none"
-    raise FlowNotFoundError(f"unknown flow {name!r} (flows: {known})")
-
-
 async def run_flow(
     project: Project, flow_name: str, data: Any, *, wait: bool, as_json: bool
 ) -> str:
     """Start a run; returns its final status, or its status now ("running", or "queued" when
     it waits for a slot) when not waiting for it."""
-    flow = find_flow(project, flow_name)
+    flow = project.catalog.flow(flow_name)
     async with project.database.transaction() as conn:
         run_id = (await start_run(conn, flow, data)).run_id
     async with project.database.connection() as conn:

@@ -134,22 +134,26 @@ class Database:
         await self.close()
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection in autocommit mode: each statement commits on its own."""
+    async def connection(self, *, timeout: float | None = None) -> AsyncIterator[Connection]:
+        """A pooled connection in autocommit mode: each statement commits on its own.
+        `timeout`: seconds to wait for one (default: the pool's 30) before
+        DatabaseUnavailableError."""
         with wrap_exceptions(self.url):
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=timeout) as conn:
                 yield conn
 
     @contextlib.asynccontextmanager
-    async def transaction(self, *, pipeline: bool = False) -> AsyncIterator[Connection]:
+    async def transaction(
+        self, *, pipeline: bool = False, timeout: float | None = None
+    ) -> AsyncIterator[Connection]:
         """A pooled connection inside one transaction: all or nothing.
 
         `pipeline`: in libpq's pipeline mode, where a statement whose rows are not read yet
         does not wait for the server: statements go out together, BEGIN with the first, and
         reading a result waits for all those sent before it. For hot transactions written
-        for it (see `Deferred`); COPY is not available there."""
+        for it (see `Deferred`); COPY is not available there. `timeout`: as `connection`'s."""
         with wrap_exceptions(self.url):
-            async with self._pool.connection() as conn:
+            async with self._pool.connection(timeout=timeout) as conn:
                 if not pipeline:
                     async with conn.transaction():
                         yield conn

@@ -52,6 +52,26 @@ def resolve_url(public_url: str | None, token: str) -> str:
     return f"{base}{WEBHOOK_PATH}{token}"
 
 
+def describe_await(row: Mapping[str, Any], public_url: str | None) -> dict[str, Any]:
+    """An await row as `flowhost runs awaits` and the API show it: the webhook's resolve URL
+    instead of its token (whoever may read it may resolve the await)."""
+    token = row["token"]
+    return {
+        "step": row["step"],
+        "position": row["position"],
+        "type": row["type"],
+        "status": row["status"],
+        "registration": row["registration"],
+        "event": row["event_name"],
+        "method": row["method"],
+        "resolve_at": row["resolve_at"],
+        "timeout_at": row["timeout_at"],
+        "created_at": row["created_at"],
+        "resolved_at": row["resolved_at"],
+        "url": None if token is None else resolve_url(public_url, token),
+    }
+
+
 def json_pointer(document: Any, pointer: str) -> tuple[bool, Any]:
     """Resolve an RFC 6901 JSON Pointer: (found, value). `""` is the whole document; an
     invalid pointer finds nothing."""

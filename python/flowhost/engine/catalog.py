@@ -10,6 +10,7 @@ from typing import Any
 
 from flowhost.engine.definitions import DefinitionProblem, FlowDefinition, StepDefinition
 from flowhost.engine.discovery import discover, source_suffixes
+from flowhost.errors import FlowNotFoundError
 from flowhost.workers.commands import RuntimeCommands
 from flowhost_worker.loader import MODULE_PREFIX, function_files, load_module
 
@@ -51,6 +52,18 @@ class FunctionCatalog:
             n for n in sys.modules if n == MODULE_PREFIX or n.startswith(MODULE_PREFIX + ".")
         ]:
             del sys.modules[name]
+
+    def flow(self, name: str) -> FlowDefinition:
+        """The flow named `name`; FlowNotFoundError says why there is none (its problems, or
+        the flows there are)."""
+        flow = self.flows.get(name)
+        if flow is not None:
+            return flow
+        problems = [str(p) for p in self.problems if p.flow == name]
+        if problems:
+            raise FlowNotFoundError(f"flow {name!r} is invalid:\n  " + "\n  ".join(problems))
+        known = ", ".join(sorted(self.flows)) or "none"
+        raise FlowNotFoundError(f"unknown flow {name!r} (flows: {known})")
 
     def handler(self, step: StepDefinition, function: str | None = None) -> Handler:
         """Import `step`'s handler into this process (the in-process runtime), or with

@@ -61,12 +61,12 @@ class Host:
         watch: bool = False,
         on_ready: Callable[[Project], None] | None = None,
         on_reload: Callable[[Project], None] | None = None,
-        http: tuple[str, int] | None = None,
+        http: tuple[str, int] | HttpServer | None = None,
     ) -> None:
         self.project = project
         self.id = uuid.uuid4()
         # Bound now, so that a taken port fails before anything starts, and port 0 is known.
-        self._http = None if http is None else HttpServer(*http)
+        self._http = HttpServer(*http) if isinstance(http, tuple) else http
         self.public_url = project.settings.public_url or (
             None if self._http is None else self._http.url
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from datetime import datetime
 from typing import Any
 
 from flowhost.db.database import Connection
@@ -26,11 +28,50 @@ async def steps_of_run(conn: Connection, run_id: uuid.UUID) -> list[dict[str, An
     return await (await conn.execute(QUERIES["steps_of_run"], {"run_id": run_id})).fetchall()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs `list_runs` lists; None: any."""
+
+    flow: str | None = None
+    status: str | None = None
+    parent: uuid.UUID | None = None
+    # Created at or after `since`, before `until`.
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+# Where a page of runs (newest first) ends: the last run's creation time and id.
+RunPosition = tuple[datetime, uuid.UUID]
+
+
 async def list_runs(
-    conn: Connection, *, flow: str | None = None, status: str | None = None, limit: int = 20
+    conn: Connection,
+    *,
+    flow: str | None = None,
+    status: str | None = None,
+    limit: int = 20,
+    where: RunFilter | None = None,
+    after: RunPosition | None = None,
 ) -> list[dict[str, Any]]:
+    """Runs newest first (ties by id); `after`: the page after that run (keyset paging, as
+    fast deep in the list as on its first page)."""
+    where = where or RunFilter(flow=flow, status=status)
+    after_created, after_id = after if after is not None else (None, None)
     cursor = await conn.execute(
-        QUERIES["list_runs"], {"flow": flow, "status": status, "limit": limit}
+        QUERIES["list_runs"],
+        {
+            "flow": where.flow,
+            "status": where.status,
+            "parent": where.parent,
+            "since": where.since,
+            "until": where.until,
+            "after_created": after_created,
+            "after_id": after_id,
+            "limit": limit,
+        },
+        # A plan per call: a prepared (generic) plan cannot drop the filters that are absent,
+        # and would scan past them.
+        prepare=False,
     )
     return await cursor.fetchall()
 
@@ -71,3 +112,11 @@ async def hosts_serving(
         )
     ).fetchone()
     return int(row["hosts"]) if row else 0
+
+
+async def run_is_served(conn: Connection, run_id: uuid.UUID, stale_after: float) -> bool:
+    """Whether a live host serves the definition the run is on (else nothing runs it)."""
+    run = await get_run(conn, run_id)
+    return (
+        await hosts_serving(conn, run["flow"], run["definition_hash"], stale_after=stale_after) > 0
+    )

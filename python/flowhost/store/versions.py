@@ -19,6 +19,7 @@ from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
 from flowhost.errors import InvalidInputError
 from flowhost.queue.jobs import entrypoint_for
+from flowhost.store import reads
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -186,4 +187,31 @@ async def adopt_served_definition(
         )
     return await migrate_runs(
         conn, flow=flow, to_hash=target.definition_hash, steps=target.steps, run_ids=run_ids, by=by
+    )
+
+
+async def migrate_live_runs(
+    conn: Connection,
+    *,
+    run_id: uuid.UUID | None = None,
+    flow: str | None = None,
+    stale_after: float,
+    to_hash: str | None = None,
+    by: str,
+) -> Migration:
+    """Move one live run (`run_id`), or every live run of `flow` on another definition, onto
+    the definition the live hosts serve (`flowhost runs migrate`, `POST /api/runs/migrate`).
+    InvalidInputError when the run is not live or there is no definition to adopt. Call inside
+    a transaction."""
+    if (run_id is None) == (flow is None):
+        raise InvalidInputError("give a run or a flow (one of them)")
+    run_ids = None
+    if run_id is not None:
+        run = await reads.get_run(conn, run_id)
+        if run["status"] not in reads.LIVE_STATUSES:
+            raise InvalidInputError(f"run {run_id} is {run['status']}: only live runs move")
+        flow, run_ids = run["flow"], [run_id]
+    assert flow is not None
+    return await adopt_served_definition(
+        conn, flow=flow, stale_after=stale_after, run_ids=run_ids, to_hash=to_hash, by=by
     )

@@ -103,6 +103,8 @@ CREATE INDEX runs_parent_idx ON flowhost.runs (parent_run_id) WHERE parent_run_i
 CREATE INDEX runs_created_idx ON flowhost.runs (created_at DESC, id);
 CREATE INDEX runs_flow_created_idx ON flowhost.runs (flow, created_at DESC);
 CREATE INDEX runs_status_created_idx ON flowhost.runs (status, created_at DESC);
+-- The run list by flow and status at once (a rare status of a common flow).
+CREATE INDEX runs_flow_status_created_idx ON flowhost.runs (flow, status, created_at DESC);
 
 -- A change of status is activity, whoever makes it.
 CREATE FUNCTION flowhost.touch_run() RETURNS trigger

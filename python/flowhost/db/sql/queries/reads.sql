@@ -2,7 +2,7 @@
 
 -- name: get_run
 SELECT id, flow, status, input, result, error, definition_hash, step_count, completed_steps,
-       created_at, finished_at
+       created_at, finished_at, priority, start_at, parent_run_id
 FROM flowhost.runs WHERE id = %(run_id)s;
 
 -- name: steps_of_run
@@ -18,11 +18,21 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: list_runs
+-- Runs newest first, filtered, a page at a time: the page after the run created at
+-- %(after_created)s with id %(after_id)s (keyset paging; null: the first page). Run with
+-- prepare=False (flowhost.store.reads.list_runs): each call is planned for its own filters,
+-- so that the absent ones fold away and the index that fits the given ones is used.
 SELECT id, flow, status, step_count, completed_steps, created_at, finished_at, start_at,
-       priority
+       priority, parent_run_id
 FROM flowhost.runs
 WHERE (%(flow)s::text IS NULL OR flow = %(flow)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(parent)s::uuid IS NULL OR parent_run_id = %(parent)s)
+  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (created_at <= %(after_created)s
+           AND (created_at < %(after_created)s OR id > %(after_id)s)))
 ORDER BY created_at DESC, id
 LIMIT %(limit)s;
 

@@ -1,0 +1,175 @@
+"""The long-running commands: `flowhost dev` and `flowhost host` (a host, with HTTP beside it)
+and `flowhost serve` (HTTP alone: webhooks, health probes and the admin API, no steps run)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import secrets
+import signal
+from pathlib import Path
+
+import click
+
+from flowhost import __version__
+from flowhost.api.app import create_app
+from flowhost.api.server import HttpServer, bind_first_free
+from flowhost.engine.host import Host
+from flowhost.project import Project, open_project
+from flowhost.settings import (
+    DEFAULT_HTTP_HOST,
+    DEFAULT_HTTP_PORT,
+    Settings,
+    check_api_token,
+    parse_http_address,
+)
+
+# Where `flowhost dev` keeps the admin token it made (in the project's state folder), so that
+# it stays the same from one start to the next.
+DEV_TOKEN_FILE = "api-token"
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+
+def print_problems(project: Project) -> None:
+    for problem in project.catalog.problems:
+        click.echo(click.style("problem: ", fg="red") + str(problem), err=True)
+
+
+def print_flows(project: Project) -> None:
+    for flow in project.catalog.flows.values():
+        steps = ", ".join(sorted(flow.steps))
+        click.echo(f"  flow {flow.name}: entry {flow.entry}; steps {steps}")
+
+
+def print_start(settings: Settings) -> None:
+    click.echo(f"flowhost {__version__}: project {settings.project_dir}")
+    click.echo(
+        "database: "
+        + (
+            "embedded PostgreSQL in " + str(settings.state_dir / "pg")
+            if settings.embedded
+            else "from settings"
+        )
+    )
+
+
+def print_api(url: str, settings: Settings, *, generated_token: bool) -> None:
+    """Where the API is; the token only when `flowhost dev` made it (a configured one is the
+    operator's, and never printed)."""
+    click.echo(f"api ready: {url}/api (docs {url}/api/docs)")
+    if settings.api_token is None:
+        click.echo(
+            "note: the admin API is off: set api_token (FLOWHOST_API_TOKEN) to use it", err=True
+        )
+    elif generated_token:
+        click.echo(f"api token: {settings.api_token}")
+    else:
+        click.echo("api token: the api_token setting")
+
+
+def dev_token(state_dir: Path) -> str:
+    """The admin token `flowhost dev` uses when none is set: made once per project and kept in
+    its state folder, readable by its owner only."""
+    path = state_dir / DEV_TOKEN_FILE
+    try:
+        token = path.read_text(encoding="ascii").strip()
+        check_api_token(token)
+        return token
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    token = secrets.token_urlsafe(32)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as file:
+        file.write(token + "\n")
+    temporary.replace(path)
+    return token
+
+
+def dev_http(settings: Settings, port: int | None) -> HttpServer:
+    """Where `flowhost dev` serves HTTP: `--port`, else the `http` setting (`--http`), else
+    DEFAULT_HTTP_PORT on localhost or the next free port."""
+    if port is not None:
+        return HttpServer(DEFAULT_HTTP_HOST, port)
+    if settings.http is not None:
+        return HttpServer(*parse_http_address(settings.http))
+    return bind_first_free(DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT)
+
+
+async def run_dev(settings: Settings, *, port: int | None) -> None:
+    """`flowhost dev`: a host that reloads functions, with HTTP and the admin API."""
+    generated = settings.api_token is None
+    if generated:
+        settings = dataclasses.replace(settings, api_token=dev_token(settings.state_dir))
+    await serve_until_stopped(
+        settings, watch=True, http=dev_http(settings, port), generated_token=generated
+    )
+
+
+async def serve_until_stopped(
+    settings: Settings,
+    *,
+    watch: bool,
+    http: HttpServer | None = None,
+    generated_token: bool = False,
+) -> None:
+    """A host until SIGINT/SIGTERM; with `http` (or the `http` setting), HTTP beside it."""
+    if http is None and settings.http is not None:
+        http = HttpServer(*parse_http_address(settings.http))
+    async with open_project(settings) as project:
+        print_start(settings)
+        print_flows(project)
+        print_problems(project)
+
+        def ready(current: Project) -> None:
+            if serving.http_url is not None:
+                click.echo(f"http ready: {serving.http_url} (public URL {serving.public_url})")
+                print_api(serving.http_url, settings, generated_token=generated_token)
+            served = len(current.catalog.flows)
+            click.echo(f"host ready: serving {served} flow{'s' if served != 1 else ''}")
+            if watch:
+                click.echo(f"watching {settings.functions_path} for changes; Ctrl-C stops")
+
+        def reloaded(current: Project) -> None:
+            click.echo("functions reloaded:")
+            print_flows(current)
+            print_problems(current)
+
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        serving = Host(project, watch=watch, on_ready=ready, on_reload=reloaded, http=http)
+        await serving.serve(stop)
+        click.echo("stopped")
+
+
+async def serve_http(settings: Settings, *, host: str | None, port: int | None) -> None:
+    """`flowhost serve`: HTTP alone against the project's database, until SIGINT/SIGTERM.
+    Requests in progress finish first."""
+    default_host, default_port = (
+        parse_http_address(settings.http)
+        if settings.http is not None
+        else (DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT)
+    )
+    # Bound before the database opens: a taken port fails at once.
+    server = HttpServer(host or default_host, default_port if port is None else port)
+    try:
+        async with open_project(settings) as project:
+            print_start(settings)
+            print_problems(project)
+            public_url = settings.public_url or server.url
+            app = create_app(project, public_url=public_url)
+            stop = asyncio.Event()
+            stop_on_signals(stop)
+            click.echo(f"http ready: {server.url} (public URL {public_url})")
+            print_api(server.url, settings, generated_token=False)
+            await server.serve(app, stop)
+            click.echo("stopped")
+    finally:
+        server.close()
