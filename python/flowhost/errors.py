@@ -147,3 +147,40 @@ class CloudEventError(FlowhostError, ValueError):
         flowhost does not read, 400 for everything else."""
         self.attribute = attribute
         """The attribute (or ``data``, or a header name) at fault, when one is."""
+
+
+# -- triggers (docs/triggers.md). Each maps to one HTTP status: TriggerNotFoundError and
+# SubscriptionNotFoundError 404, TriggerConflictError and TriggerRetiredError 409,
+# TriggerConfigError and TriggerInputError 422 (with `errors`: [{pointer, message}]).
+
+
+class TriggerNotFoundError(FlowhostError, LookupError):
+    """No trigger with that name exists."""
+
+
+class SubscriptionNotFoundError(FlowhostError, LookupError):
+    """The flow is not subscribed to that trigger."""
+
+
+class TriggerConflictError(FlowhostError):
+    """The trigger changed meanwhile, or the change conflicts with its current state."""
+
+
+class TriggerRetiredError(FlowhostError):
+    """The trigger is retired: it does not fire."""
+
+
+class _FieldErrors(InvalidInputError):
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """Where the value is wrong: `[{"pointer": JSON Pointer, "message": ...}]`."""
+        errors = self.details.get("errors")
+        return list(errors) if isinstance(errors, list | tuple) else []
+
+
+class TriggerConfigError(_FieldErrors):
+    """The trigger's declaration is invalid."""
+
+
+class TriggerInputError(_FieldErrors):
+    """The input does not match the trigger's schema."""

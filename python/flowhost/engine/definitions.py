@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowhost.cron import CronSchedule
+from flowhost.triggers.declarations import StepTriggers, TriggerSpec
 from flowhost_worker import Backoff
 
 AWAIT_TYPES = ("time", "event", "webhook", "schedule")
@@ -172,6 +173,9 @@ class StepDefinition:
     # Hook names of the awaits that the describer found no function for in the step's file
     # (Python: no async function; Node: no exported function). Not part of the declaration.
     missing_hooks: frozenset[str] = frozenset()
+    # The triggers an entry step subscribes its flow to, and those it declares. How runs start,
+    # not how they run: not part of the definition hash (flowhost.triggers syncs them).
+    triggers: StepTriggers | None = None
 
     @property
     def location(self) -> str:
@@ -244,6 +248,42 @@ class StepDefinition:
             missing_hooks=frozenset(
                 name for name, found in (entry.get("hooks") or {}).items() if not found
             ),
+            triggers=StepTriggers.from_config(config.get("triggers")),
+        )
+
+    @classmethod
+    def from_config(cls, flow: str, config: Mapping[str, Any]) -> StepDefinition:
+        """Rebuild from `config()` (a flow definition hosts registered), without a file: what
+        starting a run of a flow this process does not serve needs."""
+        backoff = config["backoff"]
+        return cls(
+            flow=flow,
+            name=config["name"],
+            entry=bool(config["entry"]),
+            subscribes=tuple(config["subscribes"]),
+            emits=tuple(config["emits"]),
+            attempts=int(config["attempts"]),
+            backoff=Backoff(
+                backoff["type"], backoff["delayMs"] / 1000, backoff["maxDelayMs"] / 1000
+            ),
+            timeout=config["timeout"],
+            file="",
+            line=0,
+            function="",
+            runtime=config["runtime"],
+            isolation=config["isolation"],
+            reuse=int(config["reuse"]),
+            preload=tuple(config["preload"]),
+            memory_mb=config["memory_mb"],
+            cpu_seconds=config["cpu_seconds"],
+            concurrency=config["concurrency"],
+            max_runs=config["maxRuns"],
+            concurrency_key=config["concurrencyKey"],
+            key_concurrency=config["keyConcurrency"],
+            priority=config["priority"],
+            env=tuple(config["env"]),
+            await_before=AwaitDefinition.from_config(config["awaitBefore"]),
+            await_after=AwaitDefinition.from_config(config["awaitAfter"]),
         )
 
     def awaits(self) -> dict[str, AwaitDefinition]:
@@ -373,6 +413,20 @@ class FlowDefinition:
             "steps": [self.steps[name].config() for name in sorted(self.steps)],
         }
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FlowDefinition:
+        """Rebuild from `to_json()`; raises ValueError when the result would not hash the same
+        (a definition written by another flowhost version)."""
+        try:
+            steps = {
+                config["name"]: StepDefinition.from_config(data["name"], config)
+                for config in data["steps"]
+            }
+            flow = cls(name=data["name"], entry=data["entry"], steps=steps)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"unreadable flow definition: {exc!r}") from exc
+        return flow
+
 
 def definition_hash(steps: Iterable[StepDefinition]) -> str:
     canonical = json.dumps(
@@ -397,7 +451,34 @@ def build_flows(
         problems.extend(found)
         if flow is not None:
             flows[name] = flow
+    for name, problem in _trigger_conflicts(flows):
+        problems.append(problem)
+        flows.pop(name, None)
     return flows, problems
+
+
+def _trigger_conflicts(
+    flows: Mapping[str, FlowDefinition],
+) -> list[tuple[str, DefinitionProblem]]:
+    """A trigger defined by two flows' entry steps in two different ways: the later one (by
+    file and line) is rejected with its flow."""
+    first: dict[str, tuple[TriggerSpec, StepDefinition]] = {}
+    conflicts = []
+    entries = sorted(
+        (flow.step(flow.entry) for flow in flows.values()), key=lambda s: (s.file, s.line)
+    )
+    for step in entries:
+        for spec in step.triggers.define if step.triggers is not None else ():
+            seen = first.setdefault(spec.name, (spec, step))
+            if seen[0] != spec:
+                message = (
+                    f"flow {step.flow!r}: trigger {spec.name!r} is defined differently at "
+                    f"{seen[1].location} (flow {seen[1].flow!r}); define it once, or the same way"
+                )
+                conflicts.append(
+                    (step.flow, DefinitionProblem(step.file, step.line, message, flow=step.flow))
+                )
+    return conflicts
 
 
 def _build_flow(
@@ -431,24 +512,8 @@ def _build_flow(
         )
 
     for step in unique.values():
-        for message in step.await_problems():
+        for message in _step_problems(step):
             problem(step, f"flow {name!r}: {message}")
-        declared = [
-            key
-            for key, value in (
-                ("max_runs", step.max_runs),
-                ("concurrency_key", step.concurrency_key),
-                ("key_concurrency", step.key_concurrency),
-                ("priority", step.priority),
-            )
-            if value is not None
-        ]
-        if declared and not step.entry:
-            problem(
-                step,
-                f"flow {name!r}: {', '.join(declared)} apply to the whole flow and are declared "
-                f"on its entry step, not on step {step.name!r}",
-            )
 
     emitted = {event for step in unique.values() for event in step.emits}
     for step in unique.values():
@@ -470,6 +535,35 @@ def _build_flow(
     if problems:
         return None, problems
     return FlowDefinition(name=name, entry=entries[0].name, steps=dict(unique)), []
+
+
+def _step_problems(step: StepDefinition) -> list[str]:
+    """What is wrong with one step on its own: its awaits, flow-level options on a step that
+    is not the entry, its triggers."""
+    found = step.await_problems()
+    declared = [
+        key
+        for key, value in (
+            ("max_runs", step.max_runs),
+            ("concurrency_key", step.concurrency_key),
+            ("key_concurrency", step.key_concurrency),
+            ("priority", step.priority),
+        )
+        if value is not None
+    ]
+    if declared and not step.entry:
+        found.append(
+            f"{', '.join(declared)} apply to the whole flow and are declared on its entry step, "
+            f"not on step {step.name!r}"
+        )
+    if step.triggers is not None:
+        if not step.entry:
+            found.append(
+                f"step {step.name!r} declares triggers, which start the flow: declare them on "
+                "its entry step"
+            )
+        found += [f"step {step.name!r}: {message}" for message in step.triggers.problems()]
+    return found
 
 
 def _steps_in_cycles(steps: Mapping[str, StepDefinition]) -> list[StepDefinition]:

@@ -126,9 +126,15 @@ class StartedRun:
 
 
 async def start_run(
-    conn: Connection, flow: FlowDefinition, data: Any, options: StartOptions | None = None
+    conn: Connection,
+    flow: FlowDefinition,
+    data: Any,
+    options: StartOptions | None = None,
+    *,
+    started_data: Mapping[str, Any] | None = None,
 ) -> StartedRun:
-    """Start one run of `flow` with input `data`; call inside a transaction."""
+    """Start one run of `flow` with input `data`; call inside a transaction. `started_data`
+    goes into the run's flow.started event (a trigger's fire says which it was)."""
     options = options or StartOptions()
     run_id = uuid.uuid4()
     existing = await _run_of_start_key(conn, flow, run_id, options)
@@ -173,6 +179,7 @@ async def start_run(
         parent_run_id=options.parent_run_id,
         priority=options.priority,
         timing=timing,
+        started_data=started_data,
     )
     return StartedRun(run_id)
 
