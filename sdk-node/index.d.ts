@@ -78,6 +78,40 @@ export interface FlowMembership {
   awaitBefore?: AwaitConfig | null
   /** Once the step completed, hold back the steps its emits would start until this await resolves. */
   awaitAfter?: AwaitConfig | null
+  /**
+   * Entry step only: what starts the flow from outside. `subscribe` names triggers whose fires
+   * start a run (mode `'auto'`, the default, or `'manual'`: only a fire naming the flow starts
+   * it); `define` declares triggers. Defining a trigger does not subscribe the flow to it.
+   */
+  triggers?: TriggersConfig | null
+}
+
+/** `flow.triggers`, as written. */
+export interface TriggersConfig {
+  /** Trigger names, or `{ name, mode }`. */
+  subscribe?: string | TriggerSubscription | readonly (string | TriggerSubscription)[]
+  /** One trigger declaration or a list of them. */
+  define?: TriggerDefinition | readonly TriggerDefinition[]
+  /** The mode of subscriptions given by name alone. Default `'auto'`. */
+  mode?: 'auto' | 'manual'
+}
+
+export interface TriggerSubscription {
+  name: string
+  mode?: 'auto' | 'manual'
+}
+
+export interface TriggerDefinition {
+  name: string
+  /** `'event'`, `'webhook'`, `'schedule'`, `'manual'`, `'cloudevents'`, `'mqtt'`, `'amqp'`. */
+  type: string
+  displayName?: string | null
+  description?: string | null
+  /**
+   * The type's settings, as JSON data. Every type takes `schema`, a JSON Schema each fire's
+   * input must match; an event trigger takes `events`, the event names or patterns it fires on.
+   */
+  config?: Record<string, unknown>
 }
 
 /** What an await waits for, as written in `flow.awaitBefore` / `flow.awaitAfter`. Durations in ms. */
@@ -170,6 +204,19 @@ export interface StepConfig {
   readonly env: readonly string[]
   readonly awaitBefore: CanonicalAwait | null
   readonly awaitAfter: CanonicalAwait | null
+  readonly triggers: CanonicalTriggers | null
+}
+
+/** Triggers in the canonical config, the Python SDK's `Triggers.to_dict()`. */
+export interface CanonicalTriggers {
+  readonly subscribe: readonly { readonly name: string; readonly mode: 'auto' | 'manual' }[]
+  readonly define: readonly {
+    readonly name: string
+    readonly type: string
+    readonly displayName: string | null
+    readonly description: string | null
+    readonly config: Readonly<Record<string, unknown>>
+  }[]
 }
 
 /** An await in the canonical config, the Python SDK's `Await.to_dict()`: every key, durations in ms. */

@@ -6,14 +6,16 @@
  * the same order, with times in milliseconds:
  * `{flow, name, entry, subscribes, emits, attempts, backoff: {type, delayMs, maxDelayMs}, timeoutMs,
  * isolation, reuse, preload, memoryMb, cpuMs, concurrency, maxRuns, concurrencyKey, keyConcurrency,
- * priority, env, awaitBefore, awaitAfter}`, each await `null` or `{type, delayMs, event, match,
- * method, schema, cron, timezone, timeoutMs, timeoutAction, attempts, hooks: {register, resolve,
- * timeout}}` (the Python SDK's `Await.to_dict()`).
+ * priority, env, awaitBefore, awaitAfter, triggers}`, each await `null` or `{type, delayMs, event,
+ * match, method, schema, cron, timezone, timeoutMs, timeoutAction, attempts, hooks: {register,
+ * resolve, timeout}}` (the Python SDK's `Await.to_dict()`), triggers `null` or `{subscribe: [{name,
+ * mode}], define: [{name, type, displayName, description, config}]}` (its `Triggers.to_dict()`).
  *
  * @typedef {import('../index.js').FunctionConfig} FunctionConfig
  * @typedef {import('../index.js').StepConfig} StepConfig
  * @typedef {import('../index.js').NormalizeOptions} NormalizeOptions
  * @typedef {import('../index.js').CanonicalAwait} CanonicalAwait
+ * @typedef {import('../index.js').CanonicalTriggers} CanonicalTriggers
  */
 
 import { basename, extname } from 'node:path'
@@ -47,7 +49,7 @@ export const MIN_PRIORITY = -1000
 export const MAX_PRIORITY = 1000
 /** A JSON Pointer (RFC 6901): `''` or `/token/token`, `~` escaped as `~0` and `/` as `~1`. */
 const JSON_POINTER_PATTERN = /^(\/([^~/]|~[01])*)*$/
-const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits', 'awaitBefore', 'awaitAfter']
+const FLOW_KEYS = ['name', 'step', 'role', 'entry', 'subscribes', 'emits', 'awaitBefore', 'awaitAfter', 'triggers']
 const BACKOFF_KEYS = ['type', 'delay', 'maxDelay']
 const BACKOFF_TYPES = ['fixed', 'exponential']
 const ROLES = ['entry', 'step']
@@ -62,7 +64,6 @@ const SEED_KEY_HINTS = {
   queue: 'the seed\'s queue options are gone; set attempts, backoff and timeout at the top level of config',
   worker: 'worker options are set on the host (flowhost.toml), not per function',
   'flow.stepTimeout': 'use timeout (milliseconds) at the top level of config',
-  'flow.triggers': 'triggers are not declared in function configs by this version of @flowhost/worker',
   ...Object.fromEntries(['awaitBefore', 'awaitAfter'].flatMap((position) => [
     [`flow.${position}.path`, 'the resolve URL is made for each run and step; no path is declared'],
     [`flow.${position}.filterKey`, "use match: { payloadField: '/json/pointer/into/the/input' }"],
@@ -81,6 +82,13 @@ const AWAIT_KEYS = [...AWAIT_COMMON_KEYS, ...Object.values(AWAIT_TYPE_KEYS).flat
 const TIMEOUT_ACTIONS = ['fail', 'continue', 'retry']
 const WEBHOOK_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE']
 const HOOK_KINDS = ['register', 'resolve', 'timeout']
+/** Trigger subscriptions' modes; a trigger type is a short lowercase word (the host knows them). */
+const TRIGGER_MODES = ['auto', 'manual']
+const TRIGGER_TYPE_PATTERN = /^[a-z][a-z0-9_-]{0,31}$/
+const TRIGGER_NAME_MAX = 200
+const TRIGGERS_KEYS = ['subscribe', 'define', 'mode']
+const TRIGGER_SUBSCRIBE_KEYS = ['name', 'mode']
+const TRIGGER_DEFINE_KEYS = ['name', 'type', 'displayName', 'description', 'config']
 /** Await registrations in all for `timeoutAction: 'retry'`, as in the Python SDK. */
 export const DEFAULT_AWAIT_ATTEMPTS = 3
 /** A hook is an export of the step's file, by name. */
@@ -160,7 +168,147 @@ export function normalizeConfig(config, options = {}) {
     env: Object.freeze(envNames(section.env, file)),
     awaitBefore: awaitConfig(flow.awaitBefore, 'flow.awaitBefore', file),
     awaitAfter: awaitConfig(flow.awaitAfter, 'flow.awaitAfter', file),
+    triggers: triggersConfig(flow.triggers, entry, name, file),
   })
+}
+
+/**
+ * `flow.triggers` of an entry step: `{ subscribe, define, mode }` → the canonical triggers (the
+ * Python SDK's `Triggers.to_dict()`); absent → `null`. Types' configs are checked by the host.
+ * @param {unknown} value
+ * @param {boolean} entry
+ * @param {string} step
+ * @param {string | undefined} file
+ * @returns {CanonicalTriggers | null}
+ */
+function triggersConfig(value, entry, step, file) {
+  if (value === undefined || value === null) return null
+  const field = 'flow.triggers'
+  if (!entry) {
+    throw new ConfigError(
+      `step '${step}' declares triggers, which start the flow: declare them on the flow's entry step`,
+      { file, field },
+    )
+  }
+  const section = expectObject(value, field, file)
+  rejectUnknownKeys(section, TRIGGERS_KEYS, `${field}.`, file)
+  const defaultMode = triggerMode(section.mode ?? 'auto', `${field}.mode`, file)
+  const subscribe = triggerSubscriptions(section.subscribe, defaultMode, file)
+  const { define = [] } = section
+  const items = isPlainObject(define) ? [define] : define
+  if (!Array.isArray(items)) {
+    throw new ConfigError(`must be an object or a list of them (got ${formatValue(define)})`, { file, field: `${field}.define` })
+  }
+  const definitions = items.map((item, index) => triggerDefinition(item, `${field}.define[${index}]`, file))
+  const names = definitions.map((d) => d.name)
+  const twice = names.find((name, index) => names.indexOf(name) !== index)
+  if (twice !== undefined) {
+    throw new ConfigError(`declares trigger '${twice}' twice`, { file, field: `${field}.define` })
+  }
+  return Object.freeze({ subscribe: Object.freeze(subscribe), define: Object.freeze(definitions) })
+}
+
+/**
+ * @param {unknown} value
+ * @param {'auto' | 'manual'} defaultMode
+ * @param {string | undefined} file
+ * @returns {{name: string, mode: 'auto' | 'manual'}[]}
+ */
+function triggerSubscriptions(value, defaultMode, file) {
+  const field = 'flow.triggers.subscribe'
+  if (value === undefined) return []
+  const items = typeof value === 'string' || isPlainObject(value) ? [value] : value
+  if (!Array.isArray(items)) {
+    throw new ConfigError(`must be a trigger name or a list of them (got ${formatValue(value)})`, { file, field })
+  }
+  /** @type {Map<string, 'auto' | 'manual'>} */
+  const found = new Map()
+  items.forEach((item, index) => {
+    const where = `${field}[${index}]`
+    let name
+    let mode = defaultMode
+    if (isPlainObject(item)) {
+      rejectUnknownKeys(item, TRIGGER_SUBSCRIBE_KEYS, `${where}.`, file)
+      name = triggerName(item.name, `${where}.name`, file)
+      mode = triggerMode(item.mode ?? defaultMode, `${where}.mode`, file)
+    } else {
+      name = triggerName(item, where, file)
+    }
+    const seen = found.get(name)
+    if (seen !== undefined && seen !== mode) {
+      throw new ConfigError(`names trigger '${name}' twice, with two modes`, { file, field })
+    }
+    if (seen === undefined) found.set(name, mode)
+  })
+  return [...found].map(([name, mode]) => Object.freeze({ name, mode }))
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {CanonicalTriggers['define'][number]}
+ */
+function triggerDefinition(value, field, file) {
+  if (!isPlainObject(value)) {
+    throw new ConfigError(`must be an object { name, type, config } (got ${formatValue(value)})`, { file, field })
+  }
+  rejectUnknownKeys(value, TRIGGER_DEFINE_KEYS, `${field}.`, file)
+  const name = triggerName(value.name, `${field}.name`, file)
+  const { type, displayName = null, description = null, config = {} } = value
+  if (typeof type !== 'string' || !TRIGGER_TYPE_PATTERN.test(type)) {
+    throw new ConfigError(
+      `must be a trigger type such as 'event', 'webhook', 'schedule' or 'manual' (got ${formatValue(type)})`,
+      { file, field: `${field}.type` },
+    )
+  }
+  for (const [key, text] of [['displayName', displayName], ['description', description]]) {
+    if (text !== null && typeof text !== 'string') {
+      throw new ConfigError(`must be a string (got ${formatValue(text)})`, { file, field: `${field}.${key}` })
+    }
+  }
+  if (!isPlainObject(config)) {
+    throw new ConfigError(`must be an object of JSON data (got ${formatValue(config)})`, { file, field: `${field}.config` })
+  }
+  try {
+    assertSendable(config, 'the config', { jsonData: true })
+  } catch (error) {
+    throw new ConfigError(`must be JSON data: ${/** @type {Error} */ (error).message}`, { file, field: `${field}.config` })
+  }
+  return Object.freeze({
+    name,
+    type,
+    displayName: /** @type {string | null} */ (displayName),
+    description: /** @type {string | null} */ (description),
+    config: /** @type {Record<string, unknown>} */ (JSON.parse(JSON.stringify(config))),
+  })
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {string}
+ */
+function triggerName(value, field, file) {
+  const name = checkName(value, field, file)
+  if (name.length > TRIGGER_NAME_MAX) {
+    throw new ConfigError(`must be at most ${TRIGGER_NAME_MAX} characters (got ${name.length})`, { file, field })
+  }
+  return name
+}
+
+/**
+ * @param {unknown} value
+ * @param {string} field
+ * @param {string | undefined} file
+ * @returns {'auto' | 'manual'}
+ */
+function triggerMode(value, field, file) {
+  if (typeof value !== 'string' || !TRIGGER_MODES.includes(value)) {
+    throw new ConfigError(`must be 'auto' or 'manual' (got ${formatValue(value)})`, { file, field })
+  }
+  return /** @type {'auto' | 'manual'} */ (value)
 }
 
 /**

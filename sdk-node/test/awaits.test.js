@@ -71,7 +71,7 @@ describe('awaits: canonical form', () => {
     )
     assert.deepEqual(config.awaitBefore?.hooks, { register: 'sendApprovalMail', resolve: null, timeout: 'remind' })
     assert.deepEqual(config.awaitAfter, canonical({ delayMs: 60_000 }))
-    assert.deepEqual(Object.keys(config).slice(-2), ['awaitBefore', 'awaitAfter'])
+    assert.deepEqual(Object.keys(config).slice(-3), ['awaitBefore', 'awaitAfter', 'triggers'])
   })
 
   test('durations round to whole ms and never below 1; an empty match is no filter; null is no await', () => {

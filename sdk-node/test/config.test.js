@@ -22,6 +22,7 @@ const DEFAULT_PROCESS = {
   env: [],
   awaitBefore: null,
   awaitAfter: null,
+  triggers: null,
 }
 
 /**
@@ -69,6 +70,7 @@ describe('normalizeConfig: valid configs', () => {
       'env',
       'awaitBefore',
       'awaitAfter',
+      'triggers',
     ])
     assert.deepEqual(Object.keys(canonical.backoff), ['type', 'delayMs', 'maxDelayMs'])
   })
@@ -192,7 +194,7 @@ describe('normalizeConfig: invalid configs name the file and the field', () => {
     ['timeout is 0', config({ subscribes: 'a' }, { timeout: 0 }), 'timeout', /must be a positive number of milliseconds \(got 0\)/],
     ['timeout is a string', config({ subscribes: 'a' }, { timeout: '30s' }), 'timeout', /got '30s'/],
     ['an unknown top-level key', config({ subscribes: 'a' }, { atempts: 3 }), 'atempts', /unknown key \(known keys here: flow, attempts, backoff, timeout, isolation, reuse, memory, cpu, concurrency, maxRuns, concurrencyKey, keyConcurrency, priority, env\)/],
-    ['an unknown flow key', config({ subscribes: 'a', emit: ['x'] }), 'flow.emit', /unknown key \(known keys here: name, step, role, entry, subscribes, emits, awaitBefore, awaitAfter\)/],
+    ['an unknown flow key', config({ subscribes: 'a', emit: ['x'] }), 'flow.emit', /unknown key \(known keys here: name, step, role, entry, subscribes, emits, awaitBefore, awaitAfter, triggers\)/],
     ["the seed's queue options", config({ subscribes: 'a' }, { queue: { defaultJobOptions: { attempts: 3 } } }), 'queue', /set attempts, backoff and timeout at the top level/],
     ["the seed's flow.stepTimeout", config({ subscribes: 'a', stepTimeout: 1000 }), 'flow.stepTimeout', /use timeout \(milliseconds\)/],
     ["the seed's await path", config({ subscribes: 'a', awaitBefore: { type: 'webhook', path: '/x' } }), 'flow.awaitBefore.path', /made for each run and step/],

@@ -103,6 +103,7 @@ test('describes the steps, skips helpers, and keeps import-time output off stdou
     env: ['STRIPE_KEY'],
     awaitBefore: null,
     awaitAfter: null,
+    triggers: null,
   })
   assert.match(stderr, /noise on stdout at import/)
   assert.match(stderr, /helper noise/)

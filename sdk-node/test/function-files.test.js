@@ -35,6 +35,7 @@ describe('charge.js, a subscribing step', async () => {
       env: [],
       awaitBefore: null,
       awaitAfter: null,
+      triggers: null,
     })
   })
 

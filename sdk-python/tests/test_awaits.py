@@ -156,7 +156,7 @@ def test_step_takes_awaits_and_writes_them_last_in_its_config() -> None:
     config = step_config(book)
     assert config is not None
     written = config.to_dict()
-    assert list(written)[-2:] == ["awaitBefore", "awaitAfter"]
+    assert list(written)[-3:] == ["awaitBefore", "awaitAfter", "triggers"]
     assert written["awaitBefore"] == canonical(
         type="webhook", hooks={"register": "notify_approver", "resolve": None, "timeout": None}
     )

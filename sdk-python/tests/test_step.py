@@ -46,6 +46,7 @@ def test_step_records_a_canonical_config() -> None:
         "env": [],
         "awaitBefore": None,
         "awaitAfter": None,
+        "triggers": None,
     }
 
 
@@ -70,7 +71,7 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
     assert list(canonical)[list(canonical).index("timeoutMs") :] == [
         "timeoutMs", "isolation", "reuse", "preload", "memoryMb", "cpuMs", "concurrency",
         "maxRuns", "concurrencyKey", "keyConcurrency", "priority", "env",
-        "awaitBefore", "awaitAfter",
+        "awaitBefore", "awaitAfter", "triggers",
     ]  # fmt: skip
     assert {key: canonical[key] for key in list(canonical)[8:]} == {
         "isolation": "process",
@@ -86,6 +87,7 @@ def test_process_options_reach_the_canonical_config_in_order() -> None:
         "env": ["REPORTS_TOKEN"],
         "awaitBefore": None,
         "awaitAfter": None,
+        "triggers": None,
     }
     assert step_config(step(flow="f", entry=True, isolation="inprocess")(render)) is not None
 

@@ -64,6 +64,17 @@ TWINS: dict[str, tuple[str, str, str]] = {
         "role: 'entry'",
         "concurrency: 2, maxRuns: 3, concurrencyKey: '/tenant', keyConcurrency: 1, priority: -4",
     ),
+    "triggers": (
+        "entry=True, triggers={'mode': 'manual', 'subscribe': ['signup.form',"
+        " {'name': 'user.created', 'mode': 'auto'}, 'signup.form'], 'define': {'name':"
+        " 'signup.form', 'type': 'manual', 'display_name': 'Sign up', 'config': {'schema':"
+        " {'type': 'object', 'required': ['email']}}}}",
+        "role: 'entry', triggers: { mode: 'manual', subscribe: ['signup.form',"
+        " { name: 'user.created', mode: 'auto' }, 'signup.form'], define: { name:"
+        " 'signup.form', type: 'manual', displayName: 'Sign up', config: { schema:"
+        " { type: 'object', required: ['email'] } } } }",
+        "",
+    ),
 }
 
 

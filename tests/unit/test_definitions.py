@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
-from flowhost.engine.definitions import AwaitDefinition, StepDefinition, build_flows
+from flowhost.engine.definitions import (
+    AwaitDefinition,
+    FlowDefinition,
+    StepDefinition,
+    build_flows,
+)
 from flowhost.engine.transitions import progress, step_input
+from flowhost.triggers.declarations import StepTriggers
 from flowhost_worker import Backoff
 
 
@@ -233,3 +239,76 @@ def test_the_describers_hook_report_becomes_missing_hooks() -> None:
     step = StepDefinition.from_description(entry)
     assert step.missing_hooks == {"gone"}
     assert step.await_before is not None and step.await_before.on_timeout == "gone"
+
+
+def with_triggers(step: StepDefinition, config: dict[str, Any]) -> StepDefinition:
+    return dataclasses.replace(step, triggers=StepTriggers.from_config(config))
+
+
+def test_triggers_are_checked_where_they_are_declared() -> None:
+    bad = with_triggers(
+        make("signups", "welcome", entry=True, line=4),
+        {
+            "subscribe": [{"name": "signup.form", "mode": "auto"}],
+            "define": [
+                {"name": "signup.form", "type": "manual", "config": {"schema": {"type": 3}}},
+                {"name": "order.events", "type": "event", "config": {"events": ["order.#.x*"]}},
+                {"name": "pigeon", "type": "carrier-pigeon", "config": {}},
+            ],
+        },
+    )
+    flows, problems = build_flows([bad, make("other", "solo", entry=True)])
+    assert list(flows) == ["other"]
+    messages = [str(p) for p in problems]
+    assert messages[0].startswith(
+        "functions/welcome.py:4: flow 'signups': step 'welcome': triggers.define[0] "
+        "('signup.form'): /config/schema: is not a valid JSON Schema"
+    )
+    assert messages[1].startswith(
+        "functions/welcome.py:4: flow 'signups': step 'welcome': triggers.define[1] "
+        '(\'order.events\'): /config/events/0: invalid pattern "order.#.x*": segment "x*" '
+        "mixes a wildcard"
+    )
+    assert "/type: must be one of event, webhook" in messages[2]
+
+
+def test_a_trigger_defined_two_ways_rejects_the_later_flow() -> None:
+    define = {"name": "tick", "type": "manual", "config": {}}
+    first = with_triggers(make("a", "a", entry=True, line=1), {"define": [define]})
+    same = with_triggers(make("b", "b", entry=True, line=1), {"define": [define]})
+    other = with_triggers(
+        make("c", "c", entry=True, line=9), {"define": [{**define, "description": "different"}]}
+    )
+    flows, problems = build_flows([first, same, other])
+    assert sorted(flows) == ["a", "b"]
+    assert [str(p) for p in problems] == [
+        "functions/c.py:9: flow 'c': trigger 'tick' is defined differently at "
+        "functions/a.py:1 (flow 'a'); define it once, or the same way"
+    ]
+    assert problems[0].flow == "c"
+
+
+def test_triggers_stay_out_of_the_definition_hash() -> None:
+    plain = make("signups", "welcome", entry=True)
+    subscribed = with_triggers(plain, {"subscribe": [{"name": "x", "mode": "auto"}]})
+    assert build_flows([plain])[0]["signups"].hash == build_flows([subscribed])[0]["signups"].hash
+
+
+def test_a_registered_definition_rebuilds_with_the_same_hash() -> None:
+    flows, _ = build_flows(
+        [
+            *ORDERS[:-1],
+            dataclasses.replace(
+                ORDERS[-1],
+                await_before=AwaitDefinition.from_config({"type": "time", "delayMs": 1500}),
+                timeout=2.5,
+                concurrency=3,
+            ),
+        ]
+    )
+    original = flows["orders"]
+    rebuilt = FlowDefinition.from_json(original.to_json())
+    assert rebuilt.hash == original.hash and rebuilt.entry == original.entry
+    assert rebuilt.limits == original.limits
+    with pytest.raises(ValueError, match="unreadable"):
+        FlowDefinition.from_json({"name": "x", "entry": "y", "steps": [{"name": "y"}]})

@@ -33,6 +33,7 @@ from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
 from flowhost.store import versions
+from flowhost.triggers.sync import declarations_of, sync_triggers
 from flowhost.workers.supervisor import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -239,6 +240,21 @@ class Host:
                     versions.FlowVersion(flow.name, flow.hash, flow.to_json(), stall_timeout(flow))
                     for flow in self.project.catalog.flows.values()
                 ],
+            )
+            # The functions' triggers and subscriptions, with the flows that declare them.
+            catalog = self.project.catalog
+            synced = await sync_triggers(
+                conn, declarations_of(catalog.flows, catalog.problems, root=catalog.functions_dir)
+            )
+        if synced.changed:
+            logger.info(
+                "triggers: %d registered, %d updated, %d retired; %d subscriptions added, "
+                "%d removed",
+                len(synced.registered),
+                len(synced.updated),
+                len(synced.retired),
+                len(synced.subscribed),
+                len(synced.unsubscribed),
             )
 
     async def _record_alive(self) -> None:

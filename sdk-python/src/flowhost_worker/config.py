@@ -4,8 +4,8 @@ The canonical shape is shared with the Node SDK (`normalizeConfig`) and is what 
 when it discovers functions: `{flow, name, entry, subscribes, emits, attempts,
 backoff: {type, delayMs, maxDelayMs}, timeoutMs, isolation, reuse, preload, memoryMb, cpuMs,
 concurrency, maxRuns, concurrencyKey, keyConcurrency, priority, env, awaitBefore,
-awaitAfter}` (times in milliseconds on the wire, memory in MiB; each await `null` or
-`Await.to_dict()`).
+awaitAfter, triggers}` (times in milliseconds on the wire, memory in MiB; each await `null` or
+`Await.to_dict()`; triggers `null` or `Triggers.to_dict()`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, Literal
 from flowhost_worker.awaits import Await, check_await
 from flowhost_worker.errors import StepConfigError
 from flowhost_worker.names import NAME_PATTERN
+from flowhost_worker.triggers import Triggers
 
 MODULE_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -114,6 +115,8 @@ class StepConfig:
     # What the step waits for before it runs, and before its emits count (flowhost_worker.awaits).
     await_before: Await | None = None
     await_after: Await | None = None
+    # What starts the flow from outside, on its entry step only (flowhost_worker.triggers).
+    triggers: Triggers | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.flow, "flow")
@@ -143,6 +146,12 @@ class StepConfig:
         self._check_flow_control()
         check_await(self.await_before, "await_before")
         check_await(self.await_after, "await_after")
+        if self.triggers is not None and not self.entry:
+            raise StepConfigError(
+                f"step {self.name!r} declares triggers, which start the flow: declare them on "
+                "the flow's entry step",
+                field="triggers",
+            )
 
     def _check_process_options(self) -> None:
         if self.isolation not in ISOLATIONS:
@@ -242,6 +251,7 @@ class StepConfig:
             "env": list(self.env),
             "awaitBefore": None if self.await_before is None else self.await_before.to_dict(),
             "awaitAfter": None if self.await_after is None else self.await_after.to_dict(),
+            "triggers": None if self.triggers is None else self.triggers.to_dict(),
         }
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flowhost_worker.awaits import Await, check_await
 from flowhost_worker.config import Backoff, Isolation, StepConfig, names
 from flowhost_worker.errors import StepConfigError
+from flowhost_worker.triggers import parse_triggers
 
 STEP_ATTRIBUTE = "__flowhost_step__"
 
@@ -38,6 +39,7 @@ def step(
     env: Sequence[str] | str = (),
     await_before: Await | None = None,
     await_after: Await | None = None,
+    triggers: Mapping[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Declare `async def handler(input, ctx)` as step `name` (default: the function's name).
 
@@ -61,6 +63,10 @@ def step(
     holds the step back until it resolves (the step then finds the resolution in
     `ctx.awaited`); `await_after` holds back the steps its emits would start. Hook functions
     given to an await must be defined at the top level of this file.
+
+    Triggers, on the entry step (flowhost_worker.triggers): `triggers={"subscribe": [...],
+    "define": {...}}` subscribes the flow to triggers by name and declares triggers; the host
+    registers them when it starts.
     """
 
     def register(handler: Handler) -> Handler:
@@ -97,6 +103,7 @@ def step(
             env=names(env, "env"),
             await_before=check_await(await_before, "await_before"),
             await_after=check_await(await_after, "await_after"),
+            triggers=parse_triggers(triggers),
         )
         for declared_await in (config.await_before, config.await_after):
             if declared_await is not None:
