@@ -14,6 +14,7 @@ from flowhost.db.migrations import migrate
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.queue.pgqueuer_queue import install_queue_schema
 from flowhost.settings import Settings
+from flowhost.triggers.event_triggers import EventTriggers
 from flowhost.workers.commands import RuntimeCommands
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,14 @@ class Project:
     settings: Settings
     database: Database
     catalog: FunctionCatalog
+    # The active event triggers, kept current by the host serving the project
+    # (flowhost.triggers.event_triggers); the API's published events use them too.
+    event_triggers: EventTriggers = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.event_triggers = EventTriggers(
+            lambda: self.catalog.flows, max_depth=self.settings.trigger_max_depth
+        )
 
 
 async def prepare_schema(database: Database) -> None:

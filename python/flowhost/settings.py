@@ -78,6 +78,11 @@ class Settings:
     stall_timeout: float | None = None
     # How often each host looks for stalled runs.
     stall_check_interval: float = 30.0
+    # Event triggers (docs/triggers.md): the longest chain of runs started by event triggers
+    # (a run's emit starting a run whose emit starts a run ...), and how often a host checks
+    # that its index of event triggers is current when no notification told it.
+    trigger_max_depth: int = 10
+    trigger_check_interval: float = 2.0
 
     @property
     def functions_path(self) -> Path:
@@ -130,6 +135,8 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "max_body_bytes": ("max_body_bytes", int),
     "stall_timeout": ("stall_timeout", float),
     "stall_check_interval": ("stall_check_interval", float),
+    "trigger_max_depth": ("trigger_max_depth", int),
+    "trigger_check_interval": ("trigger_check_interval", float),
 }
 
 
@@ -208,6 +215,8 @@ def _check(settings: Settings) -> None:
         "cancel_check_interval",
         "stall_check_interval",
         "max_body_bytes",
+        "trigger_max_depth",
+        "trigger_check_interval",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

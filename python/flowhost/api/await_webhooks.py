@@ -46,6 +46,7 @@ async def resolve_await(request: Request) -> Response:
                 body,
                 dict(request.query_params),
                 flows=project.catalog.flows,
+                on_emit=project.event_triggers,
             )
     except AwaitSchemaError as exc:
         return problem(500, exc.message)

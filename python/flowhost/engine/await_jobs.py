@@ -23,7 +23,7 @@ from flowhost.engine.await_resolution import (
 from flowhost.engine.awaits import resolve_url
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
-from flowhost.engine.orchestrator import describe_error
+from flowhost.engine.orchestrator import EmitListener, describe_error
 from flowhost.errors import FlowhostError, HookFailedError
 from flowhost.queue.jobs import HookJob, PublishJob, ReleaseJob, RequeueJob
 from flowhost.queue.pgqueuer_queue import enqueue_jobs
@@ -49,18 +49,24 @@ class AwaitJobRunner:
         run_hook: HookRunner,
         *,
         public_url: str | None,
+        on_emit: EmitListener | None = None,
     ) -> None:
         self._database = database
         self._catalog = catalog
         self._run_hook = run_hook
         self._public_url = public_url
+        self._on_emit = on_emit
 
     async def __call__(self, job: HookJob | ReleaseJob | PublishJob) -> None:
         try:
             if isinstance(job, PublishJob):
                 async with self._database.transaction() as conn:
                     await resolve_event_awaits(
-                        conn, job.awaits, job.payload, flows=self._catalog.flows
+                        conn,
+                        job.awaits,
+                        job.payload,
+                        flows=self._catalog.flows,
+                        on_emit=self._on_emit,
                     )
             elif isinstance(job, ReleaseJob):
                 await self._release(job)
@@ -81,7 +87,7 @@ class AwaitJobRunner:
         flow, _ = self._served(job.flow, job.step)
         async with self._database.transaction() as conn:
             locked = await store.lock_runs(conn, [job.run_id])
-            settlement = AwaitSettlement(conn, locked, self._catalog.flows)
+            settlement = AwaitSettlement(conn, locked, self._catalog.flows, on_emit=self._on_emit)
             await settlement.release(job.run_id, job.step, flow)
             await settlement.finish()
 

@@ -37,6 +37,8 @@ from flowhost.engine.awaits import (
 from flowhost.engine.definitions import AwaitDefinition, FlowDefinition
 from flowhost.engine.orchestrator import (
     MOVING,
+    EmitListener,
+    Emitted,
     advance,
     fail_blocked_run,
     settle_failed_step,
@@ -49,6 +51,7 @@ from flowhost.store import awaits as store
 from flowhost.store import runs
 from flowhost.store.events import EMIT, STEP_FAILED, NewEvent
 from flowhost.store.json_data import as_json
+from flowhost.triggers.event_triggers import EventFires, EventTriggers
 
 AWAIT_REGISTERED = "await.registered"
 AWAIT_RESOLVED = "await.resolved"
@@ -75,10 +78,15 @@ class AwaitSettlement:
         conn: Connection,
         locked: Mapping[uuid.UUID, store.LockedRun],
         flows: Mapping[str, FlowDefinition] | None = None,
+        *,
+        on_emit: EmitListener | None = None,
     ) -> None:
         self._conn = conn
         self._runs = dict(locked)
         self._flows = flows or {}
+        # Hears the held emits that count when an await after a step resolves (event triggers).
+        self._on_emit = on_emit
+        self._emitted: list[Emitted] = []
         self._jobs: list[QueueJob] = []
         # Steps made ready, by flow: they go through flow control (scheduling) in finish().
         self._ready: dict[str, list[scheduling.ReadyStep]] = {}
@@ -158,6 +166,8 @@ class AwaitSettlement:
                 # are enqueued as they are (the hosts serving it gate what they start).
                 await scheduling.enqueue_ungated(self._conn, flow_name, steps)
         await store.refresh_run_status(self._conn, sorted(self._touched))
+        if self._on_emit is not None and self._emitted:
+            await self._on_emit.emitted(self._conn, self._emitted)
 
     # -- what follows an await's end ------------------------------------------------------
 
@@ -220,6 +230,7 @@ class AwaitSettlement:
         for name, payload in held.get("emits") or []:
             change.emitted.setdefault(name, payload)
             self._published.append((name, payload))
+            self._emitted.append(Emitted(run_id, step, name, payload))
             change.events.append(
                 NewEvent(run_id, EMIT, {"name": name, "payload": payload}, step, attempt)
             )
@@ -326,22 +337,54 @@ class AwaitSettlement:
 # -- events ---------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Published:
+    """What publishing an event did: the awaits it resolved, the event triggers it fired (and
+    those it matched but could not fire)."""
+
+    resolved: int
+    fires: EventFires = dataclasses.field(default_factory=EventFires)
+
+
+async def publish(
+    conn: Connection,
+    name: str,
+    payload: Any,
+    *,
+    flows: Mapping[str, FlowDefinition] | None = None,
+    triggers: EventTriggers | None = None,
+) -> Published:
+    """Publish an event from outside a run (what `POST /api/events` does): resolves the waiting
+    event awaits, of any run, of that name whose `match` values the payload's fields equal, and
+    fires the event triggers matching its name (their runs start at depth 1). Call inside a
+    transaction. `flows` (the definitions this process serves) lets an await after a step move
+    its run on at once instead of through a job; `triggers`: this host's index of event
+    triggers (by default one is loaded for the call)."""
+    data = as_json(payload, f"the payload of event {name!r}")
+    triggers = triggers or EventTriggers(lambda: flows or {})
+    await triggers.ensure_loaded(conn)
+    found = await (await store.find_event_awaits(conn, [(name, data)])).result()
+    resolved = await resolve_event_awaits(
+        conn,
+        [(await_id, run_id) for _, await_id, run_id in found],
+        data,
+        flows=flows,
+        on_emit=triggers,
+    )
+    return Published(resolved, await triggers.published(conn, name, data))
+
+
 async def publish_event(
     conn: Connection,
     name: str,
     payload: Any,
     *,
     flows: Mapping[str, FlowDefinition] | None = None,
+    triggers: EventTriggers | None = None,
 ) -> int:
-    """Publish an event from outside a run: resolves the waiting event awaits, of any run, of
-    that name whose `match` values the payload's fields equal. Returns how many it resolved.
-    Call inside a transaction; `flows` (the definitions this process serves) lets an await after
-    a step move its run on at once instead of through a job."""
-    data = as_json(payload, f"the payload of event {name!r}")
-    found = await (await store.find_event_awaits(conn, [(name, data)])).result()
-    return await resolve_event_awaits(
-        conn, [(await_id, run_id) for _, await_id, run_id in found], data, flows=flows
-    )
+    """`publish`, answering how many awaits it resolved."""
+    published = await publish(conn, name, payload, flows=flows, triggers=triggers)
+    return published.resolved
 
 
 async def resolve_event_awaits(
@@ -350,13 +393,14 @@ async def resolve_event_awaits(
     payload: Any,
     *,
     flows: Mapping[str, FlowDefinition] | None = None,
+    on_emit: EmitListener | None = None,
 ) -> int:
     """Resolve these event awaits (await id, run id) with `payload`, those still waiting in
     live runs; returns how many. The runs are locked in id order first."""
     if not awaits:
         return 0
     locked = await store.lock_runs(conn, [run_id for _, run_id in awaits])
-    settlement = AwaitSettlement(conn, locked, flows)
+    settlement = AwaitSettlement(conn, locked, flows, on_emit=on_emit)
     rows = await store.waiting_for_update(conn, [await_id for await_id, _ in awaits])
     resolved = 0
     for row in rows:
@@ -403,6 +447,7 @@ async def resolve_webhook(
     query: Mapping[str, str] | None = None,
     *,
     flows: Mapping[str, FlowDefinition] | None = None,
+    on_emit: EmitListener | None = None,
 ) -> WebhookOutcome:
     """A call to a webhook await's resolve URL. The await resolves with the JSON body (or, for
     a call without a body, the query parameters as an object), checked against the await's
@@ -438,7 +483,7 @@ async def resolve_webhook(
     problem, data, errors = read_body(body, query, row.config.get("schema"))
     if problem is not None:
         return outcome(WebhookResult.INVALID_BODY, problem, errors=errors)
-    settlement = AwaitSettlement(conn, locked, flows)
+    settlement = AwaitSettlement(conn, locked, flows, on_emit=on_emit)
     await settlement.resolve(row, data)
     await settlement.finish()
     return outcome(WebhookResult.RESOLVED, "the await is resolved")

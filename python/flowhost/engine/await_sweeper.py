@@ -21,7 +21,7 @@ from psycopg import sql
 from flowhost.db.database import Connection, Database
 from flowhost.engine.await_resolution import AwaitSettlement, due_resolution
 from flowhost.engine.definitions import FlowDefinition
-from flowhost.engine.orchestrator import MOVING
+from flowhost.engine.orchestrator import MOVING, EmitListener
 from flowhost.errors import DatabaseUnavailableError
 from flowhost.store import awaits as store
 
@@ -46,10 +46,12 @@ class AwaitSweeper:
         flows: Callable[[], Mapping[str, FlowDefinition]],
         *,
         batch: int = BATCH,
+        on_emit: EmitListener | None = None,
     ) -> None:
         self._database = database
         self._flows = flows
         self._batch = batch
+        self._on_emit = on_emit
         self._wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -95,7 +97,7 @@ class AwaitSweeper:
             locked = await store.lock_runs_with_due_awaits(conn, self._batch)
             if not locked:
                 return 0
-            settlement = AwaitSettlement(conn, locked, self._flows())
+            settlement = AwaitSettlement(conn, locked, self._flows(), on_emit=self._on_emit)
             ended = [run_id for run_id, run in locked.items() if run.status not in MOVING]
             await settlement.cancel(ended)
             live = [run_id for run_id in locked if run_id not in ended]

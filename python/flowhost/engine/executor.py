@@ -30,6 +30,7 @@ from flowhost.engine.inprocess import InProcessBackend
 from flowhost.engine.orchestrator import (
     AttemptRecord,
     Completion,
+    EmitListener,
     complete_attempts,
     describe_error,
     fail_attempt,
@@ -71,13 +72,18 @@ class StepExecutor:
         host_stale_after: float = 6.0,
         adopt_definitions: bool = False,
         hot_database: Database | None = None,
+        on_emit: EmitListener | None = None,
     ) -> None:
         """`hot_database`: the pool that claims and records attempts (default `database`)."""
         self._database = database
         self._hot_database = hot_database or database
         self._catalog = catalog
         self._supervisor = supervisor
-        self._awaits = AwaitJobRunner(database, catalog, self.run_hook, public_url=public_url)
+        # Hears the emits that count, in the transactions recording them (event triggers).
+        self._on_emit = on_emit
+        self._awaits = AwaitJobRunner(
+            database, catalog, self.run_hook, public_url=public_url, on_emit=on_emit
+        )
         self._host_stale_after = host_stale_after
         # `flowhost dev`: a run on another definition of a flow moves onto this host's (when
         # its scheduled steps still exist), so that editing code does not park your own runs.
@@ -101,7 +107,7 @@ class StepExecutor:
         output Postgres refuses fails alone; its error is its outcome."""
         try:
             async with self._hot_database.transaction(pipeline=True) as conn:
-                await complete_attempts(conn, completions)
+                await complete_attempts(conn, completions, on_emit=self._on_emit)
             return [None] * len(completions)
         except DatabaseUnavailableError:
             raise

@@ -33,6 +33,7 @@ from flowhost.errors import DatabaseUnavailableError
 from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
 from flowhost.store import versions
+from flowhost.triggers.event_triggers import CHANNEL as TRIGGERS_CHANNEL
 from flowhost.triggers.sync import declarations_of, sync_triggers
 from flowhost.workers.supervisor import Supervisor
 
@@ -108,6 +109,9 @@ class Host:
         """
         settings = self.project.settings
         await self._register_flows()
+        # Before the first step runs: its emits are checked against the event triggers.
+        async with self.project.database.connection() as conn:
+            await self.project.event_triggers.load(conn)
         hot_database = self.project.database.with_session(HOT_SESSION, pool_size=HOT_POOL_SIZE)
         async with (
             hot_database,
@@ -124,6 +128,7 @@ class Host:
                 host_stale_after=settings.host_stale_after,
                 adopt_definitions=self._watch,
                 hot_database=hot_database,
+                on_emit=self.project.event_triggers,
             )
             try:
                 if self._http is None:
@@ -181,7 +186,10 @@ class Host:
                 concurrency=settings.concurrency,
                 batch_size=settings.batch_size,
                 heartbeat_timeout=settings.heartbeat_timeout,
-                notifications={CANCEL_CHANNEL: executor.in_flight.notified},
+                notifications={
+                    CANCEL_CHANNEL: executor.in_flight.notified,
+                    TRIGGERS_CHANNEL: self.project.event_triggers.notified,
+                },
             )
             self._consumer.serve(sorted(self.project.catalog.flows))
             await self._record_alive()
@@ -193,8 +201,16 @@ class Host:
                     executor.in_flight.watch(database, settings.cancel_check_interval),
                     name="flowhost-stop-attempts",
                 )
-                sweeper = AwaitSweeper(database, lambda: self.project.catalog.flows)
+                event_triggers = self.project.event_triggers
+                sweeper = AwaitSweeper(
+                    database, lambda: self.project.catalog.flows, on_emit=event_triggers
+                )
                 sweeping = tasks.create_task(sweeper.run(stop), name="flowhost-await-sweeper")
+                # Reloaded at once: notifications sent while reconnecting were lost.
+                triggers = tasks.create_task(
+                    event_triggers.watch(database, settings.trigger_check_interval, stop),
+                    name="flowhost-event-triggers",
+                )
                 stalls = tasks.create_task(
                     StallDetector(database, settings).run(stop), name="flowhost-stalls"
                 )
@@ -211,6 +227,7 @@ class Host:
                 await consumer  # attempts in flight finish first (or are stopped meanwhile)
                 executor.in_flight.stop_watching()
                 await stopper
+                await triggers
                 await alive
                 await sweeping
                 await stalls

@@ -64,6 +64,24 @@ def describe_error(exc: BaseException) -> dict[str, Any]:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Emitted:
+    """An emit that counts now, in the transaction that records it."""
+
+    run_id: uuid.UUID
+    step: str
+    name: str
+    payload: Any
+
+
+class EmitListener(Protocol):
+    """What else emits do, in the transaction that records them: event triggers fire
+    (flowhost.triggers.event_triggers). An implementation returns at once, without touching
+    `conn`, for emits it has nothing to do for: this runs on the engine's hot path."""
+
+    async def emitted(self, conn: Connection, emits: Sequence[Emitted]) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StartTiming:
     """When new runs may start: now, after `delay` seconds, or at `start_at` (which wins).
     `reason` names why they wait, in their `flow.waiting` event."""
@@ -193,9 +211,15 @@ class Completion:
     record: AttemptRecord
 
 
-async def complete_attempts(conn: Connection, completions: Sequence[Completion]) -> None:
+async def complete_attempts(
+    conn: Connection,
+    completions: Sequence[Completion],
+    *,
+    on_emit: EmitListener | None = None,
+) -> None:
     """Record successful attempts of any runs and schedule what they made ready; call inside a
     transaction. Attempts that are no longer running (duplicate deliveries) change nothing.
+    `on_emit` hears the emits that count, in this transaction (event triggers).
 
     A step with `await_after` is left `awaiting` with its result and emits held in its await:
     they count when the await resolves (flowhost.engine.await_resolution)."""
@@ -217,6 +241,7 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
     last: dict[uuid.UUID, Completion] = {}
     registrations: list[Registration] = []
     published: list[tuple[str, Any]] = []
+    emitted: list[Emitted] = []
     for completion in live:
         job, record = completion.job, completion.record
         times = done.get(job.run_id, runs.CompletedSteps()).times.get(job.step)
@@ -260,6 +285,7 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
         for name, payload in record.emits:
             change.emitted.setdefault(name, payload)
             published.append((name, payload))
+            emitted.append(Emitted(job.run_id, job.step, name, payload))
             change.events.append(
                 NewEvent(
                     job.run_id, EMIT, {"name": name, "payload": payload}, job.step, job.attempt
@@ -304,6 +330,8 @@ async def complete_attempts(conn: Connection, completions: Sequence[Completion])
     await await_store.cancel_awaits_of_runs(
         conn, [run_id for run_id in failing if locked[run_id].status == "awaiting"]
     )
+    if on_emit is not None and emitted:
+        await on_emit.emitted(conn, emitted)
 
 
 def _advance(

@@ -29,6 +29,10 @@ TRIGGER_FIRED = "trigger.fired"
 TRIGGER_REPLAYED = "trigger.replayed"
 SUBSCRIPTION_ADDED = "subscription.added"
 SUBSCRIPTION_REMOVED = "subscription.removed"
+# An event trigger matched but did not fire: a chain of event triggers got too deep, or the
+# fire failed (the same events go to the emitting run's stream).
+TRIGGER_CHAIN_STOPPED = "trigger.chain_stopped"
+TRIGGER_FIRE_FAILED = "trigger.fire_failed"
 EVENT_TYPES = (
     TRIGGER_REGISTERED,
     TRIGGER_UPDATED,
@@ -37,6 +41,8 @@ EVENT_TYPES = (
     TRIGGER_REPLAYED,
     SUBSCRIPTION_ADDED,
     SUBSCRIPTION_REMOVED,
+    TRIGGER_CHAIN_STOPPED,
+    TRIGGER_FIRE_FAILED,
 )
 # Fires of one trigger count in this many rows (see flowhost.trigger_fires).
 FIRE_SLOTS = 16

@@ -42,7 +42,8 @@ CREATE INDEX trigger_subscriptions_flow_idx ON flowhost.trigger_subscriptions (f
 
 -- The trigger stream: append-only, one stream per trigger, ordered by id. Types:
 -- trigger.registered, trigger.updated, trigger.retired, trigger.fired, trigger.replayed,
--- subscription.added, subscription.removed.
+-- subscription.added, subscription.removed, and for event triggers that matched without firing
+-- trigger.chain_stopped and trigger.fire_failed.
 CREATE TABLE flowhost.trigger_events (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     trigger text NOT NULL,
