@@ -31,6 +31,7 @@ from flowhost.store.events import events_of_run
 from flowhost.triggers import service
 from flowhost.triggers.declarations import TriggerSpec
 from flowhost.triggers.firing import fire_trigger
+from flowhost.triggers.replay import replay_trigger
 from tests.support.engine import write_functions
 
 FUNCTIONS = {
@@ -411,3 +412,55 @@ async def test_listing_pages_by_name(project: Project) -> None:
         events = await service.list_triggers(conn, type="event")
     assert [t.name for t in first] == ["a", "b"] and [t.name for t in rest] == ["c"]
     assert [t.name for t in events] == ["b"]
+
+
+async def test_replay_fires_recorded_payloads_again_into_chosen_flows(project: Project) -> None:
+    database = project.database
+    await create(database, "signup", subscribe={"greet": "auto", "review": "manual"})
+    fired = []
+    for n in range(3):
+        async with database.transaction() as conn:
+            fired.append(
+                await fire_trigger(
+                    conn, "signup", {"n": n}, source="api", served=project.catalog.flows
+                )
+            )
+    async with database.transaction() as conn:
+        replayed = await replay_trigger(
+            conn, "signup", last=2, flows=["review"], served=project.catalog.flows
+        )
+    assert replayed.replayed == (fired[1].event_id, fired[2].event_id)
+    assert [[run.flow for run in f.runs] for f in replayed.fires] == [["review"], ["review"]]
+    async with database.connection() as conn:
+        inputs = [
+            row["input"]
+            for row in await (
+                await conn.execute(
+                    "SELECT input FROM flowhost.runs WHERE flow = 'review' ORDER BY created_at"
+                )
+            ).fetchall()
+        ]
+        again = await store.trigger_events(conn, "signup", after=fired[2].event_id)
+    assert inputs == [{"n": 1}, {"n": 2}]
+    assert [e.type for e in again] == ["trigger.fired", "trigger.fired", "trigger.replayed"]
+    assert [e.data["replay_of"] for e in again[:2]] == list(replayed.replayed)
+    assert [e.data["source"] for e in again[:2]] == ["replay", "replay"]
+    assert again[2].data["replayed"] == list(replayed.replayed)
+    assert again[2].data["fires"] == [f.event_id for f in replayed.fires]
+
+    # Replays are not replayed again; a time range picks fires by their time.
+    async with database.transaction() as conn:
+        everything = await replay_trigger(conn, "signup", last=10, served=project.catalog.flows)
+        ranged = await replay_trigger(
+            conn, "signup", since=fired[1].fired_at, until=fired[2].fired_at, served={}
+        )
+    assert everything.replayed == tuple(f.event_id for f in fired)
+    assert ranged.replayed == (fired[1].event_id,)
+    async with database.transaction() as conn:
+        with pytest.raises(InvalidInputError, match="the last N, or a time range"):
+            await replay_trigger(conn, "signup")
+        with pytest.raises(InvalidInputError, match="last must be from 1"):
+            await replay_trigger(conn, "signup", last=0)
+        await service.retire_trigger(conn, "signup")
+        with pytest.raises(TriggerRetiredError):
+            await replay_trigger(conn, "signup", last=1)

@@ -11,7 +11,9 @@ inside the caller's transaction (one transaction per request). Errors map to HTT
 | TriggerConfigError, TriggerInputError (`errors`: [{pointer, message}]) | 422 |
 | InvalidInputError (another bad argument) | 422 |
 
-`HTTP_STATUS` holds the same table for the routes. Triggers made here have `source: "api"`;
+`HTTP_STATUS` holds the same table for the routes. Firing is `fire_trigger`
+(flowhost.triggers.firing), replaying `replay_trigger` (flowhost.triggers.replay); both are
+re-exported here. Triggers made here have `source: "api"`;
 those declared in function configs (`source: "config"`) can be edited here too, but the next
 host start applies the configs again.
 """
@@ -39,6 +41,7 @@ from flowhost.store.triggers import SubscriptionRow, TriggerEvent, TriggerView
 from flowhost.triggers import registry
 from flowhost.triggers.declarations import MODES, TriggerSpec, name_problem
 from flowhost.triggers.firing import Fired, fire_trigger
+from flowhost.triggers.replay import Replayed, replay_trigger
 
 HTTP_STATUS: Final[Mapping[type[FlowhostError], int]] = {
     TriggerNotFoundError: 404,
@@ -249,10 +252,12 @@ __all__ = [
     "HTTP_STATUS",
     "UNCHANGED",
     "Fired",
+    "Replayed",
     "create_trigger",
     "fire_trigger",
     "get_trigger",
     "list_triggers",
+    "replay_trigger",
     "retire_trigger",
     "subscribe",
     "trigger_events",

@@ -49,7 +49,7 @@ WITH event AS (
 SELECT id, ts FROM event;
 
 -- name: append_trigger_events
--- %(events)s: a JSON array of {trigger, type, data}, appended in order.
+-- The events: a JSON array of {trigger, type, data}, appended in order.
 INSERT INTO flowhost.trigger_events (trigger, type, data)
 SELECT e.trigger, e.type, COALESCE(e.data, '{}'::jsonb)
 FROM ROWS FROM (jsonb_to_recordset(%(events)s::jsonb) AS (trigger text, type text, data jsonb))
@@ -130,7 +130,7 @@ ON CONFLICT (trigger, flow) DO UPDATE SET mode = EXCLUDED.mode, source = EXCLUDE
 DELETE FROM flowhost.trigger_subscriptions WHERE trigger = %(trigger)s AND flow = %(flow)s;
 
 -- name: list_triggers
--- Triggers with their subscriptions and figures, by name after %(after)s.
+-- Triggers with their subscriptions and figures, by name (after a name, for paging).
 SELECT t.name, t.type, t.status, t.source, t.display_name, t.description, t.config,
        t.declared_at, t.version, t.registered_at, t.updated_at, t.retired_at, t.retired_reason,
        COALESCE(f.fires, 0) AS total_fires, f.last_fired_at,
@@ -170,8 +170,8 @@ SELECT id, type, ts, data FROM (
 ORDER BY id;
 
 -- name: fires_to_replay
--- Fires of a trigger (not replays themselves) by time range and/or the last %(last)s, oldest
--- first; at most %(limit)s.
+-- Fires of a trigger (not replays themselves) by time range and/or the last N, oldest
+-- first; at most the limit.
 SELECT id, ts, data FROM (
     SELECT id, ts, data FROM flowhost.trigger_events
     WHERE trigger = %(trigger)s AND type = 'trigger.fired'
