@@ -83,6 +83,11 @@ class Settings:
     # that its index of event triggers is current when no notification told it.
     trigger_max_depth: int = 10
     trigger_check_interval: float = 2.0
+    # Housekeeping (docs/operations.md): how often each host prunes what only grows, and how
+    # long a trigger's delivery keys (webhook delivery ids, message ids) are kept: a delivery
+    # repeated after that starts runs again. Providers retry for up to 3 days (Stripe).
+    housekeeping_interval: float = 300.0
+    delivery_retention: float = 7 * 24 * 3600.0
 
     @property
     def functions_path(self) -> Path:
@@ -137,6 +142,8 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "stall_check_interval": ("stall_check_interval", float),
     "trigger_max_depth": ("trigger_max_depth", int),
     "trigger_check_interval": ("trigger_check_interval", float),
+    "housekeeping_interval": ("housekeeping_interval", float),
+    "delivery_retention": ("delivery_retention", float),
 }
 
 
@@ -217,6 +224,8 @@ def _check(settings: Settings) -> None:
         "max_body_bytes",
         "trigger_max_depth",
         "trigger_check_interval",
+        "housekeeping_interval",
+        "delivery_retention",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

@@ -26,6 +26,7 @@ from flowhost.engine import scheduling
 from flowhost.engine.await_sweeper import AwaitSweeper
 from flowhost.engine.definitions import StepDefinition
 from flowhost.engine.executor import StepExecutor
+from flowhost.engine.housekeeping import Housekeeper
 from flowhost.engine.in_flight import CANCEL_CHANNEL
 from flowhost.engine.stall_timeouts import stall_timeout
 from flowhost.engine.stalls import StallDetector
@@ -214,6 +215,9 @@ class Host:
                 stalls = tasks.create_task(
                     StallDetector(database, settings).run(stop), name="flowhost-stalls"
                 )
+                housekeeping = tasks.create_task(
+                    Housekeeper(database, settings).run(stop), name="flowhost-housekeeping"
+                )
                 watcher = (
                     tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                     if self._watch
@@ -231,6 +235,7 @@ class Host:
                 await alive
                 await sweeping
                 await stalls
+                await housekeeping
                 if watcher is not None:
                     await watcher
 
