@@ -388,6 +388,8 @@ async def test_the_openapi_document_is_valid_and_lists_every_route(
         ("POST", "/api/runs/{run_id}/restart"),
         ("POST", "/api/runs/{run_id}/replay"),
         ("POST", "/api/runs/{run_id}/retry"),
+        ("GET", "/api/runs/{run_id}/stream"),
+        ("GET", "/api/stream"),
     }
     schemes = document["components"]["securitySchemes"]
     assert schemes["adminToken"] == {

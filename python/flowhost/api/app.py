@@ -27,6 +27,7 @@ from flowhost.api.auth import AdminAuth, bearer_scheme
 from flowhost.api.errors import exception_handlers
 from flowhost.api.limits import BodyLimit
 from flowhost.project import Project
+from flowhost.realtime.fanout import Fanout
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,12 @@ def create_app(project: Project, *, public_url: str | None = None) -> Starlette:
         exception_handlers=exception_handlers(),
     )
     app.state.project = project
+    app.state.api = api
     app.state.public_url = public_url
     app.state.max_body_bytes = project.settings.max_body_bytes
+    # Closed when the server stops (HttpServer.serve): open streams end first, so that the
+    # server does not wait for them.
+    app.state.before_stop = [api.state.realtime.close]
     return app
 
 
@@ -75,4 +80,6 @@ def create_api(project: Project, *, public_url: str | None = None) -> FastAPI:
     api.add_middleware(AdminAuth, token=settings.api_token, open_paths=routes.OPEN_API_PATHS)
     api.state.project = project
     api.state.public_url = public_url
+    # The process's one listener for realtime streams; it starts with the first stream.
+    api.state.realtime = Fanout(project.database)
     return api

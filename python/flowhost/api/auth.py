@@ -9,6 +9,7 @@ OpenAPI document and its docs page stay open: they describe routes, and hold no 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,7 +31,10 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def bearer_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+Headers = list[tuple[bytes, bytes]]
+
+
+def bearer_token(headers: Headers) -> bytes | None:
     """The token of an `Authorization: Bearer <token>` header, None without one."""
     for name, value in headers:
         if name == b"authorization":
@@ -47,11 +51,19 @@ class AdminAuth:
     off)."""
 
     def __init__(
-        self, app: ASGIApp, token: str | None, open_paths: frozenset[str] = frozenset()
+        self,
+        app: ASGIApp,
+        token: str | None,
+        open_paths: frozenset[str] = frozenset(),
+        credential: Callable[[Headers], bytes | None] = bearer_token,
     ) -> None:
+        """`credential`: where a request's token is read. The bearer header by default; a
+        browser's EventSource cannot set headers, so the dashboard passes a reader that also
+        takes its session cookie (for the event streams), checked the same way."""
         self.app = app
         self._token = None if token is None else token.encode()
         self._open = OPEN_PATHS | open_paths
+        self._credential = credential
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._guarded(scope["path"]):
@@ -68,14 +80,14 @@ class AdminAuth:
             path not in self._open
         )
 
-    def _refusal(self, headers: list[tuple[bytes, bytes]]) -> ProblemResponse | None:
+    def _refusal(self, headers: Headers) -> ProblemResponse | None:
         if self._token is None:
             return problem(
                 403,
                 "the admin API is off on this server: set the api_token setting "
                 "(FLOWHOST_API_TOKEN) to use it",
             )
-        given = bearer_token(headers)
+        given = self._credential(headers)
         if given is None:
             return problem(
                 401,

@@ -75,7 +75,17 @@ class HttpServer:
 
         async def stop_when_asked() -> None:
             await stop.wait()
+            await before_stop()
             server.should_exit = True
+
+        async def before_stop() -> None:
+            # What the app ends before the server waits for requests in progress: its
+            # never-ending ones (event streams).
+            for close in getattr(app.state, "before_stop", []):
+                try:
+                    await close()
+                except Exception:
+                    logger.exception("stopping the HTTP app failed")
 
         stopper = asyncio.create_task(stop_when_asked(), name="flowhost-http-stop")
         try:
@@ -84,6 +94,7 @@ class HttpServer:
             stopper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await stopper
+            await before_stop()
             self._socket.close()
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowhost.api.routes import flows, runs
+from flowhost.api.routes import flows, runs, streams
 
-ROUTERS: list[APIRouter] = [flows.router, runs.router]
+ROUTERS: list[APIRouter] = [flows.router, runs.router, streams.router]
 # Paths under /api that a route module authenticates itself (not with the admin token): none
 # yet. A route with its own auth (an ingest endpoint with its own keys) adds its path here.
 OPEN_API_PATHS: frozenset[str] = frozenset()

@@ -285,6 +285,21 @@ $$;
 CREATE TRIGGER events_append_only BEFORE UPDATE ON flowhost.events
     FOR EACH ROW EXECUTE FUNCTION flowhost.events_are_append_only();
 
+-- Realtime streams (docs/realtime.md): each statement that appends events announces the range
+-- of ids it appended, at its commit (one notification per statement, however many events).
+CREATE FUNCTION flowhost.announce_events() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('flowhost_events', min(id)::text || ':' || max(id)::text)
+    FROM appended
+    HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER events_announce AFTER INSERT ON flowhost.events
+    REFERENCING NEW TABLE AS appended
+    FOR EACH STATEMENT EXECUTE FUNCTION flowhost.announce_events();
+
 -- Per-run key/value state: a write-through projection of state.set / state.delete events.
 CREATE TABLE flowhost.state (
     run_id uuid NOT NULL REFERENCES flowhost.runs (id) ON DELETE CASCADE,

@@ -1,0 +1,36 @@
+-- Realtime streams (flowhost.realtime, docs/realtime.md): what the fan-out reads when events
+-- are announced, and the backlogs streams replay before they go live.
+
+-- name: announced_events
+-- The events of the announced id ranges (%(lows)s[i]..%(highs)s[i]) that open streams want:
+-- those of the runs in %(runs)s, and with %(run_changes)s the run status changes (flow.*) of
+-- every run. One statement per wake-up of the fan-out, however many streams are open.
+SELECT e.id, e.run_id, r.flow, e.type, e.step, e.attempt, e.ts, e.data
+FROM unnest(%(lows)s::bigint[], %(highs)s::bigint[]) AS a(lo, hi)
+JOIN flowhost.events AS e ON e.id BETWEEN a.lo AND a.hi
+LEFT JOIN flowhost.runs AS r ON r.id = e.run_id
+WHERE e.run_id = ANY (%(runs)s::uuid[])
+   OR (%(run_changes)s AND starts_with(e.type, 'flow.'))
+ORDER BY e.id;
+
+-- name: run_stream_backlog
+-- A run's events after %(after)s, a page at a time, with the run's status read first in the
+-- same statement's snapshot: when it is over, the backlog holds its last events.
+SELECT e.id, e.run_id, r.flow, e.type, e.step, e.attempt, e.ts, e.data
+FROM flowhost.events AS e
+JOIN flowhost.runs AS r ON r.id = e.run_id
+WHERE e.run_id = %(run_id)s AND e.id > %(after)s
+ORDER BY e.id
+LIMIT %(limit)s;
+
+-- name: run_stream_status
+SELECT status FROM flowhost.runs WHERE id = %(run_id)s;
+
+-- name: changes_backlog
+-- Run status changes (flow.* events) of every run after %(after)s, a page at a time.
+SELECT e.id, e.run_id, r.flow, e.type, e.step, e.attempt, e.ts, e.data
+FROM flowhost.events AS e
+LEFT JOIN flowhost.runs AS r ON r.id = e.run_id
+WHERE e.id > %(after)s AND starts_with(e.type, 'flow.')
+ORDER BY e.id
+LIMIT %(limit)s;
