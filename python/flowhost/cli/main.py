@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import click
 
 from flowhost import __version__
-from flowhost.cli import exit_codes, health, output, triggers
+from flowhost.cli import exit_codes, health, logs, output, triggers
 from flowhost.cli.common import handle_errors, run_async, settings_of
 from flowhost.cli.running import parse_input, run_flow
 from flowhost.cli.serving import print_problems, run_dev, serve_http, serve_until_stopped
@@ -141,6 +141,9 @@ def run(ctx: click.Context, flow: str, input_text: str | None, wait: bool, as_js
 @cli.group()
 def runs() -> None:
     """Inspect runs."""
+
+
+runs.add_command(logs.runs_logs)
 
 
 @runs.command("list")
