@@ -71,6 +71,9 @@ class Settings:
     # (403), except under `flowhost dev`, which makes one. Kept out of repr(), so that no log of
     # the settings shows it.
     api_token: str | None = dataclasses.field(default=None, repr=False)
+    # The bearer token Prometheus sends to scrape /metrics (docs/metrics.md). None: /metrics
+    # is open (it holds figures, never run data). Kept out of repr().
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
     # Request bodies above this many bytes are refused (413), by the API and the webhooks.
     max_body_bytes: int = 1024 * 1024
     # Seconds without activity after which a live run is stalled; None: each flow's own,
@@ -137,6 +140,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "http": ("http", str),
     "public_url": ("public_url", str),
     "api_token": ("api_token", str),
+    "metrics_token": ("metrics_token", str),
     "max_body_bytes": ("max_body_bytes", int),
     "stall_timeout": ("stall_timeout", float),
     "stall_check_interval": ("stall_check_interval", float),
@@ -243,6 +247,8 @@ def _check(settings: Settings) -> None:
         raise ConfigurationError("public_url must be an http:// or https:// URL")
     if settings.api_token is not None:
         check_api_token(settings.api_token)
+    if settings.metrics_token is not None:
+        check_token(settings.metrics_token, "metrics_token")
     if settings.stall_timeout is not None and settings.stall_timeout <= 0:
         raise ConfigurationError("setting stall_timeout must be positive")
     url = settings.database_url
@@ -253,13 +259,18 @@ def _check(settings: Settings) -> None:
 def check_api_token(token: str) -> None:
     """An admin token: at least MIN_API_TOKEN_LENGTH printable characters, no spaces (it travels
     in an `Authorization: Bearer` header). The message never quotes it."""
+    check_token(token, "api_token")
+
+
+def check_token(token: str, name: str) -> None:
+    """A bearer token of setting `name` (see check_api_token)."""
     if len(token) < MIN_API_TOKEN_LENGTH:
         raise ConfigurationError(
-            f"setting api_token must be at least {MIN_API_TOKEN_LENGTH} characters long"
+            f"setting {name} must be at least {MIN_API_TOKEN_LENGTH} characters long"
         )
     if not token.isascii() or not token.isprintable() or " " in token:
         raise ConfigurationError(
-            "setting api_token must be printable ASCII without spaces (it is sent in an "
+            f"setting {name} must be printable ASCII without spaces (it is sent in an "
             "Authorization header)"
         )
 

@@ -46,6 +46,7 @@ def test_file_then_environment_then_overrides(tmp_path: Path) -> None:
         ("concurrency = \n", "flowhost.toml"),
         ("api_token = 'short'\n", "api_token must be at least 16 characters"),
         ("api_token = 'has a space in it!!'\n", "api_token must be printable ASCII"),
+        ("metrics_token = 'short'\n", "metrics_token must be at least 16 characters"),
         ("max_body_bytes = 0\n", "max_body_bytes must be positive"),
     ],
 )
@@ -93,3 +94,5 @@ def test_the_api_token_is_read_and_never_shown(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={"FLOWHOST_API_TOKEN": token[:8]})
     assert token[:8] not in str(refused.value)
     assert load_settings(tmp_path, environ={"FLOWHOST_MAX_BODY_BYTES": "10"}).max_body_bytes == 10
+    scraper = load_settings(tmp_path, environ={"FLOWHOST_METRICS_TOKEN": token})
+    assert scraper.metrics_token == token and token not in repr(scraper)

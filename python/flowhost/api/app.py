@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from flowhost import __version__
-from flowhost.api import await_webhooks, health, routes
+from flowhost.api import await_webhooks, health, metrics_route, routes
 from flowhost.api.auth import AdminAuth, bearer_scheme
 from flowhost.api.errors import exception_handlers
 from flowhost.api.limits import BodyLimit
@@ -46,7 +46,7 @@ def create_app(project: Project, *, public_url: str | None = None) -> Starlette:
     awaits' URLs start with it)."""
     api = create_api(project, public_url=public_url)
     app = Starlette(
-        routes=[*WEBHOOK_ROUTES, Mount("", app=api)],
+        routes=[*WEBHOOK_ROUTES, *metrics_route.routes, Mount("", app=api)],
         exception_handlers=exception_handlers(),
     )
     app.state.project = project

@@ -7,11 +7,13 @@ in one transaction; a refusal changes nothing and is answered with problem+json.
 from __future__ import annotations
 
 import re
+import time
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from flowhost import metrics
 from flowhost.api.limits import BodyTooLarge, read_body
 from flowhost.api.problems import problem
 from flowhost.engine.await_resolution import (
@@ -28,6 +30,13 @@ TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 
 async def resolve_await(request: Request) -> Response:
+    began = time.perf_counter()
+    response = await _resolve_await(request)
+    metrics.observe_webhook_ack("await", response.status_code, began)
+    return response
+
+
+async def _resolve_await(request: Request) -> Response:
     token = request.path_params["token"]
     if not TOKEN.match(token):
         return problem(404, "no await has this URL")

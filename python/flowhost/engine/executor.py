@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from flowhost import metrics
 from flowhost.db.database import Database
 from flowhost.engine import scheduling
 from flowhost.engine.await_jobs import AwaitJobRunner
@@ -157,6 +159,7 @@ class StepExecutor:
             flows=self._catalog.flows,
         )
         failure: Exception | None = None
+        began = time.perf_counter()
         with self.in_flight.track((job.run_id, job.step, job.attempt)) as cancellation:
             try:
                 result = await self.run_in_runtime(
@@ -172,6 +175,7 @@ class StepExecutor:
                 result = as_json(result, f"the result of step {job.step!r}")
             except Exception as exc:
                 failure = exc
+        took = time.perf_counter() - began
         if cancellation.reason is not None:
             # Its run is over (or it is no longer the step's current attempt): nothing of it is
             # recorded, as a success or as a failure.
@@ -182,9 +186,11 @@ class StepExecutor:
                 job.step,
                 cancellation.reason,
             )
+            metrics.observe_attempt(job.flow, job.step, "canceled", None)
             return
         if failure is not None:
             await self._record_failure(flow, job, failure, record, claim.max_attempts)
+            metrics.observe_attempt(job.flow, job.step, _failed(job, claim.max_attempts), took)
             return
         try:
             refused = await self._completions.submit(Completion(flow, job, result, record))
@@ -195,6 +201,9 @@ class StepExecutor:
             # Postgres refused what the attempt produced: the attempt fails, without its logs
             # (they may be what was refused).
             await self._record_failure(flow, job, refused, AttemptRecord(), claim.max_attempts)
+            metrics.observe_attempt(job.flow, job.step, _failed(job, claim.max_attempts), took)
+            return
+        metrics.observe_attempt(job.flow, job.step, "completed", took)
 
     async def _start(self, job: StartJob) -> None:
         """A delayed run's time came: it starts, through its flow's limits (or waits for a
@@ -415,3 +424,8 @@ class StepExecutor:
                 )
         except FlowhostError as error:
             raise RequeueJob(f"could not record the failure: {error}", REQUEUE_DELAY) from error
+
+
+def _failed(job: StepJob, max_attempts: int) -> str:
+    """The metrics' outcome of a failed attempt: retried while attempts are left."""
+    return "retried" if job.attempt < max_attempts else "failed"

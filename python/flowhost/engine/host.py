@@ -19,6 +19,7 @@ from collections.abc import Callable
 import psycopg
 from psycopg.types.json import Jsonb
 
+from flowhost import metrics
 from flowhost.api.app import create_app
 from flowhost.api.server import HttpServer
 from flowhost.db.queries import QUERIES
@@ -119,6 +120,7 @@ class Host:
             Supervisor(settings, self.project.catalog.commands, host_id=str(self.id)) as supervisor,
         ):
             self._supervisor = supervisor
+            metrics.children_source = supervisor.children_by_runtime
             supervisor.prepare(self._steps())
             executor = self._executor = StepExecutor(
                 self.project.database,
@@ -145,6 +147,8 @@ class Host:
                         stop.set()
             finally:
                 self._executor = None
+                if metrics.children_source == supervisor.children_by_runtime:
+                    metrics.children_source = None
 
     def _steps(self) -> list[StepDefinition]:
         return [s for flow in self.project.catalog.flows.values() for s in flow.steps.values()]

@@ -21,6 +21,7 @@ from pgqueuer.queries import Queries
 from pgqueuer.types import QueueExecutionMode
 from psycopg import sql
 
+from flowhost import metrics
 from flowhost.db.database import Connection
 from flowhost.queue.jobs import (
     AWAITS_ENTRYPOINT,
@@ -202,6 +203,8 @@ class StepConsumer:
 
     async def _dispatch(self, job: Job) -> None:
         queued = decode_job(job.payload)
+        if isinstance(queued, StepJob):
+            metrics.observe_enqueue_to_start(queued.flow, max(job.created, job.execute_after))
         async with self._executing:
             try:
                 await self._handler(queued)

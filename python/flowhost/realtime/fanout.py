@@ -35,6 +35,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from flowhost import metrics
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.errors import DatabaseError, DatabaseUnavailableError, FlowhostError
@@ -236,6 +237,7 @@ class Fanout:
         self.reads = 0
         self.announcements = 0
         self.lags = 0
+        metrics.stream_sources.add(self)
 
     @property
     def subscribers(self) -> int:
@@ -269,6 +271,7 @@ class Fanout:
 
     def _lagged(self) -> None:
         self.lags += 1
+        metrics.STREAM_LAGS.inc()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription.run_id is None:
@@ -378,6 +381,7 @@ class Fanout:
                 await asyncio.sleep(RECONNECT_MIN)
                 continue
             self.reads += 1
+            metrics.STREAM_READS.inc()
             self._deliver([StreamEvent.from_row(row) for row in rows])
 
     def _deliver(self, events: list[StreamEvent]) -> None:

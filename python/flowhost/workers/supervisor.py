@@ -130,6 +130,14 @@ class Supervisor:
     def workers(self) -> list[Worker]:
         return list(self._workers.values())
 
+    def children_by_runtime(self) -> dict[str, int]:
+        """Live children per runtime (the metrics' gauge)."""
+        counts: dict[str, int] = {}
+        for worker in self._workers.values():
+            if worker.process.alive:
+                counts[worker.runtime] = counts.get(worker.runtime, 0) + 1
+        return counts
+
     def prepare(self, steps: list[StepDefinition]) -> None:
         """Start warm pools for these steps now, so that their first jobs find children."""
         for step in steps:

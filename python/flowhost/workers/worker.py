@@ -6,9 +6,11 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from flowhost import metrics
 from flowhost.workers.output import OutputBudget
 from flowhost.workers.processes import ChildProcess
 from flowhost.workers.router import RouterTransport
@@ -87,7 +89,11 @@ class Worker:
         return self.process.alive and self.ready.done() and not self.ready.exception()
 
     async def execute(self, params: Params) -> Any:
-        return await self.peer.call("execute", params)
+        began = time.perf_counter()
+        try:
+            return await self.peer.call("execute", params)
+        finally:
+            metrics.RPC.labels(self.runtime, "execute").observe(time.perf_counter() - began)
 
     async def notify(self, method: str, params: Params | None = None) -> None:
         with contextlib.suppress(ConnectionError):
@@ -138,7 +144,7 @@ class Worker:
             "flow.stats": self._flow_stats,
         }
         for method, handler in job_calls.items():
-            self.peer.on_request(method, self._job_call(handler))
+            self.peer.on_request(method, self._job_call(method, handler))
         self.peer.on_notification("log", self._log)
         self.peer.on_notification("progress", self._progress)
         self.peer.on_notification("heartbeat", lambda _params: None)
@@ -177,14 +183,19 @@ class Worker:
         asyncio.get_running_loop().call_later(0.5, self.process.kill)
 
     def _job_call(
-        self, handler: Callable[[JobBinding, Params], Awaitable[Any]]
+        self, method: str, handler: Callable[[JobBinding, Params], Awaitable[Any]]
     ) -> Callable[[Params], Awaitable[Any]]:
+        timing = metrics.RPC.labels(self.runtime, method)
+
         async def call(params: Params) -> Any:
             job = self._current_job()
+            began = time.perf_counter()
             try:
                 return await handler(job, params)
             except (TypeError, ValueError) as exc:
                 raise ProtocolError(ErrorCode.INVALID_PARAMS, str(exc)) from exc
+            finally:
+                timing.observe(time.perf_counter() - began)
 
         return call
 
