@@ -48,7 +48,7 @@ APPLICATION_NAME = "flowhost-realtime"
 # At most this many separate ranges per read; more are read as the one range covering them.
 MAX_RANGES = 64
 # Reads at most this often: announcements in between are read together.
-COALESCE_INTERVAL = 0.01
+COALESCE_INTERVAL = 0.05
 # Events queued for one subscription before it is lagged (it then reads the table).
 SUBSCRIPTION_LIMIT = 2000
 # How long a new subscription waits for the listening connection.
@@ -126,6 +126,11 @@ class StreamEvent:
     def json(self) -> str:
         return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
 
+    @functools.cached_property
+    def sse(self) -> str:
+        """The event as a Server-Sent Events message (its JSON is one line)."""
+        return f"id: {self.id}\nevent: {self.type}\ndata: {self.json}\n\n"
+
 
 class Subscription:
     """What one stream receives: batches of events in the order they were announced."""
@@ -176,7 +181,9 @@ class Subscription:
         with nothing."""
         if not self._ready.is_set():
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                # asyncio.timeout, not wait_for: no task per wait (thousands of streams wait).
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
             except TimeoutError:
                 return False
         return True

@@ -92,7 +92,7 @@ async def follow_run(
     *,
     after: int = 0,
     heartbeat: float = 15.0,
-) -> AsyncIterator[list[StreamEvent]]:
+) -> AsyncGenerator[list[StreamEvent]]:
     """Batches of the run's events with ids above `after`: its backlog, then live ones, until
     the run is over (after its last events) or the fan-out closes. An empty batch once
     live (after the backlog), and every `heartbeat` seconds without events."""
@@ -127,7 +127,7 @@ async def follow_changes(
     after: int | None = None,
     accepts: Callable[[StreamEvent], bool] | None = None,
     heartbeat: float = 15.0,
-) -> AsyncIterator[list[StreamEvent]]:
+) -> AsyncGenerator[list[StreamEvent]]:
     """Batches of run status changes (flow.* events) of every run that `accepts` takes:
     those after event id `after` first (None: none, only what commits from now), then live
     ones, until the fan-out closes. An empty batch once live (after the backlog), and every

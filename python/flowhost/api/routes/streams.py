@@ -10,6 +10,7 @@ stop reconnecting. The streams are fed by the process's one fan-out (flowhost.re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -63,13 +64,13 @@ def resume_point(last_event_id: str | None, after: int | None) -> int | None:
     return after
 
 
-def frame(event: StreamEvent) -> str:
-    # The JSON has no newline (compact): one data line.
-    return f"id: {event.id}\nevent: {event.type}\ndata: {event.json}\n\n"
+def end_frame(run_id: uuid.UUID, status: str | None) -> str:
+    # No id: a resume still starts after the last real event.
+    return f"event: end\ndata: {json.dumps({'run_id': str(run_id), 'status': status})}\n\n"
 
 
 def frames(batch: list[StreamEvent]) -> str:
-    return "".join(frame(event) for event in batch) if batch else ": keepalive\n\n"
+    return "".join(event.sse for event in batch) if batch else ": keepalive\n\n"
 
 
 @router.get(
@@ -109,19 +110,29 @@ async def run_stream(
     heartbeat = heartbeat_of(request)
 
     async def stream() -> AsyncIterator[str]:
-        events = follow_run(fanout, database, run_id, after=start, heartbeat=heartbeat)
         yield f"retry: {RETRY_MS}\n: run {run_id}\n\n"
         live = False
-        async for batch in events:
-            if not batch and not live:
-                # Subscribed and the backlog sent: from here on nothing committed is missed.
-                live = True
-                yield ": live\n\n"
-                continue
-            yield frames(batch)
+        status = None
+        async with contextlib.aclosing(
+            follow_run(fanout, database, run_id, after=start, heartbeat=heartbeat)
+        ) as events:
+            async for batch in events:
+                if not batch and not live:
+                    # Subscribed and the backlog sent: from here on nothing committed is missed.
+                    live = True
+                    yield ": live\n\n"
+                    continue
+                for event in batch:
+                    status = event.status or status
+                if status in TERMINAL:
+                    # The run's last events: the stream ends with them, in the same write.
+                    yield frames(batch) + end_frame(run_id, status)
+                    return
+                yield frames(batch)
+        # Over before the events after `after`, or the server is stopping.
         status = await run_status(database, run_id)
         if status in TERMINAL:
-            yield f"event: end\ndata: {json.dumps({'run_id': str(run_id), 'status': status})}\n\n"
+            yield end_frame(run_id, status)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
@@ -156,21 +167,23 @@ async def changes_stream(
     heartbeat = heartbeat_of(request)
 
     async def stream() -> AsyncIterator[str]:
-        events = follow_changes(
-            fanout,
-            database,
-            after=start,
-            accepts=accepts if flows or statuses else None,
-            heartbeat=heartbeat,
-        )
         yield f"retry: {RETRY_MS}\n: run status changes\n\n"
         live = False
-        async for batch in events:
-            if not batch and not live:
-                # Subscribed and the backlog sent: from here on nothing committed is missed.
-                live = True
-                yield ": live\n\n"
-                continue
-            yield frames(batch)
+        async with contextlib.aclosing(
+            follow_changes(
+                fanout,
+                database,
+                after=start,
+                accepts=accepts if flows or statuses else None,
+                heartbeat=heartbeat,
+            )
+        ) as events:
+            async for batch in events:
+                if not batch and not live:
+                    # Subscribed and the backlog sent: from here on nothing committed is missed.
+                    live = True
+                    yield ": live\n\n"
+                    continue
+                yield frames(batch)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=STREAM_HEADERS)
