@@ -285,6 +285,11 @@ export interface RunContext {
    * itself. `emit` is refused in hooks.
    */
   readonly hook: HookKind | null
+  /**
+   * The W3C `traceparent` of the host's span of this attempt, when the host traces with
+   * OpenTelemetry; `null` otherwise. Continue the trace from it (docs/metrics.md#tracing).
+   */
+  readonly traceparent: string | null
   /** Key/value state scoped to the run; every change is an event in the run's history. */
   readonly state: RunState
   /** Structured logs that become `log` events of the run. */

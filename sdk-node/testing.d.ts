@@ -17,6 +17,8 @@ export interface TestContextOptions {
   awaited?: { type: Awaited['type']; data?: unknown } | null
   /** Make it an await hook's context (`ctx.emit` then rejects, as in a real run). Default null. */
   hook?: HookKind | null
+  /** `ctx.traceparent`. Default null. */
+  traceparent?: string | null
   /** What `ctx.flow.running` answers (filtered by flow). Default none. */
   running?: RunningRun[]
   /** What `ctx.flow.stats` answers: flow name -> statistics. Default none (null). */

@@ -39,6 +39,7 @@ export function createTestContext(options = {}) {
     maxAttempts = 1,
     awaited = null,
     hook = null,
+    traceparent = null,
   } = options
   if (awaited !== null && (typeof awaited !== 'object' || typeof awaited.type !== 'string')) {
     throw new TypeError('awaited must be { type, data } or null')
@@ -71,6 +72,7 @@ export function createTestContext(options = {}) {
     signal: new AbortController().signal,
     awaited: awaited === null ? null : Object.freeze({ type: awaited.type, data: awaited.data ?? null }),
     hook,
+    traceparent,
     state: {
       /** @param {string} key @param {unknown} [defaultValue] @returns {Promise<any>} */
       async get(key, defaultValue = null) {

@@ -165,7 +165,7 @@ describe('awaits at discovery, in a child, and in tests', () => {
         try { await ctx.emit('expense.booked', {}) } catch (error) { refused = error.message }
         return { hook: ctx.hook, awaited: ctx.awaited, refused }
       }
-      export default async (input, ctx) => ({ awaited: ctx.awaited, hook: ctx.hook })
+      export default async (input, ctx) => ({ awaited: ctx.awaited, hook: ctx.hook, traceparent: ctx.traceparent })
     `)
   })
 
@@ -188,10 +188,17 @@ describe('awaits at discovery, in a child, and in tests', () => {
     const host = await startHost()
     const awaited = { type: 'webhook', data: { approved: true } }
     const answer = /** @type {any} */ (await host.execute(join(functions, 'approve.js'), { awaited }))
-    assert.deepEqual(answer.result.result, { awaited, hook: null })
+    assert.deepEqual(answer.result.result, { awaited, hook: null, traceparent: null })
     const again = await startHost()
     const plain = /** @type {any} */ (await again.execute(join(functions, 'approve.js')))
-    assert.deepEqual(plain.result.result, { awaited: null, hook: null })
+    assert.deepEqual(plain.result.result, { awaited: null, hook: null, traceparent: null })
+  })
+
+  test('a step in a real child gets the host span\'s ctx.traceparent', async () => {
+    const host = await startHost()
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    const answer = /** @type {any} */ (await host.execute(join(functions, 'approve.js'), { traceparent }))
+    assert.deepEqual(answer.result.result, { awaited: null, hook: null, traceparent })
   })
 
   test('a hook runs in a real child instead of the handler: state and logs work, emit is refused', async () => {
@@ -238,7 +245,9 @@ describe('awaits at discovery, in a child, and in tests', () => {
   test('createTestContext: ctx.awaited for a step, a hook context refuses emit', async () => {
     const module = await import(join(functions, 'approve.js'))
     const awaited = { type: /** @type {const} */ ('webhook'), data: { approved: true } }
-    assert.deepEqual(await module.default({}, createTestContext({ awaited }).ctx), { awaited, hook: null })
+    assert.deepEqual(await module.default({}, createTestContext({ awaited }).ctx), { awaited, hook: null, traceparent: null })
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+    assert.equal((await module.default({}, createTestContext({ traceparent }).ctx)).traceparent, traceparent)
     const { ctx, state, logs, emitted } = createTestContext({ hook: 'register', stepName: 'book' })
     const result = await module.sendApprovalMail({ url: 'u' }, ctx)
     assert.equal(result.refused, "ctx.emit is not available in an await hook (the register hook of step 'book'): hooks cannot emit events; emit from the step itself")

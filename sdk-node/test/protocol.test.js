@@ -71,8 +71,17 @@ for (const entry of FRAMES.valid.filter((frame) => frame.message.method === 'exe
     assert.deepEqual([read.job, read.input], [params.job, params.input])
     assert.deepEqual(read.awaited, params.awaited ?? null)
     assert.deepEqual(read.hook, params.hook ?? null)
+    assert.equal(read.traceparent, params.traceparent ?? null)
   })
 }
+
+test('a traceparent that is not W3C trace context is invalid params', () => {
+  const [execute] = FRAMES.valid.filter((entry) => entry.name === 'execute')
+  const params = /** @type {Record<string, any>} */ (execute.message.params)
+  for (const traceparent of [7, '00-XYZ-00f067aa0ba902b7-01', '']) {
+    assert.throws(() => readExecuteParams({ ...params, traceparent }), /traceparent must be null or a W3C traceparent/)
+  }
+})
 
 for (const entry of FRAMES.tolerated) {
   test(`tolerated frame ${entry.name}: decodes to its message`, () => {

@@ -64,6 +64,7 @@ def test_every_golden_execute_is_a_job_the_child_reads(entry: dict[str, Any]) ->
     assert job.awaited == (None if awaited is None else Awaited(awaited["type"], awaited["data"]))
     assert job.hook == (None if hook is None else HookCall(hook["function"], hook["kind"]))
     assert job.function == (params["job"]["handler"] if hook is None else hook["function"])
+    assert job.traceparent == params.get("traceparent")
 
 
 @pytest.mark.parametrize(
@@ -74,6 +75,8 @@ def test_every_golden_execute_is_a_job_the_child_reads(entry: dict[str, Any]) ->
         ({"hook": "mail"}, "hook must be null or a map"),
         ({"hook": {"function": "", "kind": "register"}}, "hook.function"),
         ({"hook": {"function": "mail", "kind": "after"}}, "hook.kind"),
+        ({"traceparent": 7}, "traceparent must be null or a W3C traceparent"),
+        ({"traceparent": "00-XYZ-00f067aa0ba902b7-01"}, "traceparent must be null or a W3C"),
     ],
 )
 def test_a_mistyped_awaited_or_hook_is_invalid_params(extra: dict[str, Any], refused: str) -> None:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from flowhost import metrics
+from flowhost import metrics, tracing
 from flowhost.db.database import Database
 from flowhost.engine import scheduling
 from flowhost.engine.await_jobs import AwaitJobRunner
@@ -99,8 +99,9 @@ class StepExecutor:
     async def _claim_batch(
         self, jobs: Sequence[runs.ClaimRequest]
     ) -> list[runs.Claim | runs.WrongDefinition | None]:
-        async with self._hot_database.connection() as conn:
-            claims = await runs.claim_steps(conn, jobs, stale_after=self._host_stale_after)
+        with tracing.span("flowhost.claim", {"flowhost.batch_size": len(jobs)}):
+            async with self._hot_database.connection() as conn:
+                claims = await runs.claim_steps(conn, jobs, stale_after=self._host_stale_after)
         return [claims.get(job[:3]) for job in jobs]
 
     async def _complete_batch(self, completions: Sequence[Completion]) -> list[Exception | None]:
@@ -108,8 +109,9 @@ class StepExecutor:
         database being away, each completion is recorded alone, so that one attempt whose
         output Postgres refuses fails alone; its error is its outcome."""
         try:
-            async with self._hot_database.transaction(pipeline=True) as conn:
-                await complete_attempts(conn, completions, on_emit=self._on_emit)
+            with tracing.span("flowhost.complete", {"flowhost.batch_size": len(completions)}):
+                async with self._hot_database.transaction(pipeline=True) as conn:
+                    await complete_attempts(conn, completions, on_emit=self._on_emit)
             return [None] * len(completions)
         except DatabaseUnavailableError:
             raise
@@ -160,7 +162,10 @@ class StepExecutor:
         )
         failure: Exception | None = None
         began = time.perf_counter()
-        with self.in_flight.track((job.run_id, job.step, job.attempt)) as cancellation:
+        with (
+            self.in_flight.track((job.run_id, job.step, job.attempt)) as cancellation,
+            tracing.span("flowhost.step", _span_attributes(job)),
+        ):
             try:
                 result = await self.run_in_runtime(
                     step,
@@ -171,6 +176,7 @@ class StepExecutor:
                     input=claim.input,
                     awaited=claim.awaited,
                     cancellation=cancellation,
+                    traceparent=tracing.current_traceparent(),
                 )
                 result = as_json(result, f"the result of step {job.step!r}")
             except Exception as exc:
@@ -275,6 +281,7 @@ class StepExecutor:
         awaited: Awaited | None = None,
         hook: HookCall | None = None,
         cancellation: Cancellation | None = None,
+        traceparent: str | None = None,
     ) -> Any:
         """Run `step`'s handler, or with `hook` one of its await hooks, where the step runs: in
         a child process, or in this one for an in-process function. Returns what the function
@@ -291,6 +298,7 @@ class StepExecutor:
                 awaited=awaited,
                 hook=hook,
                 cancellation=cancellation or Cancellation(),
+                traceparent=traceparent,
             )
         if self._supervisor is None:
             raise RuntimeError(
@@ -306,6 +314,7 @@ class StepExecutor:
             awaited=awaited,
             hook=hook,
             cancellation=cancellation,
+            traceparent=traceparent,
         )
 
     async def _run_here(
@@ -320,6 +329,7 @@ class StepExecutor:
         awaited: Awaited | None,
         hook: HookCall | None,
         cancellation: Cancellation,
+        traceparent: str | None,
     ) -> Any:
         ctx = RunContext(
             backend,
@@ -331,6 +341,7 @@ class StepExecutor:
             idempotency_key=None if hook is None else f"{run_id}:{step.name}:{hook.kind}",
             awaited=awaited,
             hook=None if hook is None else hook.kind,
+            traceparent=traceparent,
         )
         handler = self._catalog.handler(step, None if hook is None else hook.function)
         timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
@@ -429,3 +440,12 @@ class StepExecutor:
 def _failed(job: StepJob, max_attempts: int) -> str:
     """The metrics' outcome of a failed attempt: retried while attempts are left."""
     return "retried" if job.attempt < max_attempts else "failed"
+
+
+def _span_attributes(job: StepJob) -> dict[str, str | int]:
+    return {
+        "flowhost.flow": job.flow,
+        "flowhost.step": job.step,
+        "flowhost.run_id": str(job.run_id),
+        "flowhost.attempt": job.attempt,
+    }

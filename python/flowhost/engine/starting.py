@@ -23,6 +23,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from flowhost import tracing
 from flowhost.db.database import Connection
 from flowhost.db.queries import QUERIES
 from flowhost.engine.definitions import FlowDefinition
@@ -135,6 +136,17 @@ async def start_run(
 ) -> StartedRun:
     """Start one run of `flow` with input `data`; call inside a transaction. `started_data`
     goes into the run's flow.started event (a trigger's fire says which it was)."""
+    with tracing.span("flowhost.run.start", {"flowhost.flow": flow.name}):
+        return await _start_run(conn, flow, data, options, started_data)
+
+
+async def _start_run(
+    conn: Connection,
+    flow: FlowDefinition,
+    data: Any,
+    options: StartOptions | None,
+    started_data: Mapping[str, Any] | None,
+) -> StartedRun:
     options = options or StartOptions()
     run_id = uuid.uuid4()
     existing = await _run_of_start_key(conn, flow, run_id, options)

@@ -54,6 +54,7 @@ def execute_params(
     last: bool,
     awaited: Awaited | None = None,
     hook: HookCall | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """The params of `execute` (docs/protocol.md): the one place that writes them."""
     # A hook has an idempotency key of its own: it is not the step, and may act on the same
@@ -79,6 +80,8 @@ def execute_params(
         params["awaited"] = awaited.to_params()
     if hook is not None:
         params["hook"] = hook.to_params()
+    if traceparent is not None:
+        params["traceparent"] = traceparent
     return params
 
 
@@ -156,6 +159,7 @@ class Supervisor:
         awaited: Awaited | None = None,
         hook: HookCall | None = None,
         cancellation: Cancellation | None = None,
+        traceparent: str | None = None,
     ) -> Any:
         """Run attempt `attempt` of `step` in run `run_id` in a child; returns the handler's
         result or raises ChildFailure. The child's calls act on `backend`.
@@ -178,6 +182,7 @@ class Supervisor:
                 last=last,
                 awaited=awaited,
                 hook=hook,
+                traceparent=traceparent,
             )
             binding = JobBinding(backend, step.name)
             worker.job = binding

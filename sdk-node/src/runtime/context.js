@@ -28,11 +28,12 @@ const WIRE_LEVELS = /** @type {const} */ ({ debug: 'debug', info: 'info', warn: 
  * @param {JobIds} job
  * @param {Peer} peer
  * @param {AbortSignal} signal
- * @param {{awaited?: RunContext['awaited'], hook?: RunContext['hook']}} [extra] how the step's
- *   awaitBefore resolved; the kind of await hook this job runs (then `emit` is refused)
+ * @param {{awaited?: RunContext['awaited'], hook?: RunContext['hook'],
+ *   traceparent?: RunContext['traceparent']}} [extra] how the step's awaitBefore resolved; the
+ *   kind of await hook this job runs (then `emit` is refused); the host's trace context
  * @returns {{ctx: RunContext, end: () => void}} `end()` once the job is answered
  */
-export function createRunContext(job, peer, signal, { awaited = null, hook = null } = {}) {
+export function createRunContext(job, peer, signal, { awaited = null, hook = null, traceparent = null } = {}) {
   let ended = false
   const stepLabel = `${job.flow}.${job.step} (run ${job.run_id})`
 
@@ -77,6 +78,7 @@ export function createRunContext(job, peer, signal, { awaited = null, hook = nul
     signal,
     awaited,
     hook,
+    traceparent,
     state: Object.freeze({
       /** @type {(key: string, defaultValue?: unknown) => Promise<any>} */
       async get(key, defaultValue = null) {

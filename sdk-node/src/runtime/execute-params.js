@@ -6,7 +6,7 @@
  * @typedef {import('../../index.js').Awaited} Awaited
  * @typedef {{function: string, kind: import('../../index.js').HookKind}} HookCall
  * @typedef {{job: Job, input: unknown, timeout: number | null, env: Record<string, string>,
- *   last: boolean, awaited: Awaited | null, hook: HookCall | null}} ExecuteParams
+ *   last: boolean, awaited: Awaited | null, hook: HookCall | null, traceparent: string | null}} ExecuteParams
  */
 
 import { isAbsolute } from 'node:path'
@@ -16,6 +16,8 @@ import { ErrorCode, ProtocolError } from '../protocol.js'
 const JOB_STRINGS = /** @type {const} */ (['run_id', 'flow', 'step', 'idempotency_key', 'file', 'handler'])
 const JOB_INTEGERS = /** @type {const} */ (['attempt', 'max_attempts'])
 const HOOK_KINDS = ['register', 'resolve', 'timeout']
+// W3C trace context: version-trace id-parent id-flags, lower-case hex.
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
 
 /**
  * @param {Record<string, unknown>} params
@@ -56,7 +58,21 @@ export function readExecuteParams(params) {
     last,
     awaited: readAwaited(params.awaited),
     hook: readHook(params.hook),
+    traceparent: readTraceparent(params.traceparent),
   }
+}
+
+/**
+ * `traceparent`: null, or the W3C trace context of the host's span of this attempt.
+ * @param {unknown} value
+ * @returns {string | null}
+ */
+function readTraceparent(value) {
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'string' || !TRACEPARENT.test(value)) {
+    invalidParams('traceparent must be null or a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)')
+  }
+  return value
 }
 
 /**

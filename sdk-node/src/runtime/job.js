@@ -26,6 +26,7 @@ export class Job {
     const { ctx, end } = createRunContext(params.job, peer, this.controller.signal, {
       awaited: params.awaited,
       hook: params.hook?.kind ?? null,
+      traceparent: params.traceparent,
     })
     this.ctx = ctx
     this.endContext = end

@@ -180,6 +180,7 @@ class ChildRuntime:
             idempotency_key=job.idempotency_key,
             awaited=job.awaited,
             hook=None if job.hook is None else job.hook.kind,
+            traceparent=job.traceparent,
         )
         label = f"step {job.step}" if job.hook is None else f"hook {job.function}"
         task = asyncio.create_task(_guarded(handler, job.input, ctx), name=label)

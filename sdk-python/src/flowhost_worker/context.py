@@ -240,6 +240,7 @@ class RunContext:
         "run_id",
         "state",
         "step_name",
+        "traceparent",
     )
 
     def __init__(
@@ -254,6 +255,7 @@ class RunContext:
         idempotency_key: str | None = None,
         awaited: Awaited | None = None,
         hook: str | None = None,
+        traceparent: str | None = None,
     ) -> None:
         self._backend = backend
         self._idempotency_key = idempotency_key
@@ -265,6 +267,9 @@ class RunContext:
         # None unless the host passed how the step's await_before resolved.
         self.awaited = awaited
         self.hook = hook
+        # The W3C `traceparent` of the host's span of this attempt (None when the host does
+        # not trace): continue the trace from it (docs/metrics.md#tracing).
+        self.traceparent = traceparent
         self.state = RunState(backend)
         self.logger = StepLogger(backend)
         self.flow = FlowControl(backend)

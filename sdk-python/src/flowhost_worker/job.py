@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,10 @@ from flowhost_worker.protocol import ErrorCode, ProtocolError
 # A failure's text travels in one frame and lands in the run's history; a runaway traceback
 # (RecursionError) keeps its head and tail.
 MAX_TEXT = 64 * 1024
+
+
+# W3C trace context: version-trace id-parent id-flags, lower-case hex.
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,6 +53,8 @@ class Job:
     last: bool
     awaited: Awaited | None = None
     hook: HookCall | None = None
+    # The W3C trace context of the host's span of this attempt, when the host traces.
+    traceparent: str | None = None
 
     @property
     def function(self) -> str:
@@ -95,7 +102,16 @@ def parse_execute(params: dict[str, Any]) -> Job:
         last=last,
         awaited=_awaited(params.get("awaited")),
         hook=_hook(params.get("hook")),
+        traceparent=_traceparent(params.get("traceparent")),
     )
+
+
+def _traceparent(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not TRACEPARENT.match(value):
+        _refuse("traceparent must be null or a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)")
+    return value
 
 
 def _awaited(value: Any) -> Awaited | None:

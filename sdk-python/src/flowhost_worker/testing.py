@@ -123,6 +123,7 @@ def context_for(
     run_id: str | None = None,
     awaited: Awaited | None = None,
     hook: str | None = None,
+    traceparent: str | None = None,
 ) -> RunContext:
     """A `ctx` for calling a step function directly in a test: `awaited` is what the step's
     await_before resolved with; `hook` ("register", "resolve" or "timeout") makes it the
@@ -140,4 +141,5 @@ def context_for(
         max_attempts=max_attempts,
         awaited=awaited,
         hook=hook,
+        traceparent=traceparent,
     )
