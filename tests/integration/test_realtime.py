@@ -231,8 +231,9 @@ async def test_many_streams_share_one_listen_connection(
                 await asyncio.sleep(0.05)
         async with project.database.connection() as conn:
             cursor = await conn.execute(
-                "SELECT count(*) AS listeners FROM pg_stat_activity "
-                "WHERE application_name = %s AND query ILIKE 'LISTEN%%'",
+                # The listening connection is the one with this name (its last statement is
+                # its registration, so the LISTEN itself is not what pg_stat_activity shows).
+                "SELECT count(*) AS listeners FROM pg_stat_activity WHERE application_name = %s",
                 [APPLICATION_NAME],
             )
             row = await cursor.fetchone()
@@ -328,3 +329,48 @@ async def test_streams_need_the_admin_token(project_dir: Path, database_url: str
         assert_problem(answer, 401)
     assert_problem(missing, 404)
     assert_problem(bad_status, 422)
+
+
+async def test_events_are_announced_only_while_a_process_streams(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    from flowhost.engine.catalog import FunctionCatalog
+    from flowhost.settings import load_settings
+    from flowhost.workers.commands import RuntimeCommands
+
+    project_dir = write_functions(tmp_path, {"slow.py": SLOW})
+    settings = load_settings(project_dir, environ={})
+    catalog = FunctionCatalog(settings.functions_path, RuntimeCommands.from_settings(settings))
+    await catalog.reload()
+    async with database.transaction() as conn:
+        [run_id] = await start_runs(conn, catalog.flows["slow"], [{}])
+
+    async def first_notification_after_append() -> str:
+        """Append an event, then NOTIFY a marker: notifications arrive in commit order, so
+        the first one says whether the append was announced."""
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as ear:
+            await ear.execute("LISTEN flowhost_events")
+            async with database.transaction() as conn:
+                await append_events(conn, [NewEvent(run_id, "log", {"message": "x"})])
+            async with database.connection() as conn:
+                await conn.execute("SELECT pg_notify('flowhost_events', 'marker')")
+            async for note in ear.notifies(timeout=10):
+                return note.payload
+        raise AssertionError("no notification at all")
+
+    quiet = await first_notification_after_append()
+    fanout = Fanout(database)
+    subscription = await fanout.subscribe(run_id)
+    announced = await first_notification_after_append()
+    fanout.unsubscribe(subscription)
+    await fanout.close()
+    async with database.connection() as conn:
+        cursor = await conn.execute("SELECT count(*) AS n FROM flowhost.stream_listeners")
+        row = await cursor.fetchone()
+    quiet_again = await first_notification_after_append()
+    assert quiet == "marker"
+    assert announced != "marker" and ":" in announced
+    assert row is not None and row["n"] == 0
+    assert quiet_again == "marker"

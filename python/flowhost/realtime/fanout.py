@@ -2,7 +2,9 @@
 
 Each statement that appends events announces the range of ids it appended at its commit
 (`NOTIFY flowhost_events '<first>:<last>'`, a statement-level trigger on flowhost.events: one
-notification per completion batch, not per event or per run). The fan-out listens on one
+notification per completion batch, not per event or per run), while at least one process
+with streams open is registered in flowhost.stream_listeners: without streams, the engine's
+statements pay no NOTIFY (which wakes every listening backend). The fan-out listens on one
 connection of its own; each time it wakes, it reads the announced ranges once, with one
 statement, for the runs that have open streams (and the run status changes, when a stream of
 every run is open), and hands each subscription its share. Reads are one at a time, at most
@@ -16,6 +18,10 @@ Subscriptions are bounded: one whose consumer falls more than `limit` events beh
 receiving (`lagged`) and catches up from the events table, so a slow stream neither blocks
 the others nor grows memory. When the listening connection is lost, every subscription is
 marked lagged at reconnect: announcements made meanwhile were missed.
+
+Registering is gap-free: after its registration commits, the listener waits (up to
+SETTLE_TIMEOUT) until every transaction that could have checked for listeners before it has
+ended, so that their unannounced events are in the table when streams read their backlog.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import psycopg
 from psycopg import sql
 
 from flowhost import metrics
-from flowhost.db.database import Database
+from flowhost.db.database import Connection, Database
 from flowhost.db.queries import QUERIES
 from flowhost.errors import DatabaseError, DatabaseUnavailableError, FlowhostError
 
@@ -54,6 +60,12 @@ SUBSCRIPTION_LIMIT = 2000
 # How long a new subscription waits for the listening connection.
 LISTEN_TIMEOUT = 10.0
 RECONNECT_MIN, RECONNECT_MAX = 0.2, 5.0
+# The listener refreshes its registration this often (the announcing trigger ignores
+# registrations older than 60 s).
+REFRESH_INTERVAL = 5.0
+# How long a new registration waits for the transactions that may have missed it, and how
+# often it looks.
+SETTLE_TIMEOUT, SETTLE_POLL = 2.0, 0.005
 
 # Run status changes: the flow.* events, and the status each one leaves the run in (None: it
 # does not change the status).
@@ -239,6 +251,8 @@ class Fanout:
         self._listening = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        # This process's row in flowhost.stream_listeners.
+        self._id = uuid.uuid4()
         # Statements read, announcements heard, subscriptions that fell behind (tests and
         # metrics).
         self.reads = 0
@@ -302,6 +316,11 @@ class Fanout:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._tasks:
+            # Nobody here streams any more: stop the announcements (unless others listen).
+            with contextlib.suppress(FlowhostError):
+                async with self._database.connection(timeout=2.0) as conn:
+                    await conn.execute(QUERIES["unregister_stream_listener"], {"id": self._id})
         self._tasks.clear()
 
     def _all(self) -> list[Subscription]:
@@ -318,27 +337,57 @@ class Fanout:
 
     async def _listen(self) -> None:
         delay = RECONNECT_MIN
-        connected_before = False
         while True:
             try:
                 async with self._database.dedicated_connection(
                     session={"application_name": APPLICATION_NAME}
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-                    if connected_before:
-                        # Announcements made while not listening are lost: streams read them.
-                        for subscription in self._all():
-                            subscription.lag()
-                    connected_before = True
+                    horizon, settled = await self._register(conn)
+                    # Announcements made while this process was not registered and listening
+                    # are lost (after a reconnect): every stream reads what it missed.
+                    self._lag_all()
                     self._listening.set()
                     delay = RECONNECT_MIN
-                    async for note in conn.notifies():
-                        self._announced(note.payload)
+                    while True:
+                        async for note in conn.notifies(timeout=REFRESH_INTERVAL):
+                            self._announced(note.payload)
+                        await conn.execute(QUERIES["register_stream_listener"], {"id": self._id})
+                        if not settled and await self._settled(conn, horizon, 0.0):
+                            settled = True
+                            self._lag_all()
             except (psycopg.Error, FlowhostError) as exc:
                 self._listening.clear()
                 logger.warning("realtime: lost the listening connection (%s); reconnecting", exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, RECONNECT_MAX)
+
+    async def _register(self, conn: Connection) -> tuple[str, bool]:
+        """Register this process (events are announced from then on) and wait until every
+        transaction that may have missed the registration has ended: their events are then
+        in the table, where streams read their backlog. A transaction running longer than
+        SETTLE_TIMEOUT does not hold streams back: once it ends, every stream reads the table
+        again (`settled` False until then)."""
+        await conn.execute(QUERIES["register_stream_listener"], {"id": self._id})
+        row = await (await conn.execute(QUERIES["stream_horizon"])).fetchone()
+        horizon = str(row["horizon"]) if row else "0"
+        return horizon, await self._settled(conn, horizon, SETTLE_TIMEOUT)
+
+    async def _settled(self, conn: Connection, horizon: str, timeout: float) -> bool:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            row = await (
+                await conn.execute(QUERIES["stream_settled"], {"horizon": horizon})
+            ).fetchone()
+            if row and row["settled"]:
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(SETTLE_POLL)
+
+    def _lag_all(self) -> None:
+        for subscription in self._all():
+            subscription.lag()
 
     def _announced(self, payload: str) -> None:
         self.announcements += 1

@@ -287,12 +287,23 @@ CREATE TRIGGER events_append_only BEFORE UPDATE ON flowhost.events
 
 -- Realtime streams (docs/realtime.md): each statement that appends events announces the range
 -- of ids it appended, at its commit (one notification per statement, however many events).
+-- Processes with realtime streams open register here (flowhost.realtime) and refresh their row
+-- every few seconds: events are announced only while one is registered, so that the engine's
+-- statements pay no NOTIFY (which wakes every listening backend) when nobody streams.
+CREATE TABLE flowhost.stream_listeners (
+    id uuid PRIMARY KEY,
+    seen_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
 CREATE FUNCTION flowhost.announce_events() RETURNS trigger
     LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('flowhost_events', min(id)::text || ':' || max(id)::text)
-    FROM appended
-    HAVING count(*) > 0;
+    -- A registration older than this belongs to a process that is gone (they refresh every 5 s).
+    IF EXISTS (SELECT 1 FROM flowhost.stream_listeners
+               WHERE seen_at > clock_timestamp() - interval '60 seconds') THEN
+        PERFORM pg_notify('flowhost_events', min(id)::text || ':' || max(id)::text)
+        FROM appended
+        HAVING count(*) > 0;
+    END IF;
     RETURN NULL;
 END
 $$;

@@ -34,3 +34,26 @@ LEFT JOIN flowhost.runs AS r ON r.id = e.run_id
 WHERE e.id > %(after)s AND starts_with(e.type, 'flow.')
 ORDER BY e.id
 LIMIT %(limit)s;
+
+-- name: register_stream_listener
+-- A process with streams open: announcements are made while its row is fresh (it refreshes
+-- it every few seconds with the same statement).
+-- Registrations of processes long gone (killed before they could remove theirs) go with it.
+WITH gone AS (
+    DELETE FROM flowhost.stream_listeners
+    WHERE seen_at < clock_timestamp() - interval '10 minutes'
+)
+INSERT INTO flowhost.stream_listeners (id) VALUES (%(id)s)
+ON CONFLICT (id) DO UPDATE SET seen_at = clock_timestamp();
+
+-- name: stream_horizon
+-- Run after the registration committed: every transaction that may have missed it (its
+-- events not announced) has an xid below this.
+SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS horizon;
+
+-- name: stream_settled
+-- Whether every transaction below the horizon has ended (their events are then in the table).
+SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %(horizon)s::xid8 AS settled;
+
+-- name: unregister_stream_listener
+DELETE FROM flowhost.stream_listeners WHERE id = %(id)s;
