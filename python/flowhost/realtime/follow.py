@@ -136,9 +136,7 @@ async def follow_changes(
     try:
         if after is None:
             async with database.connection() as conn:
-                cursor = await conn.execute(
-                    "SELECT COALESCE(max(id), 0) AS id FROM flowhost.events"
-                )
+                cursor = await conn.execute(QUERIES["last_event_id"])
                 row = await cursor.fetchone()
             after = int(row["id"]) if row else 0
         seen = SeenIds(after)

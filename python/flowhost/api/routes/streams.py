@@ -21,6 +21,7 @@ from fastapi.responses import StreamingResponse
 
 from flowhost.api.models import RunStatus
 from flowhost.api.routes.common import INVALID, NOT_FOUND, connection, invalid, project_of
+from flowhost.db.queries import QUERIES
 from flowhost.realtime.fanout import TERMINAL, Fanout, StreamEvent
 from flowhost.realtime.follow import follow_changes, follow_run, run_status
 from flowhost.store import reads
@@ -96,9 +97,7 @@ async def run_stream(
     async with connection(request) as conn:
         await reads.get_run(conn, run_id)  # 404 when there is no such run
         cursor = await conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM flowhost.events WHERE run_id = %(run)s AND id > "
-            "%(after)s) AS more",
-            {"run": run_id, "after": start},
+            QUERIES["run_has_events_after"], {"run_id": run_id, "after": start}
         )
         more = await cursor.fetchone()
     database = project_of(request).database

@@ -57,3 +57,12 @@ SELECT pg_snapshot_xmin(pg_current_snapshot()) >= %(horizon)s::xid8 AS settled;
 
 -- name: unregister_stream_listener
 DELETE FROM flowhost.stream_listeners WHERE id = %(id)s;
+
+-- name: last_event_id
+-- Where a stream of run status changes that replays nothing starts.
+SELECT COALESCE(max(id), 0) AS id FROM flowhost.events;
+
+-- name: run_has_events_after
+SELECT EXISTS (
+    SELECT 1 FROM flowhost.events WHERE run_id = %(run_id)s AND id > %(after)s
+) AS more;
