@@ -16,7 +16,7 @@ from flowhost.db.database import Database
 from flowhost.errors import RunNotFoundError
 from flowhost.project import open_database
 from flowhost.realtime.fanout import TERMINAL, Fanout, StreamEvent
-from flowhost.realtime.follow import follow_run, run_status
+from flowhost.realtime.follow import events_of_run, follow_run, run_status
 from flowhost.store import reads
 
 # What `runs logs` shows: the logs, and where steps and the run start and end.
@@ -72,19 +72,25 @@ async def print_logs(
     status at the end."""
     if await run_status(database, run_id) is None:
         raise RunNotFoundError(f"no run {run_id}")
+    if not follow:
+        # What is recorded, from the table alone: no listener, nothing announced for it.
+        async for batch in events_of_run(database, run_id):
+            _print(batch, as_json=as_json)
+        return await run_status(database, run_id)
     fanout = Fanout(database)
     try:
-        # Without --follow, the backlog alone: a live batch comes after it, and ends the read.
         async for batch in follow_run(fanout, database, run_id, heartbeat=3600):
-            if not batch and not follow:
-                break
-            for event in batch:
-                if event.type in SHOWN:
-                    click.echo(json_line(event) if as_json else text_line(event))
-            sys.stdout.flush()
+            _print(batch, as_json=as_json)
     finally:
         await fanout.close()
     return await run_status(database, run_id)
+
+
+def _print(batch: list[StreamEvent], *, as_json: bool) -> None:
+    for event in batch:
+        if event.type in SHOWN:
+            click.echo(json_line(event) if as_json else text_line(event))
+    sys.stdout.flush()
 
 
 def json_line(event: StreamEvent) -> str:

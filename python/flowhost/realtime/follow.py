@@ -156,6 +156,14 @@ async def follow_changes(
 Backlog = Callable[[int], AsyncIterator[list[StreamEvent]]]
 
 
+def events_of_run(
+    database: Database, run_id: uuid.UUID, *, after: int = 0
+) -> AsyncIterator[list[StreamEvent]]:
+    """The run's events after `after`, a page at a time, from the table alone (no live part,
+    no listener)."""
+    return _run_backlog(database, run_id)(after)
+
+
 def _run_backlog(database: Database, run_id: uuid.UUID) -> Backlog:
     def read(after: int) -> AsyncIterator[list[StreamEvent]]:
         return _pages(database, "run_stream_backlog", {"run_id": run_id, "after": after})
