@@ -1,4 +1,4 @@
--- 0010 (0012 at merge): realtime streams (docs/realtime.md). Each statement that appends events
+-- 0010: realtime streams (docs/realtime.md). Each statement that appends events
 -- announces, at its commit, the range of event ids it appended: NOTIFY flowhost_events
 -- '<first id>:<last id>'. One notification per statement, not per event or per run: a
 -- completion batch of a hundred steps is one. Each process has one listener that reads the
