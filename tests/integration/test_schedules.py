@@ -91,3 +91,220 @@ async def test_a_per_second_schedule_fires_each_second_once_with_its_lag(
     assert row["next_fire"].tzinfo is not None and row["next_fire"] > datetime.now(UTC) - timedelta(
         seconds=2
     )
+
+
+# -- overlap --------------------------------------------------------------------------------
+
+SLOW_STEP_SECONDS = 2.2
+
+
+def slow_flow(policy: str) -> str:
+    """A flow whose runs last SLOW_STEP_SECONDS, started every second by schedule `policy`."""
+    return f"""
+import asyncio
+import itertools
+from flowhost_worker import step
+
+@step(flow="slow_{policy}", entry=True, isolation="inprocess",
+      triggers={{"define": {{"name": "{policy}", "type": "schedule",
+                            "config": {{"cron": "* * * * * *", "overlap": "{policy}"}}}},
+                "subscribe": "{policy}"}})
+async def slow(data, ctx):
+    await asyncio.sleep({SLOW_STEP_SECONDS})
+    return data
+"""
+
+
+async def trigger_events(database: Database, name: str) -> list[dict[str, Any]]:
+    async with database.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT type, data FROM flowhost.trigger_events WHERE trigger = %s"
+                " AND type NOT IN ('trigger.registered', 'subscription.added') ORDER BY id",
+                (name,),
+            )
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+async def runs_by_id(database: Database, flow: str) -> dict[uuid.UUID, dict[str, Any]]:
+    async with database.connection() as conn:
+        rows = await (
+            await conn.execute(
+                "SELECT id, status, created_at, finished_at FROM flowhost.runs WHERE flow = %s",
+                (flow,),
+            )
+        ).fetchall()
+    return {row["id"]: dict(row) for row in rows}
+
+
+def run_of(fire: dict[str, Any]) -> uuid.UUID:
+    [run] = fire["runs"]
+    return uuid.UUID(run["run_id"])
+
+
+def contiguous(times: list[datetime]) -> bool:
+    ordered = sorted(times)
+    return ordered == [ordered[0] + timedelta(seconds=n) for n in range(len(ordered))]
+
+
+async def test_overlap_policies_with_runs_longer_than_the_interval(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    policies = ("allow", "skip", "queue", "replace")
+    project_dir = write_functions(tmp_path, {f"{p}.py": slow_flow(p) for p in policies})
+    async with running_host(project_dir, database_url):
+        # Long enough for each policy to meet overlapping runs a few times.
+        await wait_for_fires(database, "allow", 7)
+    # The host stopped (its runs ended first): nothing moves any more.
+    events = {p: await trigger_events(database, p) for p in policies}
+    runs = {p: await runs_by_id(database, f"slow_{p}") for p in policies}
+    rows = {p: await schedule_row(database, p) for p in policies}
+    fired = {p: [e["data"] for e in events[p] if e["type"] == "trigger.fired"] for p in policies}
+
+    def overlaps(policy: str) -> int:
+        spans = sorted(
+            (r["created_at"], r["finished_at"]) for r in runs[policy].values() if r["finished_at"]
+        )
+        return sum(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+
+    # allow: a run per planned time, overlapping.
+    assert [e["type"] for e in events["allow"]] == ["trigger.fired"] * len(fired["allow"])
+    assert contiguous([planned(f) for f in fired["allow"]])
+    assert overlaps("allow") >= 3
+
+    # skip: a planned time with a live run is skipped (and said so); runs never overlap.
+    skipped = [e["data"] for e in events["skip"] if e["type"] == "schedule.skipped"]
+    assert len(skipped) >= 2 and rows["skip"]["skipped"] == len(skipped)
+    assert {s["reason"] for s in skipped} == {"overlap"}
+    assert contiguous(
+        [planned(f) for f in fired["skip"]]
+        + [datetime.fromisoformat(s["planned_at"]) for s in skipped]
+    )
+    assert overlaps("skip") == 0 and len(fired["skip"]) >= 2
+
+    # queue: a planned time with a live run waits, and fires once the run ended; none is lost.
+    queued_fires = [f for f in fired["queue"] if f["details"].get("queued")]
+    assert len(queued_fires) >= 2
+    assert all(f["details"]["lag_ms"] > 1000 for f in queued_fires)
+    waiting = [
+        datetime.fromisoformat(e["data"]["planned_at"])
+        for e in events["queue"]
+        if e["type"] == "schedule.queued"
+    ]
+    assert {planned(f) for f in queued_fires} <= set(waiting)
+    assert contiguous([planned(f) for f in fired["queue"]] + list(rows["queue"]["queued"]))
+    assert sorted(waiting) == sorted(
+        [planned(f) for f in queued_fires] + list(rows["queue"]["queued"])
+    )
+    assert overlaps("queue") == 0 and rows["queue"]["skipped"] == 0
+    # Queued fires come in planned order, each after the previous run ended.
+    assert [planned(f) for f in fired["queue"]] == sorted(planned(f) for f in fired["queue"])
+
+    # replace: each planned time fires and cancels the run before it, which was still live.
+    assert contiguous([planned(f) for f in fired["replace"]])
+    replacing = [f for f in fired["replace"] if f["details"].get("replaced")]
+    assert len(replacing) >= 3
+    for before, fire in itertools.pairwise(fired["replace"]):
+        if fire["details"].get("replaced"):
+            assert fire["details"]["replaced"] == [str(run_of(before))]
+            assert runs["replace"][run_of(before)]["status"] == "canceled"
+    async with database.connection() as conn:
+        [canceled] = await (
+            await conn.execute(
+                "SELECT data FROM flowhost.events WHERE type = 'flow.canceled' AND run_id = %s",
+                (run_of(fired["replace"][0]),),
+            )
+        ).fetchall()
+    assert canceled["data"]["by"] == "schedule" and canceled["data"]["schedule"] == "replace"
+
+
+# -- catch-up -------------------------------------------------------------------------------
+
+NIGHTLY = """
+from flowhost_worker import step
+
+@step(flow="nightly", entry=True, isolation="inprocess",
+      triggers={"define": [{"name": f"nightly.{policy}", "type": "schedule",
+                            "config": {"cron": "0 0 * * *", "catchup": policy,
+                                       "overlap": "allow"}}
+                           for policy in ("skip", "once", "all")],
+                "subscribe": ["nightly.skip", "nightly.once", "nightly.all"]})
+async def nightly(data, ctx):
+    return data
+"""
+
+
+async def wait_until_computed(database: Database, names: list[str]) -> None:
+    async with asyncio.timeout(30):
+        while True:
+            async with database.connection() as conn:
+                rows = await (
+                    await conn.execute(
+                        "SELECT count(*) AS n FROM flowhost.schedules"
+                        " WHERE trigger = ANY (%s) AND next_fire IS NOT NULL",
+                        (names,),
+                    )
+                ).fetchone()
+            if rows is not None and rows["n"] == len(names):
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_catch_up_after_every_host_was_down(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    """Every host stops; midnights pass (here: next_fire is moved days back, as if they had);
+    a host starts again and fires none of the missed midnights (skip), the latest (once), or
+    all of them up to the latest 100 (all)."""
+    names = ["nightly.skip", "nightly.once", "nightly.all"]
+    project_dir = write_functions(tmp_path, {"nightly.py": NIGHTLY})
+    async with running_host(project_dir, database_url, schedule_grace=1.0):
+        await wait_until_computed(database, names)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    since = {"nightly.skip": 5, "nightly.once": 5, "nightly.all": 150}
+    async with database.connection() as conn:
+        for name, days in since.items():
+            await conn.execute(
+                "UPDATE flowhost.schedules SET next_fire = %s WHERE trigger = %s",
+                (today - timedelta(days=days), name),
+            )
+    async with running_host(project_dir, database_url, schedule_grace=1.0):
+        await wait_for_fires(database, "nightly.all", 100)
+        async with asyncio.timeout(30):  # each schedule handled: next_fire is tomorrow
+            while [
+                r
+                for r in [await schedule_row(database, n) for n in names]
+                if r["next_fire"] <= today
+            ]:
+                await asyncio.sleep(0.02)
+    fired = {name: await fires_of(database, name) for name in names}
+    missed = {}
+    for name in names:
+        events = await trigger_events(database, name)
+        missed[name] = [e["data"] for e in events if e["type"] == "schedule.missed"]
+    rows = {name: await schedule_row(database, name) for name in names}
+    midnights = [today - timedelta(days=n) for n in range(150, -1, -1)]
+
+    assert fired["nightly.skip"] == []
+    assert missed["nightly.skip"] == [
+        {
+            "catchup": "skip",
+            "count": 6,
+            "more": False,
+            "first": midnights[-6].isoformat(),
+            "last": today.isoformat(),
+        }
+    ]
+    [once] = fired["nightly.once"]
+    assert planned(once) == today and once["details"]["catchup"] is True
+    assert missed["nightly.once"][0]["count"] == 5
+    assert [planned(f) for f in fired["nightly.all"]] == midnights[-100:]
+    assert all(f["details"]["catchup"] for f in fired["nightly.all"])
+    assert missed["nightly.all"][0]["count"] == 51
+    assert missed["nightly.all"][0]["last"] == midnights[50].isoformat()
+    assert [rows[n]["missed"] for n in names] == [6, 5, 51]
+    # Caught-up fires are late on purpose: they are not in the schedule's lag figures.
+    assert [rows[n]["lag_fires"] for n in names] == [0, 0, 0]
+    for row in rows.values():
+        assert row["next_fire"] == today + timedelta(days=1)

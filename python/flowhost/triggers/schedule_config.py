@@ -34,6 +34,8 @@ CONFIG_KEYS: Final = ("cron", "timezone", "overlap", "catchup", "enabled", "payl
 # Catch-up "all" fires at most this many missed times (the latest ones); older ones are dropped
 # (and counted as missed), so that a long downtime does not end in a stampede of runs.
 MAX_CATCHUP: Final = 100
+# Missed times counted after a downtime, at most (a week of per-second fires is not walked).
+MAX_COUNTED: Final = 100_000
 # Overlap "queue" keeps at most this many fires waiting; more are skipped.
 MAX_QUEUED: Final = 100
 _TICK: Final = timedelta(microseconds=1)
@@ -220,12 +222,27 @@ def plan_tick(
         # caught up: some fetched ones are dropped.)
         first = next_fire.astimezone(UTC) if more else dropped[0]
         last = dropped[-1] if dropped else first
-        report = Missed(len(dropped), first, last, more=more)
+        uncounted, more = _count_from(schedule, next_fire, due[0]) if more else (0, False)
+        report = Missed(len(dropped) + uncounted, first, last, more=more)
     fires = tuple(PlannedFire(t, catchup=True) for t in caught) + tuple(
         PlannedFire(t) for t in on_time
     )
     following = schedule.next_after(now, count=1)
     return TickPlan(fires, report, following[0].astimezone(UTC) if following else None)
+
+
+def _count_from(schedule: CronSchedule, start: datetime, end: datetime) -> tuple[int, bool]:
+    """(fire times from `start` to before `end`, whether there were more than MAX_COUNTED)."""
+    counted = 0
+    after = start - _TICK
+    while counted < MAX_COUNTED:
+        batch = schedule.next_after(after, count=min(10_000, MAX_COUNTED - counted))
+        before = [t for t in batch if t < end]
+        counted += len(before)
+        if len(before) < len(batch) or not batch:
+            return counted, False
+        after = batch[-1]
+    return counted, True
 
 
 def next_fire_after(config: ScheduleConfig, after: datetime) -> datetime | None:
