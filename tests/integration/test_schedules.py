@@ -10,11 +10,26 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
+
+from flowhost.cron import CronSchedule
 from flowhost.db.database import Database
+from flowhost.errors import (
+    InvalidInputError,
+    TriggerConfigError,
+    TriggerConflictError,
+    TriggerNotFoundError,
+    TriggerRetiredError,
+)
 from flowhost.store import reads
+from flowhost.store import schedules as schedules_store
+from flowhost.triggers import schedule_service, service
+from flowhost.triggers.declarations import TriggerSpec
 from tests.support.engine import running_host, write_functions
 
+BERLIN = ZoneInfo("Europe/Berlin")
 TICKS = """
 from flowhost_worker import step
 
@@ -308,3 +323,147 @@ async def test_catch_up_after_every_host_was_down(
     assert [rows[n]["lag_fires"] for n in names] == [0, 0, 0]
     for row in rows.values():
         assert row["next_fire"] == today + timedelta(days=1)
+
+
+# -- runtime control ------------------------------------------------------------------------
+
+
+async def database_clock(database: Database) -> datetime:
+    async with database.connection() as conn:
+        return await schedules_store.database_now(conn)
+
+
+async def current_view(database: Database, name: str) -> schedule_service.ScheduleView:
+    async with database.connection() as conn:
+        return await schedule_service.get_schedule(conn, name)
+
+
+async def test_enable_disable_and_edit_at_runtime_are_followed_by_the_running_host(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    project_dir = write_functions(tmp_path, {"ticks.py": TICKS})
+    name = "every.second"
+    async with running_host(project_dir, database_url):
+        await wait_for_fires(database, name, 2)
+        async with database.transaction() as conn:
+            before = await schedule_service.get_schedule(conn, name)
+            disabled = await schedule_service.disable_schedule(conn, name, version=before.version)
+        stopped_at = await database_clock(database)
+        assert (disabled.enabled, disabled.next_fire) == (False, None)
+        assert disabled.version == before.version + 1
+        count = len(await fires_of(database, name))
+        await asyncio.sleep(2.5)  # two planned times pass: nothing fires
+        assert len(await fires_of(database, name)) == count
+        assert all(fire["ts"] < stopped_at for fire in await fires_of(database, name))
+
+        # An edit made against an older version is refused.
+        async with database.transaction() as conn:
+            with pytest.raises(TriggerConflictError) as conflict:
+                await schedule_service.enable_schedule(conn, name, version=before.version)
+        assert conflict.value.details["version"] == disabled.version
+
+        async with database.transaction() as conn:
+            enabled = await schedule_service.enable_schedule(conn, name)
+        assert enabled.enabled and enabled.next_fire is not None
+        resumed = await wait_for_fires(database, name, count + 2)
+        assert all(planned(f) > stopped_at for f in resumed[count:])
+
+        # A new cron: every other second, from the next even second on.
+        async with database.transaction() as conn:
+            edited = await schedule_service.update_schedule(
+                conn, name, version=enabled.version, cron="*/2 * * * * *", payload={"n": 1}
+            )
+            upcoming = await schedule_service.next_fires(conn, name, 3)
+        assert edited.cron == "*/2 * * * * *" and edited.version == enabled.version + 1
+        assert edited.next_fire is not None and edited.next_fire.second % 2 == 0
+        assert [t.second % 2 for t in upcoming] == [0, 0, 0]
+        assert upcoming == CronSchedule("*/2 * * * * *").next_after(
+            upcoming[0] - timedelta(seconds=1), count=3
+        )
+        edited_at = await database_clock(database)
+        after_edit = (await wait_for_fires(database, name, count + 4))[count + 2 :]
+        later = [f for f in after_edit if planned(f) > edited_at]
+        assert later and all(planned(f).second % 2 == 0 for f in later)
+        assert all(f["payload"] == {"n": 1} for f in later)
+
+        async with database.transaction() as conn:
+            await schedule_service.disable_schedule(conn, name)
+        events = await trigger_events(database, name)
+    updates = [e["data"]["changes"] for e in events if e["type"] == "trigger.updated"]
+    assert updates[:2] == [
+        {"enabled": {"from": True, "to": False}},
+        {"enabled": {"from": False, "to": True}},
+    ]
+    assert set(updates[2]) == {"config"} and updates[3] == {"enabled": {"from": True, "to": False}}
+
+    # A host start applies the function configs again (the cron and payload come back), but a
+    # schedule disabled at runtime stays disabled: the config's `enabled` did not change.
+    async with running_host(project_dir, database_url):
+        async with asyncio.timeout(30):  # the host's start synced the configs
+            while (view := await current_view(database, name)).cron != "* * * * * *":
+                await asyncio.sleep(0.02)
+        assert "payload" not in view.config
+        count = len(await fires_of(database, name))
+        await asyncio.sleep(1.5)
+        assert len(await fires_of(database, name)) == count
+    async with database.connection() as conn:
+        view = await schedule_service.get_schedule(conn, name)
+    assert not view.enabled and view.next_fire is None and view.computed
+
+
+async def test_bad_schedules_are_refused_with_the_field_and_unknown_ones_not_found(
+    database: Database,
+) -> None:
+    async with database.transaction() as conn:
+        with pytest.raises(TriggerConfigError) as bad_zone:
+            await schedule_service.create_schedule(conn, "s", cron="@daily", timezone="Moon/Base")
+        assert [e["pointer"] for e in bad_zone.value.errors] == ["/config/timezone"]
+        view = await schedule_service.create_schedule(
+            conn, "s", cron="0 9 * * MON-FRI", timezone="Europe/Berlin", subscribe={"f": "auto"}
+        )
+        assert view.computed and view.enabled and view.next_fire is not None
+        assert view.next_fire.astimezone(BERLIN).hour == 9
+        with pytest.raises(TriggerConfigError) as bad_cron:
+            await schedule_service.update_schedule(conn, "s", version=view.version, cron="0 9 * *")
+        assert [e["pointer"] for e in bad_cron.value.errors] == ["/config/cron"]
+        with pytest.raises(TriggerConfigError) as bad_policy:
+            await schedule_service.update_schedule(
+                conn, "s", version=view.version, overlap="later", catchup="never"
+            )
+        assert [e["pointer"] for e in bad_policy.value.errors] == [
+            "/config/overlap",
+            "/config/catchup",
+        ]
+        with pytest.raises(TriggerConfigError) as through_registry:
+            await service.create_trigger(
+                conn, TriggerSpec("t", "schedule", {"cron": "* * * * *", "every": 5})
+            )
+        assert through_registry.value.errors == [
+            {
+                "pointer": "/config/every",
+                "message": "unknown key of a schedule (known: cron, timezone, overlap, "
+                "catchup, enabled, payload, schema)",
+            }
+        ]
+        await service.create_trigger(conn, TriggerSpec("an.event", "event"))
+        with pytest.raises(TriggerNotFoundError, match="is a event trigger, not a schedule"):
+            await schedule_service.enable_schedule(conn, "an.event")
+        with pytest.raises(TriggerNotFoundError, match="no schedule 'nope'"):
+            await schedule_service.get_schedule(conn, "nope")
+        with pytest.raises(InvalidInputError, match="count must be from 1 to 1000"):
+            await schedule_service.next_fires(conn, "s", 0)
+        # Berlin's spring forward, from the Rust cron: 02:30 fires at 03:00, the end of the gap.
+        await schedule_service.update_schedule(conn, "s", version=view.version, cron="30 2 * * *")
+        nights = await schedule_service.next_fires(
+            conn, "s", 3, after=datetime(2024, 3, 30, 12, tzinfo=UTC)
+        )
+        assert [n.isoformat() for n in nights] == [
+            "2024-03-31T03:00:00+02:00",
+            "2024-04-01T02:30:00+02:00",
+            "2024-04-02T02:30:00+02:00",
+        ]
+        await service.retire_trigger(conn, "s")
+        retired = await schedule_service.disable_schedule(conn, "s")
+        assert retired.next_fire is None
+        with pytest.raises(TriggerRetiredError):
+            await schedule_service.enable_schedule(conn, "s")

@@ -29,7 +29,7 @@ SELECT s.trigger AS name, s.trigger_version, s.cron, s.timezone, s.declared_enab
        t.type, t.status, t.config, t.version, t.updated_at,
        clock_timestamp() AS now
 FROM flowhost.schedules AS s
-JOIN flowhost.triggers AS t ON t.name = s.trigger
+JOIN flowhost.triggers AS t ON t.name = s.trigger AND t.type = 'schedule'
 WHERE s.trigger = %(name)s
 FOR UPDATE OF s;
 
