@@ -82,6 +82,7 @@ class Host:
         self._consumer: StepConsumer | None = None
         self._supervisor: Supervisor | None = None
         self._executor: StepExecutor | None = None
+        self._scheduler: Scheduler | None = None
         self._reconnect_delay = RECONNECT_DELAY_MIN
 
     @property
@@ -98,6 +99,11 @@ class Host:
     def executor(self) -> StepExecutor | None:
         """What runs steps and their await hooks (`run_hook`) on this host, while it serves."""
         return self._executor
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """What fires due schedules on this host (a new one after each reconnect)."""
+        return self._scheduler
 
     @property
     def attempts_in_flight(self) -> int:
@@ -224,7 +230,7 @@ class Host:
                 housekeeping = tasks.create_task(
                     Housekeeper(database, settings).run(stop), name="flowhost-housekeeping"
                 )
-                scheduler = Scheduler(
+                scheduler = self._scheduler = Scheduler(
                     database,
                     lambda: self.project.catalog.flows,
                     grace=settings.schedule_grace,

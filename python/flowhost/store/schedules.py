@@ -172,20 +172,16 @@ async def touch_trigger_version(conn: Connection, name: str) -> tuple[int, datet
 # -- ticks ----------------------------------------------------------------------------------
 
 
-async def claim_due(conn: Connection) -> DueSchedule | None:
-    """A due schedule, or one whose queued fires can go now; locked (SKIP LOCKED)."""
-    for query in ("claim_due_schedule", "claim_unblocked_schedule"):
-        row = await (await conn.execute(QUERIES[query])).fetchone()
-        if row is not None:
-            return DueSchedule.from_row(row)
-    return None
-
-
-async def live_runs(conn: Connection, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-    if not ids:
-        return []
-    rows = await (await conn.execute(QUERIES["live_runs"], {"ids": list(ids)})).fetchall()
-    return [row["id"] for row in rows]
+async def claim_due(
+    conn: Connection, *, lead: float = 0.0, queued: bool = True
+) -> DueSchedule | None:
+    """A schedule due within `lead` seconds, or (with `queued`: some schedule has queued fires)
+    one whose queued fires can go now; locked (SKIP LOCKED). Its `live_runs` are those still
+    live."""
+    row = await (await conn.execute(QUERIES["claim_due_schedule"], {"lead": lead})).fetchone()
+    if row is None and queued:
+        row = await (await conn.execute(QUERIES["claim_unblocked_schedule"])).fetchone()
+    return None if row is None else DueSchedule.from_row(row)
 
 
 async def record_tick(conn: Connection, record: TickRecord) -> None:

@@ -10,8 +10,8 @@ Pure domain code (no I/O). A trigger of type `schedule` has a config such as
 Only `cron` is required. Fire times come from the Rust cron (`flowhost.cron.CronSchedule`: 5 or
 6 fields, names, macros, IANA zone, Vixie cron's DST rules). `plan_tick` decides which planned
 times a scheduler fires when it gets to a due schedule: those it reaches within the grace fire
-late; older ones were missed (no host ran) and follow the catch-up policy. docs/triggers.md
-("Schedules") is the user's side of this.
+late; older ones were missed (no host ran) and follow the catch-up policy. docs/schedules.md is
+the user's side of this.
 """
 
 from __future__ import annotations

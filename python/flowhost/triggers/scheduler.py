@@ -1,9 +1,10 @@
 """The scheduler: every host fires the schedules that are due, each planned time exactly once.
 
-Each host runs one. It sleeps until the earliest planned time of any schedule (on the
-database's clock), then claims due schedules one per transaction with FOR UPDATE SKIP LOCKED:
-schedulers of several hosts share the work without waiting on each other, and a schedule's row
-stays locked by the one that fires it. In that transaction it fires the schedule's trigger
+Each host runs one. It sleeps until just before (LEAD) the earliest planned time of any
+schedule (on the database's clock), then claims due schedules one per transaction with FOR
+UPDATE SKIP LOCKED, and waits for the planned time holding the claim: schedulers of several
+hosts share the work without waiting on each other, and a schedule's row stays locked by the
+one that fires it. In that transaction it fires the schedule's trigger
 (`fire_trigger`: runs in the subscribed flows and the `trigger.fired` event) and moves
 `next_fire` on, so the fire and the move commit together or not at all: a host killed in the
 middle leaves the schedule due for another. Each fire also takes the delivery key
@@ -19,6 +20,7 @@ than MAX_SLEEP, which also bounds what a missed notification costs.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -67,6 +69,9 @@ SCHEDULE_MISSED = trigger_store.SCHEDULE_MISSED
 # The longest sleep: also how often schedules are compared with their triggers without a
 # notification.
 MAX_SLEEP = 30.0
+# A scheduler wakes and claims a schedule this long before its planned time, then waits for
+# the time holding it: the transaction's start and the claim are then out of the fire's lag.
+LEAD = 0.025
 # A due schedule is held by another host's tick: look again this soon.
 BUSY_RETRY = 0.02
 # Fires wait for runs: look again this soon even if no notification says a run ended (a run
@@ -78,6 +83,8 @@ ERROR_RETRY = 1.0
 CONCURRENCY = 4
 # Live runs remembered per schedule (overlap "allow" may have many).
 MAX_TRACKED_RUNS = 1000
+# Commit lags a scheduler keeps (for metrics and the bench).
+COMMIT_LAGS_KEPT = 100_000
 
 
 class _Stale(Exception):
@@ -112,8 +119,13 @@ class Scheduler:
         self._next_reconcile = 0.0
         # Live runs that queued fires wait for (heard of on RUNS_CHANNEL while non-empty).
         self._blocking: frozenset[uuid.UUID] = frozenset()
+        # Some schedule has queued fires (as last seen; True until the first look).
+        self._queued = True
         self._listening_runs = False
         self._listener: asyncio.Task[None] | None = None
+        # Lag (ms) at commit of this host's latest fires that were on time (not caught up or
+        # queued): what the fire's event records is its lag when the fire began.
+        self.commit_lags: collections.deque[float] = collections.deque(maxlen=COMMIT_LAGS_KEPT)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -138,6 +150,7 @@ class Scheduler:
                 await self.pass_once()
                 async with self._database.connection() as conn:
                     wake = await store.next_wake(conn)
+                self._queued = wake.queued > 0
                 await self._follow_runs(listen, wake.blocking)
                 wait = _sleep_for(wake)
             except (psycopg.OperationalError, DatabaseUnavailableError):
@@ -167,9 +180,7 @@ class Scheduler:
                 await reconcile(conn, name)
 
     async def fire_due(self) -> int:
-        """Fire every due schedule, `concurrency` transactions at once."""
-        if not await self.tick_once():
-            return 0
+        """Fire every schedule due (within LEAD), `concurrency` transactions at once."""
 
         async def drain() -> int:
             handled = 0
@@ -177,20 +188,22 @@ class Scheduler:
                 handled += 1
             return handled
 
-        counts = await asyncio.gather(*(drain() for _ in range(self._concurrency)))
-        return 1 + sum(counts)
+        return sum(await asyncio.gather(*(drain() for _ in range(self._concurrency))))
 
     async def tick_once(self) -> bool:
         """Claim one due schedule and handle it, in one transaction; False if none was due."""
         try:
             async with self._database.transaction() as conn:
-                due = await store.claim_due(conn)
+                due = await store.claim_due(conn, lead=LEAD, queued=self._queued)
                 if due is None:
                     return False
                 tick = _Tick(conn, due, time.monotonic(), self._served, self._grace, self._host)
                 await tick.run()
         except _Stale:
             self._reconcile_due = True
+            return True
+        for planned in tick.on_time:
+            self.commit_lags.append(tick.lag_ms(planned))
         return True
 
     # -- notifications ----------------------------------------------------------------------
@@ -257,6 +270,8 @@ class _Tick:
         self.grace = grace
         self.host = host
         self.events: list[NewTriggerEvent] = []
+        # Planned times fired on time (their lag counts).
+        self.on_time: list[datetime] = []
 
     @property
     def name(self) -> str:
@@ -268,7 +283,7 @@ class _Tick:
             due.name,
             next_fire=due.next_fire,
             queued=list(due.queued),
-            live_runs=await store.live_runs(self.conn, due.live_runs),
+            live_runs=list(due.live_runs),
         )
         try:
             config = ScheduleConfig.from_config(due.config)
@@ -280,9 +295,14 @@ class _Tick:
             await store.record_tick(self.conn, record)
             return
         fires: tuple[PlannedFire, ...] = ()
-        if due.next_fire is not None and due.next_fire <= due.now:
+        now = self.now()
+        if due.next_fire is not None and now < due.next_fire <= now + timedelta(seconds=LEAD):
+            # Claimed ahead of its time: wait for it (holding the schedule).
+            await asyncio.sleep((due.next_fire - now).total_seconds())
+            now = self.now()
+        if due.next_fire is not None and due.next_fire <= now:
             plan = plan_tick(
-                config.schedule, due.next_fire, due.now, catchup=config.catchup, grace=self.grace
+                config.schedule, due.next_fire, now, catchup=config.catchup, grace=self.grace
             )
             record.next_fire, fires = plan.next_fire, plan.fires
             if plan.missed is not None:
@@ -361,7 +381,7 @@ class _Tick:
     ) -> None:
         """One fire, in a savepoint: a fire that fails (a flow refuses the input, say) is
         recorded as `trigger.fire_failed`, and the tick goes on."""
-        lag_ms = self._lag_ms(fire.at)
+        lag_ms = self.lag_ms(fire.at)
         details: dict[str, Any] = {"planned_at": fire.at.isoformat(), "lag_ms": round(lag_ms, 3)}
         if fire.catchup:
             details["catchup"] = True
@@ -410,23 +430,27 @@ class _Tick:
         record.last_planned_at, record.last_fired_at = fire.at, fired.fired_at
         record.last_lag_ms = lag_ms
         if not (fire.catchup or queued):
+            self.on_time.append(fire.at)
             record.lag_fires += 1
             record.lag_total_ms += lag_ms
             record.lag_max_ms = max(record.lag_max_ms, lag_ms)
         record.live_runs = [*record.live_runs, *fired.run_ids][-MAX_TRACKED_RUNS:]
 
-    def _lag_ms(self, planned: datetime) -> float:
-        """From the planned time to now, on the database's clock (its time at the claim, plus
-        the time since on this host's monotonic clock)."""
-        now = self.due.now + timedelta(seconds=time.monotonic() - self.claimed_at)
-        return (now - planned).total_seconds() * 1000
+    def now(self) -> datetime:
+        """The database's clock: its time at the claim, plus the time since on this host's
+        monotonic clock (never ahead of the database's: the claim's time is its start)."""
+        return self.due.now + timedelta(seconds=time.monotonic() - self.claimed_at)
+
+    def lag_ms(self, planned: datetime) -> float:
+        """From the planned time to now, on the database's clock."""
+        return (self.now() - planned).total_seconds() * 1000
 
 
 def _sleep_for(wake: NextWake) -> float:
     if wake.next_fire is None:
         wait = MAX_SLEEP
     else:
-        wait = (wake.next_fire - wake.now).total_seconds()
+        wait = (wake.next_fire - wake.now).total_seconds() - LEAD
         if wait <= 0:
             wait = BUSY_RETRY  # due, but another host's tick holds it
     if wake.queued:

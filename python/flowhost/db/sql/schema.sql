@@ -1121,7 +1121,7 @@ CREATE TRIGGER triggers_changed
     AFTER INSERT OR DELETE OR UPDATE OF type, status, config ON flowhost.triggers
     FOR EACH STATEMENT EXECUTE FUNCTION flowhost.trigger_registry_changed();
 
--- Schedules (docs/triggers.md, "Schedules"): a row per schedule trigger: when it fires
+-- Schedules (docs/schedules.md): a row per schedule trigger: when it fires
 -- next, the fires waiting behind its live runs, and its figures. Every host's scheduler claims
 -- due rows with FOR UPDATE SKIP LOCKED and fires them in the transaction that moves next_fire
 -- on, so each planned time fires once, whatever the number of hosts.

@@ -1,4 +1,4 @@
--- 0011: schedules (docs/triggers.md, "Schedules"). A row per schedule trigger: when it fires
+-- 0011: schedules (docs/schedules.md). A row per schedule trigger: when it fires
 -- next, the fires waiting behind its live runs, and its figures. Every host's scheduler claims
 -- due rows with FOR UPDATE SKIP LOCKED and fires them in the transaction that moves next_fire
 -- on, so each planned time fires once, whatever the number of hosts.

@@ -48,21 +48,27 @@ WITH written AS (
 SELECT pg_notify('flowhost_schedules', trigger) FROM written;
 
 -- name: claim_due_schedule
--- One schedule whose next planned time has come, locked; rows that other hosts are firing are
--- skipped, as are rows behind their trigger (a scheduler updates them first).
-SELECT s.trigger AS name, s.next_fire, s.queued, s.live_runs, t.config,
-       statement_timestamp() AS now
+-- One schedule whose next planned time comes within %(lead)s seconds, locked (the scheduler
+-- waits for the time, holding it); rows that other hosts are firing are skipped, as are rows
+-- behind their trigger (a scheduler updates them first). With the runs it started that are
+-- still live, in the order it started them.
+SELECT s.trigger AS name, s.next_fire, s.queued, t.config, statement_timestamp() AS now,
+       ARRAY(SELECT u.id
+             FROM unnest(s.live_runs) WITH ORDINALITY AS u(id, n)
+             JOIN flowhost.runs AS r ON r.id = u.id
+             WHERE r.status IN ('queued', 'running', 'awaiting')
+             ORDER BY u.n) AS live_runs
 FROM flowhost.schedules AS s
 JOIN flowhost.triggers AS t ON t.name = s.trigger AND t.version = s.trigger_version
-WHERE s.next_fire <= statement_timestamp()
+WHERE s.next_fire <= statement_timestamp() + make_interval(secs => %(lead)s)
 ORDER BY s.next_fire
 LIMIT 1
 FOR UPDATE OF s SKIP LOCKED;
 
 -- name: claim_unblocked_schedule
 -- One schedule with queued fires and no live run any more, locked.
-SELECT s.trigger AS name, s.next_fire, s.queued, s.live_runs, t.config,
-       statement_timestamp() AS now
+SELECT s.trigger AS name, s.next_fire, s.queued, t.config, statement_timestamp() AS now,
+       '{}'::uuid[] AS live_runs
 FROM flowhost.schedules AS s
 JOIN flowhost.triggers AS t ON t.name = s.trigger AND t.version = s.trigger_version
 WHERE cardinality(s.queued) > 0
@@ -71,14 +77,6 @@ WHERE cardinality(s.queued) > 0
       WHERE r.id = ANY (s.live_runs) AND r.status IN ('queued', 'running', 'awaiting'))
 LIMIT 1
 FOR UPDATE OF s SKIP LOCKED;
-
--- name: live_runs
--- Which of these runs are live, in the order given.
-SELECT u.id
-FROM unnest(%(ids)s::uuid[]) WITH ORDINALITY AS u(id, n)
-JOIN flowhost.runs AS r ON r.id = u.id
-WHERE r.status IN ('queued', 'running', 'awaiting')
-ORDER BY u.n;
 
 -- name: record_tick
 -- What a tick did to a schedule it holds: its next planned time, queue, live runs, figures.
