@@ -467,3 +467,35 @@ async def test_bad_schedules_are_refused_with_the_field_and_unknown_ones_not_fou
         assert retired.next_fire is None
         with pytest.raises(TriggerRetiredError):
             await schedule_service.enable_schedule(conn, "s")
+
+
+async def test_the_scheduler_goes_on_after_postgres_drops_the_hosts_connections(
+    tmp_path: Path, database_url: str, database: Database
+) -> None:
+    """Every connection of the host is cut (a restart, a failover): the host reconnects and its
+    scheduler fires the planned times of the gap late (within the grace), none twice. (The
+    host's reconnect backs off while its pool hands out connections the cut killed, which can
+    take several seconds: the grace here covers that.)"""
+    project_dir = write_functions(tmp_path, {"ticks.py": TICKS})
+    name = "every.second"
+    async with running_host(project_dir, database_url, schedule_grace=60.0):
+        await wait_for_fires(database, name, 2)
+        async with database.connection() as conn:
+            cut = await (
+                await conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) AS n, clock_timestamp() AS at"
+                    " FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND pid <> pg_backend_pid()"
+                )
+            ).fetchone()
+        assert cut is not None and cut["n"] >= 2
+        async with asyncio.timeout(30):
+            while not [
+                f
+                for f in await fires_of(database, name)
+                if planned(f) > cut["at"] + timedelta(seconds=2)
+            ]:
+                await asyncio.sleep(0.05)
+    fires = await fires_of(database, name)
+    times = [planned(f) for f in fires]
+    assert len(times) == len(set(times)) and contiguous(times)

@@ -167,9 +167,14 @@ class Scheduler:
         """Bring changed schedules up to date, then fire everything due; returns how many
         schedules were handled."""
         if self._reconcile_due or time.monotonic() >= self._next_reconcile:
+            # Cleared first: a notification during the work asks for another round.
             self._reconcile_due = False
+            try:
+                await self.reconcile_all()
+            except BaseException:
+                self._reconcile_due = True
+                raise
             self._next_reconcile = time.monotonic() + MAX_SLEEP
-            await self.reconcile_all()
         return await self.fire_due()
 
     async def reconcile_all(self) -> None:

@@ -109,7 +109,8 @@ SELECT (SELECT s.next_fire
        (SELECT COALESCE(array_agg(DISTINCT r.id), '{}')
         FROM flowhost.schedules AS s
         JOIN flowhost.runs AS r ON r.id = ANY (s.live_runs)
-        WHERE cardinality(s.queued) > 0) AS blocking,
+        WHERE cardinality(s.queued) > 0
+          AND r.status IN ('queued', 'running', 'awaiting')) AS blocking,
        (SELECT count(*) FROM flowhost.schedules WHERE cardinality(queued) > 0) AS queued,
        clock_timestamp() AS now;
 
