@@ -1,11 +1,11 @@
 """Scheduler tick lag: per-second schedules fired by one host, from planned time to commit.
 
-Ten schedule triggers with the six-field cron `* * * * * *` start runs of a no-op in-process
-flow; one host serves it (its consumer runs the runs, its scheduler fires the schedules) for a
-minute (30 s under `--quick`) after a few seconds of warm-up. The lag of a fire is the time
-from its planned second to the commit of the transaction that started its run and recorded it
-(on the database's clock, as the scheduler reads it: `Scheduler.commit_lags`). The lag its
-`trigger.fired` event records (taken when the fire begins) is logged beside it.
+Ten schedule triggers with the six-field cron `* * * * * *` each start runs of their own no-op
+in-process flow; one host serves them (its consumer runs the runs, its scheduler fires the
+schedules) for a minute (30 s under `--quick`) after a few seconds of warm-up. The lag of a
+fire is the time from its planned second to the commit of the transaction that started its run
+and recorded it (on the database's clock, as the scheduler reads it: `Scheduler.commit_lags`).
+The lag its `trigger.fired` event records (taken when the fire begins) is logged beside it.
 
 The anchor, in the same repetition and process: `bench/anchors/asyncio_tick.py`, a plain asyncio
 loop that sleeps until each second and does ten INSERT + COMMITs, the floor below any scheduler
@@ -32,12 +32,10 @@ WARMUP = 5
 SOURCE = """
 from flowhost_worker import step
 
-SCHEDULES = [{{"name": f"second.{{n}}", "type": "schedule",
-               "config": {{"cron": "* * * * * *", "overlap": "allow"}}}}
-             for n in range({schedules})]
-
-@step(flow="ticks", entry=True, isolation="inprocess",
-      triggers={{"define": SCHEDULES, "subscribe": [s["name"] for s in SCHEDULES]}})
+@step(flow="ticks_{n}", entry=True, isolation="inprocess",
+      triggers={{"define": {{"name": "second.{n}", "type": "schedule",
+                            "config": {{"cron": "* * * * * *", "overlap": "allow"}}}},
+                "subscribe": "second.{n}"}})
 async def tick(data, ctx):
     return None
 """
@@ -56,7 +54,7 @@ async def fire_lags(project: Project, since: Any) -> list[float]:
 
 async def run(ctx: Context) -> list[Measurement]:
     seconds = ctx.size(60, quick=30)
-    files = {"ticks.py": SOURCE.format(schedules=SCHEDULES)}
+    files = {f"ticks_{n}.py": SOURCE.format(n=n) for n in range(SCHEDULES)}
     async with ctx.fresh_database("engine") as url, temporary_project(url, files) as project:
         ready = asyncio.Event()
         host = Host(project, on_ready=lambda _: ready.set())

@@ -302,9 +302,11 @@ class _Tick:
         fires: tuple[PlannedFire, ...] = ()
         now = self.now()
         if due.next_fire is not None and now < due.next_fire <= now + timedelta(seconds=LEAD):
-            # Claimed ahead of its time: wait for it (holding the schedule).
-            await asyncio.sleep((due.next_fire - now).total_seconds())
-            now = self.now()
+            # Claimed ahead of its time: wait for it, holding the schedule (again if the event
+            # loop's timer, which counts whole milliseconds, woke it a little early).
+            while now < due.next_fire:
+                await asyncio.sleep((due.next_fire - now).total_seconds())
+                now = self.now()
         if due.next_fire is not None and due.next_fire <= now:
             plan = plan_tick(
                 config.schedule, due.next_fire, now, catchup=config.catchup, grace=self.grace
