@@ -91,7 +91,7 @@ class Settings:
     # repeated after that starts runs again. Providers retry for up to 3 days (Stripe).
     housekeeping_interval: float = 300.0
     delivery_retention: float = 7 * 24 * 3600.0
-    # Schedules (docs/triggers.md): a planned time a scheduler reaches at most this many seconds
+    # Schedules (docs/schedules.md): a planned time a scheduler reaches at most this many seconds
     # late still fires; one older than that was missed (no host ran) and follows the schedule's
     # catch-up policy.
     schedule_grace: float = 10.0
