@@ -23,6 +23,7 @@ from flowhost.errors import (
     TriggerNotFoundError,
     TriggerRetiredError,
 )
+from flowhost.metrics import REGISTRY
 from flowhost.store import reads
 from flowhost.store import schedules as schedules_store
 from flowhost.triggers import schedule_service, service
@@ -80,8 +81,13 @@ async def test_a_per_second_schedule_fires_each_second_once_with_its_lag(
     tmp_path: Path, database_url: str
 ) -> None:
     project_dir = write_functions(tmp_path, {"ticks.py": TICKS})
+    observed = {"schedule": "every.second"}
+    before = REGISTRY.get_sample_value("flowhost_schedule_tick_lag_seconds_count", observed) or 0
     async with running_host(project_dir, database_url) as project:
         fires = await wait_for_fires(project.database, "every.second", 3)
+        # The fires' lag at commit goes to the Prometheus histogram too.
+        counted = REGISTRY.get_sample_value("flowhost_schedule_tick_lag_seconds_count", observed)
+        assert counted is not None and counted - before >= 3
         row = await schedule_row(project.database, "every.second")
         async with project.database.connection() as conn:
             runs = {r["id"]: r for r in await reads.list_runs(conn, flow="ticks", limit=100)}

@@ -43,6 +43,7 @@ from flowhost.errors import (
     TriggerNotFoundError,
     TriggerRetiredError,
 )
+from flowhost.metrics import TICK_LAG
 from flowhost.store import schedules as store
 from flowhost.store import triggers as trigger_store
 from flowhost.store.json_data import storable_text
@@ -124,7 +125,8 @@ class Scheduler:
         self._listening_runs = False
         self._listener: asyncio.Task[None] | None = None
         # Lag (ms) at commit of this host's latest fires that were on time (not caught up or
-        # queued): what the fire's event records is its lag when the fire began.
+        # queued), also observed in the flowhost_schedule_tick_lag_seconds histogram: what the
+        # fire's event records is its lag when the fire began.
         self.commit_lags: collections.deque[float] = collections.deque(maxlen=COMMIT_LAGS_KEPT)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -208,7 +210,9 @@ class Scheduler:
             self._reconcile_due = True
             return True
         for planned in tick.on_time:
-            self.commit_lags.append(tick.lag_ms(planned))
+            lag = tick.lag_ms(planned)
+            self.commit_lags.append(lag)
+            TICK_LAG.labels(schedule=tick.name).observe(lag / 1000)
         return True
 
     # -- notifications ----------------------------------------------------------------------
