@@ -151,6 +151,10 @@ def test_the_webhook_verify_scenario_is_registered() -> None:
     assert "webhook_verify" in load_scenarios()
 
 
+def test_the_schedule_lag_scenario_of_issue_7_is_registered() -> None:
+    assert "schedule_lag" in load_scenarios()
+
+
 def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unsorted on purpose
     assert percentile(values, 0.5) == 51.0  # rank round(0.5 * 99) = 50 of 1..100

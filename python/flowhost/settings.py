@@ -91,6 +91,10 @@ class Settings:
     # repeated after that starts runs again. Providers retry for up to 3 days (Stripe).
     housekeeping_interval: float = 300.0
     delivery_retention: float = 7 * 24 * 3600.0
+    # Schedules (docs/schedules.md): a planned time a scheduler reaches at most this many seconds
+    # late still fires; one older than that was missed (no host ran) and follows the schedule's
+    # catch-up policy.
+    schedule_grace: float = 10.0
 
     @property
     def functions_path(self) -> Path:
@@ -148,6 +152,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "trigger_check_interval": ("trigger_check_interval", float),
     "housekeeping_interval": ("housekeeping_interval", float),
     "delivery_retention": ("delivery_retention", float),
+    "schedule_grace": ("schedule_grace", float),
 }
 
 
@@ -230,6 +235,7 @@ def _check(settings: Settings) -> None:
         "trigger_check_interval",
         "housekeeping_interval",
         "delivery_retention",
+        "schedule_grace",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

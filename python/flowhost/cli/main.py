@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import click
 
 from flowhost import __version__
-from flowhost.cli import exit_codes, health, logs, output, triggers
+from flowhost.cli import exit_codes, health, logs, output, schedules, triggers
 from flowhost.cli.common import handle_errors, run_async, settings_of
 from flowhost.cli.running import parse_input, run_flow
 from flowhost.cli.serving import print_problems, run_dev, serve_http, serve_until_stopped
@@ -451,6 +451,7 @@ runs.add_command(health.runs_parked)
 runs.add_command(health.runs_migrate)
 cli.add_command(health.stats)
 cli.add_command(triggers.trigger)
+cli.add_command(schedules.schedule)
 
 
 @cli.group()

@@ -3,7 +3,8 @@
 Any number of hosts may share a database. Each records itself in `flowhost.hosts` while it runs,
 with the definition (hash) of each flow it serves: that is how `flowhost run` knows whether
 somebody will pick up a run it starts, and which runs are parked on a definition nobody serves.
-Each host also looks for stalled runs (engine/stalls.py).
+Each host also looks for stalled runs (engine/stalls.py) and fires due schedules
+(triggers/scheduler.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from flowhost.project import Project
 from flowhost.queue.pgqueuer_queue import StepConsumer
 from flowhost.store import versions
 from flowhost.triggers.event_triggers import CHANNEL as TRIGGERS_CHANNEL
+from flowhost.triggers.scheduler import Scheduler
 from flowhost.triggers.sync import declarations_of, sync_triggers
 from flowhost.workers.supervisor import Supervisor
 
@@ -80,6 +82,7 @@ class Host:
         self._consumer: StepConsumer | None = None
         self._supervisor: Supervisor | None = None
         self._executor: StepExecutor | None = None
+        self._scheduler: Scheduler | None = None
         self._reconnect_delay = RECONNECT_DELAY_MIN
 
     @property
@@ -96,6 +99,11 @@ class Host:
     def executor(self) -> StepExecutor | None:
         """What runs steps and their await hooks (`run_hook`) on this host, while it serves."""
         return self._executor
+
+    @property
+    def scheduler(self) -> Scheduler | None:
+        """What fires due schedules on this host (a new one after each reconnect)."""
+        return self._scheduler
 
     @property
     def attempts_in_flight(self) -> int:
@@ -222,6 +230,13 @@ class Host:
                 housekeeping = tasks.create_task(
                     Housekeeper(database, settings).run(stop), name="flowhost-housekeeping"
                 )
+                scheduler = self._scheduler = Scheduler(
+                    database,
+                    lambda: self.project.catalog.flows,
+                    grace=settings.schedule_grace,
+                    host=str(self.id),
+                )
+                schedules = tasks.create_task(scheduler.run(stop), name="flowhost-scheduler")
                 watcher = (
                     tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                     if self._watch
@@ -240,6 +255,7 @@ class Host:
                 await sweeping
                 await stalls
                 await housekeeping
+                await schedules
                 if watcher is not None:
                     await watcher
 

@@ -33,6 +33,11 @@ SUBSCRIPTION_REMOVED = "subscription.removed"
 # fire failed (the same events go to the emitting run's stream).
 TRIGGER_CHAIN_STOPPED = "trigger.chain_stopped"
 TRIGGER_FIRE_FAILED = "trigger.fire_failed"
+# A schedule's planned time that did not fire: skipped (overlap), queued behind live runs, or
+# dropped by the catch-up policy (flowhost.triggers.scheduler).
+SCHEDULE_SKIPPED = "schedule.skipped"
+SCHEDULE_QUEUED = "schedule.queued"
+SCHEDULE_MISSED = "schedule.missed"
 EVENT_TYPES = (
     TRIGGER_REGISTERED,
     TRIGGER_UPDATED,
@@ -43,6 +48,9 @@ EVENT_TYPES = (
     SUBSCRIPTION_REMOVED,
     TRIGGER_CHAIN_STOPPED,
     TRIGGER_FIRE_FAILED,
+    SCHEDULE_SKIPPED,
+    SCHEDULE_QUEUED,
+    SCHEDULE_MISSED,
 )
 # Fires of one trigger count in this many rows (see flowhost.trigger_fires).
 FIRE_SLOTS = 16

@@ -5,9 +5,10 @@ Pure domain code: no I/O. A function's config declares triggers on its flow's en
 API declares them with the same fields. Every problem is a `FieldError`: a JSON Pointer into the
 declaration and a message, which an HTTP answer lists as a 422's field errors.
 
-Types: each type has a config check (`CONFIG_CHECKS`). `event` and `manual` are checked here;
-the others accept any JSON object until their own work gives them a check. Every type takes
-`config.schema`, a JSON Schema the payload of each fire must match.
+Types: each type has a config check (`CONFIG_CHECKS`). `event`, `manual` and `schedule`
+(flowhost.triggers.schedule_config) are checked; the others accept any JSON object until their
+own work gives them a check. Every type takes `config.schema`, a JSON Schema the payload of each
+fire must match.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import jsonschema
 
 from flowhost._core import TriggerIndex
 from flowhost.errors import PatternError
+from flowhost.triggers.schedule_config import config_problems
 from flowhost_worker.names import NAME_PATTERN
 
 MODES = ("auto", "manual")
@@ -103,12 +105,24 @@ def _manual_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
     return []
 
 
+def _schedule_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
+    problems = [FieldError(pointer, message) for pointer, message in config_problems(config)]
+    # A fixed payload is every run's input: it must match the schema now, not fail each fire.
+    schema = config.get("schema")
+    if "payload" in config and schema is not None and schema_problem(schema) is None:
+        problems += [
+            FieldError("/config/payload" + error.pointer, error.message)
+            for error in payload_errors(schema, config["payload"])
+        ]
+    return problems
+
+
 # type -> its config check. Adding a type is adding an entry (the database takes any short
-# lowercase word): schedule and webhook checks come with their own work.
+# lowercase word): the webhook check comes with its own work.
 CONFIG_CHECKS: dict[str, ConfigCheck] = {
     "event": _event_config,
     "webhook": _any_config,
-    "schedule": _any_config,
+    "schedule": _schedule_config,
     "manual": _manual_config,
     "cloudevents": _any_config,
     "mqtt": _any_config,
