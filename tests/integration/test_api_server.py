@@ -390,6 +390,17 @@ async def test_the_openapi_document_is_valid_and_lists_every_route(
         ("POST", "/api/runs/{run_id}/retry"),
         ("GET", "/api/runs/{run_id}/stream"),
         ("GET", "/api/stream"),
+        ("GET", "/api/triggers"),
+        ("POST", "/api/triggers"),
+        ("GET", "/api/triggers/{name}"),
+        ("PATCH", "/api/triggers/{name}"),
+        ("GET", "/api/triggers/{name}/events"),
+        ("POST", "/api/triggers/{name}/retire"),
+        ("PUT", "/api/triggers/{name}/subscriptions/{flow}"),
+        ("DELETE", "/api/triggers/{name}/subscriptions/{flow}"),
+        ("POST", "/api/triggers/{name}/fire"),
+        ("POST", "/api/triggers/{name}/replay"),
+        ("POST", "/api/events"),
     }
     schemes = document["components"]["securitySchemes"]
     assert schemes["adminToken"] == {

@@ -20,6 +20,7 @@ from starlette.routing import Match
 
 from flowhost.api.problems import problem
 from flowhost.errors import (
+    CloudEventError,
     DatabaseUnavailableError,
     FlowhostError,
     FlowNotFoundError,
@@ -27,6 +28,10 @@ from flowhost.errors import (
     RunNotFoundError,
     RunStateError,
     StepNotFoundError,
+    SubscriptionNotFoundError,
+    TriggerConflictError,
+    TriggerNotFoundError,
+    TriggerRetiredError,
 )
 
 logger = logging.getLogger(__name__)
@@ -40,6 +45,11 @@ STATUS_OF_ERROR: list[tuple[type[FlowhostError], int]] = [
     (FlowNotFoundError, 404),
     (StepNotFoundError, 404),
     (RunStateError, 409),
+    # The trigger errors, as flowhost.triggers.service.HTTP_STATUS maps them.
+    (TriggerNotFoundError, 404),
+    (SubscriptionNotFoundError, 404),
+    (TriggerConflictError, 409),
+    (TriggerRetiredError, 409),
     (InvalidInputError, 422),
     (DatabaseUnavailableError, 503),
 ]
@@ -102,10 +112,37 @@ async def flowhost_error(request: Request, exc: Exception) -> Response:
         return problem(
             503, "the database cannot be reached; try again", headers={"Retry-After": "1"}
         )
+    if isinstance(exc, CloudEventError):
+        return problem(exc.status, exc.message, attribute=exc.attribute)
     for kind, status in STATUS_OF_ERROR:
         if isinstance(exc, kind):
-            return problem(status, exc.message)
+            return problem(status, exc.message, errors=detail_errors(exc), **_members(exc))
     return await unexpected(request, exc)
+
+
+def detail_errors(exc: FlowhostError) -> list[dict[str, str]] | None:
+    """The field errors an error carries (`details["errors"]`: [{pointer, message}], as the
+    trigger errors give them), in the API's shape; `details["location"]` says where the
+    pointers point (default: the body)."""
+    errors = exc.details.get("errors")
+    if not isinstance(errors, list | tuple) or not errors:
+        return None
+    location = str(exc.details.get("location", "body"))
+    return [
+        {
+            "location": location,
+            "pointer": str(e.get("pointer", "")),
+            "message": str(e.get("message")),
+        }
+        for e in errors
+        if isinstance(e, Mapping)
+    ]
+
+
+def _members(exc: FlowhostError) -> dict[str, Any]:
+    # A version conflict says which version is current, so a client can read it again.
+    version = exc.details.get("version")
+    return {"version": version} if isinstance(version, int) else {}
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

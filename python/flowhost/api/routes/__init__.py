@@ -6,9 +6,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowhost.api.routes import flows, runs, streams
+from flowhost.api.routes import events, flows, runs, streams, triggers
 
-ROUTERS: list[APIRouter] = [flows.router, runs.router, streams.router]
+ROUTERS: list[APIRouter] = [
+    flows.router,
+    runs.router,
+    streams.router,
+    triggers.router,
+    events.router,
+]
 # Paths under /api that a route module authenticates itself (not with the admin token): none
 # yet. A route with its own auth (an ingest endpoint with its own keys) adds its path here.
 OPEN_API_PATHS: frozenset[str] = frozenset()

@@ -60,6 +60,11 @@ def _problem(description: str) -> dict[str, Any]:
     }
 
 
+def documented(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry of a refusal answered as problem+json."""
+    return _problem(description)
+
+
 # OpenAPI `responses` of the refusals routes share (every route may also answer 401, 403, 500
 # and 503; those are described once in docs/api.md).
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _problem("no such flow or run")}
