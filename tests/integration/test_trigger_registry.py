@@ -209,7 +209,13 @@ async def test_a_repeated_delivery_returns_the_first_fire_and_starts_nothing(
     project: Project,
 ) -> None:
     database = project.database
-    await create(database, "hook", "webhook", subscribe={"greet": "auto"})
+    await create(
+        database,
+        "hook",
+        "webhook",
+        config={"auth": {"scheme": "none"}},
+        subscribe={"greet": "auto"},
+    )
 
     async def deliver() -> Any:
         async with database.transaction() as conn:

@@ -56,7 +56,7 @@ def test_a_pattern_the_index_refuses_is_a_field_error() -> None:
 
 
 def test_types_not_checked_yet_take_any_json_object() -> None:
-    for kind in ("webhook", "cloudevents", "mqtt", "amqp"):
+    for kind in ("cloudevents", "mqtt", "amqp"):
         assert TriggerSpec("t", kind, {"anything": {"goes": [1, 2]}}).problems() == []
     # Schedules are checked (tests/unit/test_schedule_config.py): unknown keys are refused.
     [problem] = TriggerSpec("t", "schedule", {"cron": "@daily", "anything": 1}).problems()

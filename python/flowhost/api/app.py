@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
 from flowhost import __version__
-from flowhost.api import await_webhooks, health, metrics_route, routes
+from flowhost.api import await_webhooks, health, metrics_route, routes, webhook_triggers
 from flowhost.api.auth import AdminAuth, bearer_scheme
 from flowhost.api.errors import exception_handlers
 from flowhost.api.limits import BodyLimit
@@ -31,7 +31,8 @@ from flowhost.realtime.fanout import Fanout
 
 logger = logging.getLogger(__name__)
 
-WEBHOOK_ROUTES: list[BaseRoute] = [*await_webhooks.routes]
+# The await routes first: `/hooks/await/{token}` is theirs, not a trigger's.
+WEBHOOK_ROUTES: list[BaseRoute] = [*await_webhooks.routes, *webhook_triggers.routes]
 
 DESCRIPTION = """\
 The admin API of a flowhost project: flows, runs, their events and state; starting and

@@ -5,10 +5,10 @@ Pure domain code: no I/O. A function's config declares triggers on its flow's en
 API declares them with the same fields. Every problem is a `FieldError`: a JSON Pointer into the
 declaration and a message, which an HTTP answer lists as a 422's field errors.
 
-Types: each type has a config check (`CONFIG_CHECKS`). `event`, `manual` and `schedule`
-(flowhost.triggers.schedule_config) are checked; the others accept any JSON object until their
-own work gives them a check. Every type takes `config.schema`, a JSON Schema the payload of each
-fire must match.
+Types: each type has a config check (`CONFIG_CHECKS`). `event`, `manual`, `schedule`
+(flowhost.triggers.schedule_config) and `webhook` (flowhost.triggers.webhook_config) are checked;
+the others accept any JSON object until their own work gives them a check. Every type takes
+`config.schema`, a JSON Schema the payload of each fire must match.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import jsonschema
 from flowhost._core import TriggerIndex
 from flowhost.errors import PatternError
 from flowhost.triggers.schedule_config import config_problems
+from flowhost.triggers.webhook_config import problems as webhook_problems
 from flowhost_worker.names import NAME_PATTERN
 
 MODES = ("auto", "manual")
@@ -100,6 +101,11 @@ def _event_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
     return problems
 
 
+def _webhook_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
+    # The route side reads the same config (flowhost.triggers.webhook_config).
+    return [FieldError(pointer, message) for pointer, message in webhook_problems(config)]
+
+
 def _manual_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
     # A manual trigger's input form is its `schema` (checked for every type).
     return []
@@ -118,10 +124,10 @@ def _schedule_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
 
 
 # type -> its config check. Adding a type is adding an entry (the database takes any short
-# lowercase word): the webhook check comes with its own work.
+# lowercase word).
 CONFIG_CHECKS: dict[str, ConfigCheck] = {
     "event": _event_config,
-    "webhook": _any_config,
+    "webhook": _webhook_config,
     "schedule": _schedule_config,
     "manual": _manual_config,
     "cloudevents": _any_config,
