@@ -284,3 +284,55 @@ def test_signed_helper_matches_github(project_dir: Path) -> None:
 
     body = json.dumps({"a": 1}).encode()
     verify("github", secret=SECRET, headers=signed(body), body=body)
+
+
+async def test_a_batch_of_fires_answers_each_as_fire_trigger_would(
+    project_dir: Path, database_url: str
+) -> None:
+    from flowhost.errors import TriggerInputError, TriggerNotFoundError
+    from flowhost.store.events import events_of_run
+    from flowhost.triggers.batch_firing import FireRequest, fire_batch
+    from flowhost.triggers.firing import Fired, fire_trigger
+
+    schema = {"type": "object", "required": ["ok"]}
+    async with serving_api(project_dir, database_url) as (project, client):
+        await hook(client, "batch", auth={"scheme": "none"}, schema=schema)
+        async with project.database.transaction() as conn:
+            before = await fire_trigger(
+                conn,
+                "batch",
+                {"ok": 0},
+                source="webhook",
+                delivery_key="old",
+                served=project.catalog.flows,
+            )
+        requests = [
+            FireRequest({"ok": 1}, "k1", {"n": 1}),
+            FireRequest({"no": 2}, "k2"),
+            FireRequest({"ok": 3}, "k1"),
+            FireRequest({"ok": 4}, "old"),
+            FireRequest({"ok": 5}),
+        ]
+        served = project.catalog.flows
+        async with project.database.transaction() as conn:
+            outcomes = await fire_batch(conn, "batch", requests, source="webhook", served=served)
+            missing = await fire_batch(conn, "nope", requests[:2], source="webhook")
+        first, refused, repeat, old, plain = outcomes
+        assert isinstance(first, Fired) and not first.duplicate
+        assert isinstance(refused, TriggerInputError) and refused.errors[0]["pointer"] == ""
+        assert isinstance(repeat, Fired) and repeat.duplicate
+        assert repeat.to_json() | {"duplicate": False} == first.to_json()
+        assert isinstance(old, Fired) and old.duplicate and old.fire_id == before.fire_id
+        assert isinstance(plain, Fired) and plain.fire_id != first.fire_id
+        assert all(isinstance(m, TriggerNotFoundError) for m in missing)
+        started = await runs(project)
+        assert {r["input"]["ok"] for r in started} == {0, 1, 5}
+        async with project.database.connection() as conn:
+            events = await events_of_run(conn, first.runs[0].run_id)
+        assert events[0].data["trigger"]["fire_id"] == str(first.fire_id)
+        view = (await client.get("/api/triggers/batch")).json()
+        assert view["stats"]["totalFires"] == 3
+        stream = (await client.get("/api/triggers/batch/events?type=trigger.fired")).json()
+        fired = {e["data"]["fire_id"]: e["data"] for e in stream["items"]}
+        assert fired[str(first.fire_id)]["details"] == {"n": 1}
+        assert fired[str(first.fire_id)]["delivery_key"] == "k1"

@@ -55,6 +55,7 @@ from flowhost.errors import (
     WebhookVerificationError,
 )
 from flowhost.project import Project
+from flowhost.triggers.batch_firing import FireRequest, fire_batch
 from flowhost.triggers.firing import Fired, fire_trigger
 from flowhost.triggers.webhook_config import HTTP_METHODS, WebhookConfig, WebhookConfigError
 from flowhost.webhooks import WebhookAuth, WebhookRequest, delivery_id
@@ -187,30 +188,56 @@ class WebhookTriggers:
         return await self._committer.submit(delivery)
 
     async def _flush(self, deliveries: Sequence[Delivery]) -> list[Fired | Exception]:
-        """The fires in one transaction. If that fails for a reason other than the database
-        being away, each is fired again alone, so that one refused fire fails alone."""
+        """The fires in one transaction, a `fire_batch` per trigger. If that fails for a reason
+        other than the database being away, each is fired again alone (`fire_trigger`, a
+        transaction each), so that one fire Postgres refuses fails alone."""
         project = self._project
+
+        def served() -> Any:
+            return project.catalog.flows
+
+        by_trigger: dict[str, list[int]] = {}
+        for i, delivery in enumerate(deliveries):
+            by_trigger.setdefault(delivery.trigger, []).append(i)
+        outcomes: list[Fired | Exception] = [None] * len(deliveries)  # type: ignore[list-item]
         try:
             async with project.database.transaction(timeout=CONNECTION_TIMEOUT) as conn:
-                fired: list[Fired | Exception] = [
-                    await fire_trigger(
-                        conn,
-                        d.trigger,
-                        d.payload,
-                        source=SOURCE,
-                        delivery_key=d.key,
-                        served=lambda: project.catalog.flows,
-                        details=d.details,
-                    )
-                    for d in deliveries
-                ]
-            return fired
+                for name, positions in by_trigger.items():
+                    requests = [
+                        FireRequest(deliveries[i].payload, deliveries[i].key, deliveries[i].details)
+                        for i in positions
+                    ]
+                    fired = await fire_batch(conn, name, requests, source=SOURCE, served=served)
+                    for i, outcome in zip(positions, fired, strict=True):
+                        outcomes[i] = outcome
+            return outcomes
         except DatabaseUnavailableError:
             raise
         except Exception as exc:
-            if len(deliveries) == 1:
-                return [exc]
-        return [(await self._flush([d]))[0] for d in deliveries]
+            if len(deliveries) > 1:
+                logger.warning(
+                    "firing %d webhook deliveries together failed (%s); firing them one by one",
+                    len(deliveries),
+                    exc,
+                )
+        return [await self._fire_alone(d, served) for d in deliveries]
+
+    async def _fire_alone(self, delivery: Delivery, served: Any) -> Fired | Exception:
+        try:
+            async with self._project.database.transaction(timeout=CONNECTION_TIMEOUT) as conn:
+                return await fire_trigger(
+                    conn,
+                    delivery.trigger,
+                    delivery.payload,
+                    source=SOURCE,
+                    delivery_key=delivery.key,
+                    served=served,
+                    details=delivery.details,
+                )
+        except DatabaseUnavailableError:
+            raise
+        except Exception as exc:
+            return exc
 
 
 def _hooks_of(request: Request) -> WebhookTriggers:

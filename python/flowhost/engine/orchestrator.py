@@ -105,9 +105,11 @@ async def start_runs(
     priority: int | None = None,
     timing: StartTiming | None = None,
     started_data: Mapping[str, Any] | None = None,
+    own_started_data: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> list[uuid.UUID]:
     """Create runs of `flow` and pass them through flow control; call inside a transaction.
-    `started_data` goes into each flow.started event (`restart_of`, say).
+    `started_data` goes into each flow.started event (`restart_of`, say), and
+    `own_started_data` (one per input) into each run's own (a trigger fire's id).
 
     A run starts at once (its entry job enqueued) unless its flow's limits make it wait for a
     slot or `timing` delays it: it is `queued` until then. One run with the options a start may
@@ -117,9 +119,10 @@ async def start_runs(
     entry = flow.step(flow.entry)
     limits = flow.limits
     run_priority = limits.priority if priority is None else priority
+    owns = own_started_data if own_started_data is not None else [None] * len(run_ids)
     new_runs = [
-        runs.NewRun(run_id, data, scheduling.concurrency_key(limits, data))
-        for run_id, data in zip(run_ids, inputs, strict=True)
+        runs.NewRun(run_id, data, scheduling.concurrency_key(limits, data), own)
+        for run_id, data, own in zip(run_ids, inputs, owns, strict=True)
     ]
     waits = timing.delayed or limits.limits_runs
     if waits and entry.await_before is not None:

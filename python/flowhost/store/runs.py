@@ -126,6 +126,8 @@ class NewRun:
     input: Any
     # The JSON text of the input's value at the flow's concurrency key (None: no key).
     concurrency_key: str | None = None
+    # This run's own additions to its flow.started event (a trigger fire's id, say).
+    started_data: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -165,7 +167,12 @@ async def start_runs(
             {
                 "runs": _json(
                     [
-                        {"id": str(run.id), "input": run.input, "key": run.concurrency_key}
+                        {
+                            "id": str(run.id),
+                            "input": run.input,
+                            "key": run.concurrency_key,
+                            "started": run.started_data,
+                        }
                         for run in runs
                     ]
                 ),

@@ -4,17 +4,19 @@
 -- Starting runs: run rows, entry-step rows and flow.started events in one statement (the
 -- runs_count_inserted trigger counts them in flow_stats). A run's created_at is its flow.started
 -- event's time, so that durations rebuilt from events equal the counted ones.
--- %(runs)s is a JSON array of {"id", "input", "key"}; the caller then passes the runs through
--- flow control (flowhost.engine.scheduling), which enqueues their entry jobs or lets them wait.
--- %(started_data)s is added to each flow.started event's data. With %(entry)s null no entry
+-- %(runs)s is a JSON array of {"id", "input", "key", "started"}; the caller then passes the runs
+-- through flow control (flowhost.engine.scheduling), which enqueues their entry jobs or lets them
+-- wait. %(started_data)s, then the run's own "started" (an object or null), is added to each
+-- flow.started event's data. With %(entry)s null no entry
 -- step is scheduled (a replay schedules the steps it runs itself).
 -- Runs start `running`, or `queued` when they wait for a slot or for their start time
 -- (%(start_at)s, else now + %(delay)s seconds when positive), which is returned.
 WITH started AS (
     -- jsonb_to_recordset reads a JSON null as SQL NULL; a run's input may be JSON null.
     -- Materialised once (referenced thrice), so each run's `at` is one value.
-    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input, r.key, clock_timestamp() AS at
-    FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb, key text)
+    SELECT r.id, COALESCE(r.input, 'null'::jsonb) AS input, r.key, r.started AS own,
+           clock_timestamp() AS at
+    FROM jsonb_to_recordset(%(runs)s::jsonb) AS r(id uuid, input jsonb, key text, started jsonb)
 ), run_rows AS (
     INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, step_count,
                                parent_run_id, priority, concurrency_key, start_at, flow_control,
@@ -40,6 +42,7 @@ WITH started AS (
            || CASE WHEN %(parent_run_id)s::uuid IS NULL THEN '{}'::jsonb
                    ELSE jsonb_build_object('parent_run_id', %(parent_run_id)s::uuid) END
            || %(started_data)s::jsonb
+           || COALESCE(own, '{}'::jsonb)
     FROM started
 )
 SELECT count(*) AS started, (SELECT max(start_at) FROM run_rows) AS start_at FROM started;
