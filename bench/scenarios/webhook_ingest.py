@@ -12,6 +12,8 @@ what is measured is the ingest: verify, fire, commit, answer.
   DURATION seconds, each request a fresh delivery id (GitHub signs only the body, so one
   signature serves every request). The anchor is the same wrk against `/healthz` of the same
   server in the same repetition: the ceiling of the HTTP stack and the load generator together.
+- `server_cpu_us_per_req`: CPU time of the server process per request under wrk (from
+  /proc), which a busy shared machine distorts less than the rate.
 - `lost`: every 2xx answer names its run (the wrk script writes the run ids of the 2xx answers
   to a file per thread); each must be a row of `flowhost.runs`. Must be 0.
 
@@ -106,9 +108,15 @@ def signed_headers() -> dict[str, str]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (robust on a shared machine, unlike rates)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.asynccontextmanager
-async def flowhost_serve(project_dir: Path, url: str) -> AsyncIterator[str]:
-    """`flowhost serve` on a free loopback port; yields its base URL."""
+async def flowhost_serve(project_dir: Path, url: str) -> AsyncIterator[tuple[str, int]]:
+    """`flowhost serve` on a free loopback port; yields its base URL and its pid."""
     environ = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -136,7 +144,7 @@ async def flowhost_serve(project_dir: Path, url: str) -> AsyncIterator[str]:
                 if found:
                     break
         drain = asyncio.create_task(_drain(process.stdout))
-        yield found.group(1)
+        yield found.group(1), process.pid
     finally:
         if process.returncode is None:
             process.terminate()
@@ -223,11 +231,13 @@ async def run(ctx: Context) -> list[Measurement]:
                 f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n{headers}'
                 f'args_prefix = "{uuid.uuid4()}"\n{WRK_SCRIPT}'
             )
-            async with flowhost_serve(project.settings.project_dir, url) as base:
+            async with flowhost_serve(project.settings.project_dir, url) as (base, pid):
                 await idle_latencies(base, 50)  # warm-up: caches, pool, JIT of nothing
                 latencies = await idle_latencies(base, idle_requests)
                 anchor, _ = await wrk(f"{base}/healthz", seconds, None, workdir)
+                cpu_before = cpu_seconds(pid)
                 rate, output = await wrk(f"{base}/hooks/push", seconds, script, workdir)
+                server_cpu = cpu_seconds(pid) - cpu_before
             result = re.search(r"RESULT ok=(\d+) bad=(\d+)", output)
             if result is None:
                 raise RuntimeError(f"the wrk script did not report: {output}")
@@ -246,10 +256,12 @@ async def run(ctx: Context) -> list[Measurement]:
             ).fetchone()
         found = row[0] if row is not None else 0
     lost = ok - found
+    cpu_per_request = server_cpu / max(1, ok + bad) * 1e6
     ctx.log(
         f"idle p50 {statistics.median(latencies):.2f} ms; wrk: {rate:.0f} req/s "
         f"({ok} 2xx, {bad} other, {len(ids)} run ids read, {found} runs found) against "
-        f"/healthz {anchor:.0f} req/s; load after: {os.getloadavg()[0]:.2f}"
+        f"/healthz {anchor:.0f} req/s; server CPU {cpu_per_request:.0f} µs/request; "
+        f"load after: {os.getloadavg()[0]:.2f}"
     )
     if len(ids) != ok:
         raise RuntimeError(f"webhook_ingest: {ok} 2xx answers but {len(ids)} run ids")
@@ -258,6 +270,7 @@ async def run(ctx: Context) -> list[Measurement]:
         Measurement(
             "req_per_s", rate, "req/s", anchor="wrk_healthz_req_per_s", anchor_value=anchor
         ),
+        Measurement("server_cpu_us_per_req", cpu_per_request, "µs", higher_is_better=False),
         Measurement("non_2xx", float(bad), "answers", higher_is_better=False),
         Measurement("lost", float(lost), "runs", higher_is_better=False),
     ]

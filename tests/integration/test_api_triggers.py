@@ -81,6 +81,10 @@ async def test_registry_routes_create_read_update_retire_and_subscribe(
         assert [t["name"] for t in typed.json()["items"]] == ["signup"]
         assert_problem(await client.get("/api/triggers", params={"status": "x"}), 422)
         assert_problem(await client.get("/api/triggers/nope"), 404)
+        wrong_method = await client.delete("/api/triggers")
+        assert assert_problem(wrong_method, 405)
+        assert wrong_method.headers["allow"] == "GET, POST"
+        assert_problem(await client.get("/api/events"), 405)
 
         version = created["version"]
         updated = await client.patch(

@@ -34,9 +34,10 @@ import re
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from flowhost._core import RateLimiter
@@ -70,6 +71,7 @@ CACHE_SIZE = 10_000
 MAX_BATCH = 256
 CONNECTION_TIMEOUT = 5.0
 SOURCE = "webhook"
+URL_SCHEMES = ("twilio", "api-key")
 # Headers a run never sees: credentials and signatures.
 SECRET_HEADER = re.compile(
     r"authorization|cookie|signature|hmac|secret|token|password|api-?key", re.IGNORECASE
@@ -201,7 +203,10 @@ class WebhookTriggers:
             by_trigger.setdefault(delivery.trigger, []).append(i)
         outcomes: list[Fired | Exception] = [None] * len(deliveries)  # type: ignore[list-item]
         try:
-            async with project.database.transaction(timeout=CONNECTION_TIMEOUT) as conn:
+            # Pipeline mode: BEGIN goes out with the first statement (one round trip less).
+            async with project.database.transaction(
+                pipeline=True, timeout=CONNECTION_TIMEOUT
+            ) as conn:
                 for name, positions in by_trigger.items():
                     requests = [
                         FireRequest(deliveries[i].payload, deliveries[i].key, deliveries[i].details)
@@ -278,8 +283,11 @@ async def receive_webhook(request: Request) -> Response:
     except BodyTooLarge as exc:
         return problem(413, exc.detail)
     raw_headers = request.scope["headers"]
+    # Only Twilio (signs the URL) and a query API key read the URL: others skip building it.
+    url = _url(request) if auth.scheme in URL_SCHEMES else None
+    checked = WebhookRequest(raw_headers, body, url, client_ip)
     try:
-        auth.check(WebhookRequest(raw_headers, body, _url(request), client_ip))
+        auth.check(checked)
     except WebhookVerificationError as exc:
         challenge = exc.challenge
         return problem(
@@ -302,11 +310,11 @@ async def receive_webhook(request: Request) -> Response:
         decision = by_tenant.hit(_tenant(config, headers, data, encoding))
         if not decision:
             return too_many(decision, "tenant's")
-    key = _delivery_key(config, auth, raw_headers, headers, data, encoding)
+    key = _delivery_key(config, auth, checked.header_view, headers, data, encoding)
     payload = {
         "method": request.method,
         "headers": _shown_headers(raw_headers, auth),
-        "query": _shown_query(request, auth),
+        "query": _shown_query(request.scope.get("query_string", b""), auth),
         "body": data,
         "bodyEncoding": encoding,
         "deliveryId": key,
@@ -321,7 +329,12 @@ async def receive_webhook(request: Request) -> Response:
         answer = result.to_json()
         del answer["duplicate"]  # the same body as the first delivery's
         headers_out = {"Flowhost-Duplicate": "true"} if result.duplicate else None
-        return JSONResponse(answer, status_code=202, headers=headers_out)
+        return Response(
+            json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode(),
+            status_code=202,
+            headers=headers_out,
+            media_type="application/json",
+        )
     return _refused(hooks, name, result)
 
 
@@ -402,7 +415,7 @@ def _tenant(config: WebhookConfig, headers: Any, data: Any, encoding: str) -> st
 def _delivery_key(
     config: WebhookConfig,
     auth: WebhookAuth,
-    raw_headers: Any,
+    header_view: Any,
     headers: Any,
     data: Any,
     encoding: str,
@@ -410,7 +423,7 @@ def _delivery_key(
     if config.dedupe is False:
         return None
     if config.dedupe is None or config.dedupe is True:
-        return delivery_id(auth.scheme, raw_headers, data if encoding == "json" else None)
+        return delivery_id(auth.scheme, header_view, data if encoding == "json" else None)
     return _from_source(config.dedupe, headers, data, encoding)
 
 
@@ -428,9 +441,11 @@ def _shown_headers(raw_headers: Sequence[tuple[bytes, bytes]], auth: WebhookAuth
     return shown
 
 
-def _shown_query(request: Request, auth: WebhookAuth) -> dict[str, str | list[str]]:
+def _shown_query(query_string: bytes, auth: WebhookAuth) -> dict[str, str | list[str]]:
     shown: dict[str, str | list[str]] = {}
-    for key, value in request.query_params.multi_items():
+    if not query_string:
+        return shown
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if key == auth.query:
             continue
         before = shown.get(key)
