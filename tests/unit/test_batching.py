@@ -61,3 +61,33 @@ async def test_a_flush_returning_the_wrong_count_is_a_bug_surfaced_to_callers() 
     committer = GroupCommitter(flush, max_batch=4)
     with pytest.raises(ValueError):
         await committer.submit(1)
+
+
+async def test_a_busy_committer_lingers_so_stragglers_join_one_batch() -> None:
+    batches: list[list[int]] = []
+    gate = asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        batches.append(list(items))
+        if items == [1, 2]:
+            await gate.wait()
+        return list(items)
+
+    committer = GroupCommitter(flush, max_batch=100, linger=0.05)
+    loop = asyncio.get_running_loop()
+    # Idle: a lone item is flushed at once, no linger.
+    started = loop.time()
+    assert await committer.submit(0) == 0
+    assert loop.time() - started < 0.04
+    # Busy: [1, 2] is flushing when 3 arrives; after a flush of more than one item the
+    # committer lingers, so 4, arriving 10 ms later, joins 3 (without the linger, 3 would be
+    # flushed alone and 4 after it).
+    first = [asyncio.create_task(committer.submit(n)) for n in (1, 2)]
+    await asyncio.sleep(0)
+    third = asyncio.create_task(committer.submit(3))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.sleep(0.01)
+    assert await committer.submit(4) == 4
+    await asyncio.gather(*first, third)
+    assert batches == [[0], [1, 2], [3, 4]]

@@ -69,6 +69,8 @@ CACHE_TTL = 1.0
 CACHE_SIZE = 10_000
 # Fires committed together at most.
 MAX_BATCH = 256
+# Seconds a busy host waits before its next flush, to gather one batch (none when idle).
+LINGER = 0.001
 CONNECTION_TIMEOUT = 5.0
 SOURCE = "webhook"
 URL_SCHEMES = ("twilio", "api-key")
@@ -110,7 +112,7 @@ class WebhookTriggers:
         self._auth: dict[tuple[str, int], WebhookAuth | str] = {}
         self._limiters: dict[tuple[str, str, Any], RateLimiter] = {}
         self._committer: GroupCommitter[Delivery, Fired | Exception] = GroupCommitter(
-            self._flush, max_batch=MAX_BATCH
+            self._flush, max_batch=MAX_BATCH, linger=LINGER
         )
 
     # -- the trigger, cached ------------------------------------------------------------
