@@ -13,7 +13,8 @@ what is measured is the ingest: verify, fire, commit, answer.
   signature serves every request). The anchor is the same wrk against `/healthz` of the same
   server in the same repetition: the ceiling of the HTTP stack and the load generator together.
 - `server_cpu_us_per_req`: CPU time of the server process per request under wrk (from
-  /proc), which a busy shared machine distorts less than the rate.
+  /proc), which a busy shared machine distorts less than the rate; the Postgres processes'
+  share is logged beside it.
 - `lost`: every 2xx answer names its run (the wrk script writes the run ids of the 2xx answers
   to a file per thread); each must be a row of `flowhost.runs`. Must be 0.
 
@@ -112,6 +113,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (robust on a shared machine, unlike rates)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def postgres_cpu(url: str) -> dict[int, float]:
+    """CPU seconds so far of each process of the Postgres server (backends and background
+    workers), when it runs on this machine."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        rows = await (await conn.execute("SELECT pid FROM pg_stat_activity")).fetchall()
+    found = {}
+    for (pid,) in rows:
+        with contextlib.suppress(OSError):
+            found[pid] = cpu_seconds(pid)
+    return found
 
 
 @contextlib.asynccontextmanager
@@ -236,8 +249,11 @@ async def run(ctx: Context) -> list[Measurement]:
                 latencies = await idle_latencies(base, idle_requests)
                 anchor, _ = await wrk(f"{base}/healthz", seconds, None, workdir)
                 cpu_before = cpu_seconds(pid)
+                pg_before = await postgres_cpu(url)
                 rate, output = await wrk(f"{base}/hooks/push", seconds, script, workdir)
                 server_cpu = cpu_seconds(pid) - cpu_before
+                pg_after = await postgres_cpu(url)
+                pg_cpu = sum(pg_after[p] - pg_before[p] for p in pg_after if p in pg_before)
             result = re.search(r"RESULT ok=(\d+) bad=(\d+)", output)
             if result is None:
                 raise RuntimeError(f"the wrk script did not report: {output}")
@@ -257,10 +273,12 @@ async def run(ctx: Context) -> list[Measurement]:
         found = row[0] if row is not None else 0
     lost = ok - found
     cpu_per_request = server_cpu / max(1, ok + bad) * 1e6
+    pg_per_request = pg_cpu / max(1, ok + bad) * 1e6
     ctx.log(
         f"idle p50 {statistics.median(latencies):.2f} ms; wrk: {rate:.0f} req/s "
         f"({ok} 2xx, {bad} other, {len(ids)} run ids read, {found} runs found) against "
-        f"/healthz {anchor:.0f} req/s; server CPU {cpu_per_request:.0f} µs/request; "
+        f"/healthz {anchor:.0f} req/s; server CPU {cpu_per_request:.0f} µs/request, "
+        f"Postgres CPU {pg_per_request:.0f} µs/request; "
         f"load after: {os.getloadavg()[0]:.2f}"
     )
     if len(ids) != ok:
