@@ -39,6 +39,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from flowhost._core import RateLimiter
 from flowhost.api.limits import BodyTooLarge, is_json, read_body
@@ -458,4 +459,14 @@ def _shown_query(query_string: bytes, auth: WebhookAuth) -> dict[str, str | list
     return shown
 
 
-routes = [Route("/hooks/{trigger}", receive_webhook, methods=list(HTTP_METHODS))]
+class WebhookEndpoint:
+    """The route's endpoint as a raw ASGI app (an object, not a function), which Starlette
+    calls directly, without the per-request wrappers it gives function endpoints; errors
+    raised here still reach the app's exception handlers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await receive_webhook(Request(scope, receive))
+        await response(scope, receive, send)
+
+
+routes = [Route("/hooks/{trigger}", WebhookEndpoint(), methods=list(HTTP_METHODS))]
