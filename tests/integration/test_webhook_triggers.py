@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 
+from flowhost import metrics
 from flowhost.project import Project
 from tests.support.api import assert_problem, serving_api
 from tests.support.engine import write_functions
@@ -84,6 +85,10 @@ async def test_a_signed_delivery_starts_a_run_with_the_request_and_repeats_start
         assert "x-hub-signature-256" not in payload["headers"]
         assert "authorization" not in payload["headers"]
 
+        acks = metrics.REGISTRY.get_sample_value(
+            "flowhost_webhook_ack_seconds_count", {"route": "trigger", "status": "202"}
+        )
+        assert acks is not None and acks >= 1
         again = await client.post("/hooks/push?x=1&x=2&y=3", content=body, headers=headers)
         assert (again.status_code, again.content) == (first.status_code, first.content)
         assert again.headers["flowhost-duplicate"] == "true"

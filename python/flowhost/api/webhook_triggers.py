@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from flowhost import metrics
 from flowhost._core import RateLimiter
 from flowhost.api.limits import BodyTooLarge, is_json, read_body
 from flowhost.api.problems import problem
@@ -465,7 +466,9 @@ class WebhookEndpoint:
     raised here still reach the app's exception handlers."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter()
         response = await receive_webhook(Request(scope, receive))
+        metrics.observe_webhook_ack("trigger", response.status_code, began)
         await response(scope, receive, send)
 
 
