@@ -400,6 +400,14 @@ async def test_the_openapi_document_is_valid_and_lists_every_route(
         ("DELETE", "/api/triggers/{name}/subscriptions/{flow}"),
         ("POST", "/api/triggers/{name}/fire"),
         ("POST", "/api/triggers/{name}/replay"),
+        ("GET", "/api/schedules"),
+        ("GET", "/api/schedules/{name}"),
+        ("PATCH", "/api/schedules/{name}"),
+        ("GET", "/api/schedules/{name}/next"),
+        ("GET", "/api/schedules/{name}/fires"),
+        ("GET", "/api/schedules/{name}/lag"),
+        ("POST", "/api/schedules/{name}/enable"),
+        ("POST", "/api/schedules/{name}/disable"),
         ("POST", "/api/events"),
     }
     schemes = document["components"]["securitySchemes"]

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowhost.api.routes import events, flows, runs, streams, triggers
+from flowhost.api.routes import events, flows, runs, schedules, streams, triggers
 
 ROUTERS: list[APIRouter] = [
     flows.router,
     runs.router,
     streams.router,
     triggers.router,
+    schedules.router,
     events.router,
 ]
 # Paths under /api that a route module authenticates itself (not with the admin token): none
