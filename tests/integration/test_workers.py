@@ -203,6 +203,29 @@ async def test_a_child_sees_only_the_environment_its_function_declares(
             assert not names & {"DATABASE_URL", "FLOWHOST_TEST_SECRET"}, flow
 
 
+async def test_python_children_run_the_sdk_of_the_hosts_checkout_or_the_one_named(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Children get a scrubbed environment (no PYTHONPATH): without this, the children of a
+    # checkout would run whatever flowhost-worker the interpreter has installed.
+    project = tmp_path / "project"
+    write_functions(
+        project,
+        {"sdk.py": python_step("sdk", "import flowhost_worker; return flowhost_worker.__file__")},
+    )
+    monkeypatch.delenv("FLOWHOST_PYTHON_SDK", raising=False)
+    checkout = Path(__file__).resolve().parents[2] / "sdk-python" / "src"
+    named = tmp_path / "sdk"
+    shutil.copytree(checkout / "flowhost_worker", named / "flowhost_worker")
+    for sdk, expected in ((None, checkout), (named, named)):
+        if sdk is not None:
+            monkeypatch.setenv("FLOWHOST_PYTHON_SDK", str(sdk))
+        async with serving(project, database_url) as (served, _host):
+            run = await wait_for_run(served, await start(served, "sdk", {}))
+        assert run["status"] == "completed", run
+        assert Path(run["result"]).is_relative_to(expected), (run["result"], expected)
+
+
 async def test_the_orders_example_runs_its_python_and_node_steps_in_children(
     orders_project: Path, database_url: str
 ) -> None:

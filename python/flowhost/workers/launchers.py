@@ -30,8 +30,14 @@ class PythonLauncher:
 
     runtime = "python"
 
-    def __init__(self, interpreter: str, preload: tuple[str, ...], functions_dir: Path) -> None:
-        self._zygote = Zygote(interpreter, preload, functions_dir)
+    def __init__(
+        self,
+        interpreter: str,
+        preload: tuple[str, ...],
+        functions_dir: Path,
+        sdk_path: Path | None = None,
+    ) -> None:
+        self._zygote = Zygote(interpreter, preload, functions_dir, sdk_path)
         self._starting: asyncio.Task[None] | None = None
 
     async def launch(self, worker_id: str, endpoint: str) -> Launched:

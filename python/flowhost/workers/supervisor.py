@@ -250,7 +250,12 @@ class Supervisor:
         pool = self._pools.get(key)
         if pool is None:
             launcher: Launcher = (
-                PythonLauncher(interpreter, step.preload, self._functions_dir)
+                PythonLauncher(
+                    interpreter,
+                    step.preload,
+                    self._functions_dir,
+                    self._commands.python_sdk_path(),
+                )
                 if step.runtime == "python"
                 else NodeLauncher(self._commands, step.memory_mb, self._functions_dir)
             )
