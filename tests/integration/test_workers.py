@@ -177,6 +177,56 @@ async def test_megabytes_of_output_do_not_block_the_child_or_flood_the_run(
     assert any("bytes of output were not kept" in log["message"] for log in logs)
 
 
+LATE_PY = """
+print("before the answer")
+print("partial line, no newline", end="")
+subprocess.Popen(["sh", "-c", "sleep 0.3; echo after the answer"])  # inherits stdout
+return "done"
+"""
+LATE_JS = """
+process.stdout.write('before the answer\\n')
+process.stdout.write('partial line, no newline')
+const stdio = ['ignore', 'inherit', 'inherit']
+spawn('sh', ['-c', 'sleep 0.3; echo after the answer'], { stdio }).unref()
+return 'done'
+"""
+
+
+async def test_output_before_the_answer_is_recorded_with_it_and_later_output_after_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The host records an attempt's outcome as soon as the child answered (the child flushed
+    # its output first), without waiting for the child to exit; a grandchild that writes later
+    # is not lost: its lines become late log events of the attempt, after step.completed.
+    js = "import { spawn } from 'node:child_process'\n" + node_step("late_js", LATE_JS)
+    write_functions(
+        tmp_path,
+        {"late_py.py": "import subprocess\n" + python_step("late_py", LATE_PY), "late_js.js": js},
+    )
+    async with serving(tmp_path, database_url) as (project, _host):
+        for flow in ("late_py", "late_js"):
+            run_id = await start(project, flow, {})
+            run = await wait_for_run(project, run_id)
+            assert run["status"] == "completed" and run["result"] == "done", run
+            async with asyncio.timeout(10):
+                while True:
+                    async with project.database.connection() as conn:
+                        events = await events_of_run(conn, run_id)
+                    printed = {
+                        e.data["message"]: e for e in events if "stream" in e.data.get("fields", {})
+                    }
+                    if "after the answer" in printed:
+                        break
+                    await asyncio.sleep(0.05)
+            [completed] = [e for e in events if e.type == "step.completed"]
+            for line in ("before the answer", "partial line, no newline"):
+                assert printed[line].id < completed.id, (flow, line)
+                assert printed[line].data["fields"] == {"stream": "stdout"}
+            late = printed["after the answer"]
+            assert late.id > completed.id and late.attempt == 1, flow
+            assert late.data["fields"] == {"stream": "stdout", "late": True}
+
+
 async def test_a_child_sees_only_the_environment_its_function_declares(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,17 +72,29 @@ class NodeLauncher:
     async def launch(self, worker_id: str, endpoint: str) -> Launched:
         node, *rest = self._commands.node_script("child.js")
         heap = [f"--max-old-space-size={self._memory_mb}"] if self._memory_mb else []
-        process = await asyncio.create_subprocess_exec(
-            node,
-            *heap,
-            *rest,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=child_environment(worker_id, endpoint),
-            cwd=self._functions_dir,
-            start_new_session=True,
-        )
+        # Plain pipes read by PipeReader, as for Python children: the host reads them up to a
+        # job's answer without waiting for the loop (OutputReader.settle).
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                node,
+                *heap,
+                *rest,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
+                env=child_environment(worker_id, endpoint),
+                cwd=self._functions_dir,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
         exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         child = ChildProcess(process.pid, open_pidfd(process.pid), exited)
 
@@ -92,8 +104,7 @@ class NodeLauncher:
         task = asyncio.create_task(wait())
         self._waits.add(task)
         task.add_done_callback(self._waits.discard)
-        assert process.stdout is not None and process.stderr is not None
-        return child, process.stdout, process.stderr
+        return child, PipeReader(out_read), PipeReader(err_read)
 
     async def close(self) -> None:
         if self._waits:

@@ -2,12 +2,19 @@
 
 Both pipes are drained all the time, whatever the child writes: a child that prints megabytes
 never blocks on a full pipe, and what the host keeps of it is bounded per attempt.
+
+A child flushes its output before it answers `execute` (docs/protocol.md), so when the answer
+arrives everything the attempt wrote is already in the pipes: `settle()` reads them up to that
+point, and the attempt's output is complete without waiting for the child to exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import sys
+import termios
 from collections.abc import Callable
 from typing import Protocol
 
@@ -20,9 +27,14 @@ LineSink = Callable[[str, str], None]  # (stream name, line)
 
 
 class ChunkSource(Protocol):
-    """What output is read from: an asyncio StreamReader, or a PipeReader."""
+    """What output is read from (a PipeReader): chunks in order, b"" at the end, and markers
+    put between them."""
 
-    async def read(self, n: int = ..., /) -> bytes: ...
+    async def read(self) -> bytes | asyncio.Future[None]: ...
+
+    def mark(self) -> asyncio.Future[None]:
+        """A future that the reader resolves once it has handled what the pipe holds now."""
+        ...
 
 
 class OutputReader:
@@ -34,11 +46,25 @@ class OutputReader:
         self._sink = sink
         self.task = asyncio.create_task(self._run(), name=f"flowhost-output {stream}")
 
+    async def settle(self) -> None:
+        """Hand every line the pipe holds now to the sink; a last line without its newline is
+        handed as it is (the writer said it had written everything: nothing of it is left)."""
+        marker = self._reader.mark()
+        if not self.task.done():
+            await asyncio.wait({marker, self.task}, return_when=asyncio.FIRST_COMPLETED)
+
     async def _run(self) -> None:
         pending = b""
         cutting = False  # inside a line already cut: the rest of it, up to its newline, goes
         while True:
-            chunk = await self._reader.read(CHUNK)
+            chunk = await self._reader.read()
+            if isinstance(chunk, asyncio.Future):
+                if pending:
+                    self._emit(pending)
+                pending, cutting = b"", False
+                if not chunk.done():
+                    chunk.set_result(None)
+                continue
             if not chunk:
                 break
             *lines, rest = (pending + chunk).split(b"\n")
@@ -87,26 +113,56 @@ class PipeReader:
 
     def __init__(self, fd: int) -> None:
         os.set_blocking(fd, False)
-        self._fd = fd
-        self._chunks: asyncio.Queue[bytes] = asyncio.Queue()
+        self._fd: int | None = fd
+        self._chunks: asyncio.Queue[bytes | asyncio.Future[None]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(fd, self._readable)
 
     def _readable(self) -> None:
+        self._read_once(CHUNK)
+
+    def _read_once(self, size: int) -> int:
+        """Read a chunk of at most `size` bytes into the queue; its length (0: nothing to read
+        now, or the end)."""
+        if self._fd is None:
+            return 0
         try:
-            data = os.read(self._fd, CHUNK)
+            data = os.read(self._fd, size)
         except BlockingIOError:
-            return
+            return 0
         except OSError:
             data = b""
         if not data:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
+            self._fd = None
         self._chunks.put_nowait(data)
+        return len(data)
 
-    async def read(self, _size: int = CHUNK) -> bytes:
-        """The next chunk; b"" once the writer closed its end."""
+    def mark(self) -> asyncio.Future[None]:
+        """Read what the pipe holds now (not when the loop next polls it), and queue a marker
+        after it; the future resolves once the reader reached the marker. Only what is there
+        now: a writer still going (a thread, a grandchild) cannot keep this reading."""
+        held = self._held()
+        while held > 0 and (read := self._read_once(min(held, CHUNK))):
+            held -= read
+        marker: asyncio.Future[None] = self._loop.create_future()
+        self._chunks.put_nowait(marker)
+        return marker
+
+    def _held(self) -> int:
+        """How many bytes the pipe holds now."""
+        if self._fd is None:
+            return 0
+        try:
+            answer = fcntl.ioctl(self._fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int.from_bytes(answer, sys.byteorder, signed=True)
+
+    async def read(self) -> bytes | asyncio.Future[None]:
+        """The next chunk or marker; b"" once the writer closed its end."""
         chunk = await self._chunks.get()
-        if not chunk:
+        if isinstance(chunk, bytes) and not chunk:
             self._chunks.put_nowait(chunk)  # EOF stays EOF
         return chunk
