@@ -18,11 +18,16 @@ from typing import Any
 
 import pytest
 
+from flowhost.engine.discovery import discover
 from flowhost.engine.host import Host
 from flowhost.project import Project, open_project
 from flowhost.settings import load_settings
 from flowhost.store import reads
 from flowhost.store.events import events_of_run
+from flowhost.workers import supervisor as supervisor_module
+from flowhost.workers.commands import RuntimeCommands
+from flowhost.workers.supervisor import Supervisor
+from flowhost_worker.testing import MemoryBackend
 from tests.support.engine import start, wait_for_run, write_functions
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
@@ -225,6 +230,41 @@ async def test_output_before_the_answer_is_recorded_with_it_and_later_output_aft
             late = printed["after the answer"]
             assert late.id > completed.id and late.attempt == 1, flow
             assert late.data["fields"] == {"stream": "stdout", "late": True}
+
+
+async def test_a_child_that_answered_exits_in_the_background_holding_its_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A single-use child is not waited for after its answer: it exits once steps are quiet
+    # (never, here), is never handed another job, and counts against max_children until it is
+    # gone. A job that needs its slot makes it exit at once.
+    monkeypatch.setattr(supervisor_module, "QUIET_PERIOD", 60.0)
+    monkeypatch.setattr(supervisor_module, "RETIRE_AT_MOST", 60.0)
+    write_functions(tmp_path, {"pid.py": python_step("pid", "print('hi'); return os.getpid()")})
+    settings = load_settings(tmp_path, environ={}, warm_python=1, max_children=1, kill_grace=0.5)
+    commands = RuntimeCommands.from_settings(settings)
+    [step] = (await discover(settings.functions_path, commands)).flows["pid"].steps.values()
+    async with Supervisor(settings, commands, host_id="test") as supervisor:
+
+        async def attempt(backend: MemoryBackend) -> int:
+            pid = await asyncio.wait_for(
+                supervisor.run(step, backend, run_id="r", attempt=1, max_attempts=1, input=None),
+                30,
+            )
+            assert isinstance(pid, int)
+            return pid
+
+        first_logs = MemoryBackend()
+        first = await attempt(first_logs)
+        assert [message for _, message, _ in first_logs.logs] == ["hi"]
+        assert Path(f"/proc/{first}").exists(), "the child that answered was waited for"
+        lingering = [w for w in supervisor.workers if w.process.pid == first]
+        assert lingering and lingering[0].job is not None  # still bound: late output is its own
+        second = await attempt(MemoryBackend())  # needs the only slot: the first exits now
+        assert second != first
+        await asyncio.wait_for(asyncio.shield(lingering[0].process.exited), 10)
+        workers = supervisor.workers
+    assert_nothing_left({first, second, *(w.process.pid for w in workers)}, None)
 
 
 async def test_a_child_sees_only_the_environment_its_function_declares(

@@ -133,7 +133,9 @@ class StepExecutor:
         if isinstance(job, StartJob):
             await self._start(job)
         elif isinstance(job, StepJob):
-            await self._run_step(job)
+            # Children's housekeeping (spares, exits) waits while steps are busy here.
+            with self._supervisor.busy() if self._supervisor else contextlib.nullcontext():
+                await self._run_step(job)
         else:
             await self._awaits(job)
 

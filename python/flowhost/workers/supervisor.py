@@ -28,6 +28,7 @@ from flowhost.workers.environment import declared_environment
 from flowhost.workers.launchers import Launcher, NodeLauncher, PythonLauncher
 from flowhost.workers.output import OutputReader
 from flowhost.workers.pool import WarmPool
+from flowhost.workers.quiet import Quiet
 from flowhost.workers.router import Router
 from flowhost.workers.runtime_dir import RuntimeDirectory
 from flowhost.workers.worker import MAX_LOGS_PER_ATTEMPT, JobBinding, LateOutputSink, Worker
@@ -40,6 +41,13 @@ logger = logging.getLogger(__name__)
 
 # A single-use child exits right after its answer; its last output lines are waited for this long.
 OUTPUT_DRAIN = 0.5
+# Spare children are started, and children that gave their last answer exit, once no step has
+# run for this long (flowhost.workers.quiet): not while a chain of steps goes on.
+QUIET_PERIOD = 0.01
+# A child that answered waits at most this long for quiet before it is told to exit, and does
+# not wait when this many others already do, or when its runtime has no free slot.
+RETIRE_AT_MOST = 0.5
+MAX_LINGERING = 4
 
 PoolKey = tuple[Any, ...]
 
@@ -111,6 +119,8 @@ class Supervisor:
         self._heartbeats: asyncio.Task[None] | None = None
         # Children that gave their last answer and are exiting (see _retire).
         self._retiring: set[asyncio.Task[None]] = set()
+        self._lingering = 0  # of those, the ones waiting for quiet before they exit
+        self._quiet = Quiet(QUIET_PERIOD)
 
     async def __aenter__(self) -> Supervisor:
         self._context = zmq.asyncio.Context()
@@ -142,6 +152,11 @@ class Supervisor:
             if worker.process.alive:
                 counts[worker.runtime] = counts.get(worker.runtime, 0) + 1
         return counts
+
+    def busy(self) -> contextlib.AbstractContextManager[None]:
+        """Around a step's work in the host, claim to recorded outcome (an in-process step's
+        too): child housekeeping waits until no step has been busy for a moment."""
+        return self._quiet.busy()
 
     def prepare(self, steps: list[StepDefinition]) -> None:
         """Start warm pools for these steps now, so that their first jobs find children."""
@@ -175,39 +190,44 @@ class Supervisor:
         # The runtime's slot counts live children: a child that answered and is exiting keeps
         # it until it is gone (see _retire); the step's slot counts running attempts.
         slot = self._slots[step.runtime]
+        if slot.locked():
+            self._quiet.hurry()  # children waiting for quiet to exit hold the slots: now
         await slot.acquire()
         retired = False
         try:
-            async with self._step_slot(step):
-                if cancellation is not None and cancellation.reason is not None:
-                    raise AttemptCanceled(cancellation.reason)  # while it waited for a slot
-                worker = await self._worker_for(step)
-                last = worker.jobs_done + 1 >= step.reuse
-                params = execute_params(
-                    step,
-                    run_id=run_id,
-                    attempt=attempt,
-                    max_attempts=max_attempts,
-                    input=input,
-                    last=last,
-                    awaited=awaited,
-                    hook=hook,
-                    traceparent=traceparent,
-                )
-                binding = JobBinding(backend, step.name, late_output)
-                worker.job = binding
-                worker.jobs_done += 1
-                watched = Attempt(
-                    worker,
-                    step,
-                    heartbeat_interval=self._interval,
-                    grace=self._grace,
-                    cancellation=cancellation,
-                )
-                try:
-                    return await watched.run(params)
-                finally:
-                    retired = await self._after_job(worker, step, binding, watched, slot, last=last)
+            with self._quiet.busy():
+                async with self._step_slot(step):
+                    if cancellation is not None and cancellation.reason is not None:
+                        raise AttemptCanceled(cancellation.reason)  # while it waited for a slot
+                    worker = await self._worker_for(step)
+                    last = worker.jobs_done + 1 >= step.reuse
+                    params = execute_params(
+                        step,
+                        run_id=run_id,
+                        attempt=attempt,
+                        max_attempts=max_attempts,
+                        input=input,
+                        last=last,
+                        awaited=awaited,
+                        hook=hook,
+                        traceparent=traceparent,
+                    )
+                    binding = JobBinding(backend, step.name, late_output)
+                    worker.job = binding
+                    worker.jobs_done += 1
+                    watched = Attempt(
+                        worker,
+                        step,
+                        heartbeat_interval=self._interval,
+                        grace=self._grace,
+                        cancellation=cancellation,
+                    )
+                    try:
+                        return await watched.run(params)
+                    finally:
+                        retired = await self._after_job(
+                            worker, step, binding, watched, slot, last=last
+                        )
         finally:
             if not retired:
                 slot.release()  # else the exiting child holds it until it is gone
@@ -287,6 +307,13 @@ class Supervisor:
 
     async def _reap(self, worker: Worker, binding: JobBinding, slot: asyncio.Semaphore) -> None:
         try:
+            if not slot.locked() and self._lingering < MAX_LINGERING:
+                # Its exit costs CPU the run's next steps need more (flowhost.workers.quiet).
+                self._lingering += 1
+                try:
+                    await self._quiet.wait(RETIRE_AT_MOST)
+                finally:
+                    self._lingering -= 1
             await self._end(worker)
         finally:
             worker.job = None
@@ -358,6 +385,7 @@ class Supervisor:
                 "/".join(str(part) for part in key if part),
                 lambda: self._start(launcher),
                 size,
+                self._quiet,
             )
         return pool
 
@@ -422,6 +450,7 @@ class Supervisor:
     async def close(self) -> None:
         """Stop every child (shutdown, then SIGKILL after the grace period), the zygotes, the
         sockets, and remove the socket directory."""
+        self._quiet.hurry()  # children that answered exit now
         if self._heartbeats is not None:
             self._heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
