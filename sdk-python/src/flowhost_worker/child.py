@@ -166,6 +166,9 @@ class ChildRuntime:
         try:
             return await self._run(job)
         finally:
+            # So does its output (what it printed at import too, for a handler that cannot be
+            # loaded): the host takes what is in the pipes when the answer arrives as all of it.
+            flush_output()
             if self._stopping:
                 self._finish(EXIT_DONE)
             elif job.last:
@@ -207,9 +210,6 @@ class ChildRuntime:
             backend.end()
             self._running = None
             await self._notifier.flush()  # the job's logs reach the host before its answer
-            # So does its output: the host takes what is in the pipes when the answer arrives
-            # as all of it, and does not wait for this process to exit.
-            flush_output()
         return self._answer(running)
 
     def _answer(self, running: RunningJob) -> Any:
