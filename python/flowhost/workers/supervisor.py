@@ -308,17 +308,24 @@ class Supervisor:
     async def _reap(self, worker: Worker, binding: JobBinding, slot: asyncio.Semaphore) -> None:
         try:
             if not slot.locked() and self._lingering < MAX_LINGERING:
-                # Its exit costs CPU the run's next steps need more (flowhost.workers.quiet).
-                self._lingering += 1
-                try:
-                    await self._quiet.wait(RETIRE_AT_MOST)
-                finally:
-                    self._lingering -= 1
+                await self._linger(worker)
             await self._end(worker)
         finally:
             worker.job = None
             slot.release()
         await self._record_late(worker, binding)
+
+    async def _linger(self, worker: Worker) -> None:
+        """Until steps are quiet (its exit costs CPU that the run's next steps need more,
+        flowhost.workers.quiet), or the child ended on its own."""
+        self._lingering += 1
+        quiet = asyncio.ensure_future(self._quiet.wait(RETIRE_AT_MOST))
+        try:
+            ends: set[asyncio.Future[Any]] = {quiet, worker.process.exited}
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._lingering -= 1
+            quiet.cancel()
 
     async def _record_late(self, worker: Worker, binding: JobBinding) -> None:
         """Output written after the answer (by a thread or a grandchild of the step) is
