@@ -54,6 +54,22 @@ async def test_settle_hands_over_what_the_pipe_holds_now_then_reading_goes_on() 
     await reader.settle()  # after the end: returns at once
 
 
+async def test_settle_with_everything_read_already_ends_the_line_in_hand() -> None:
+    read_end, write_end = os.pipe()
+    lines: list[str] = []
+    reader = OutputReader("stdout", PipeReader(read_end), lambda _s, line: lines.append(line))
+    os.write(write_end, b"whole\npart")
+    async with asyncio.timeout(5):
+        while lines != ["whole"]:  # read by the loop: the pipe is empty, "part" in hand
+            await asyncio.sleep(0.01)
+    await reader.settle()
+    assert lines == ["whole", "part"]
+    os.write(write_end, b" of the next\n")
+    os.close(write_end)
+    await asyncio.wait_for(reader.task, 5)
+    assert lines == ["whole", "part", " of the next"]
+
+
 def test_the_budget_keeps_lines_until_full_then_counts_bytes() -> None:
     budget = OutputBudget(limit=10)
     assert budget.admit("1234") and budget.admit("5678")

@@ -32,8 +32,9 @@ class ChunkSource(Protocol):
 
     async def read(self) -> bytes | asyncio.Future[None]: ...
 
-    def mark(self) -> asyncio.Future[None]:
-        """A future that the reader resolves once it has handled what the pipe holds now."""
+    def mark(self) -> asyncio.Future[None] | None:
+        """Queue what the pipe holds now, then a marker for the reader to resolve when it gets
+        there; None when the pipe holds nothing and nothing is queued."""
         ...
 
 
@@ -44,40 +45,46 @@ class OutputReader:
         self.stream = stream
         self._reader = reader
         self._sink = sink
+        self._pending = b""  # the start of a line whose newline has not come yet
+        self._cutting = False  # inside a line already cut: the rest of it, up to its newline, goes
         self.task = asyncio.create_task(self._run(), name=f"flowhost-output {stream}")
 
     async def settle(self) -> None:
         """Hand every line the pipe holds now to the sink; a last line without its newline is
         handed as it is (the writer said it had written everything: nothing of it is left)."""
         marker = self._reader.mark()
-        if not self.task.done():
+        if marker is None:
+            # Nothing to read: the reader is waiting for more, with nothing in hand but a part
+            # of a line, if that.
+            self._end_line()
+        elif not self.task.done():
             await asyncio.wait({marker, self.task}, return_when=asyncio.FIRST_COMPLETED)
 
     async def _run(self) -> None:
-        pending = b""
-        cutting = False  # inside a line already cut: the rest of it, up to its newline, goes
         while True:
             chunk = await self._reader.read()
             if isinstance(chunk, asyncio.Future):
-                if pending:
-                    self._emit(pending)
-                pending, cutting = b"", False
+                self._end_line()
                 if not chunk.done():
                     chunk.set_result(None)
                 continue
             if not chunk:
                 break
-            *lines, rest = (pending + chunk).split(b"\n")
+            *lines, rest = (self._pending + chunk).split(b"\n")
             for line in lines:
-                if not cutting:
+                if not self._cutting:
                     self._emit(line)
-                cutting = False
-            pending = b"" if cutting else rest
-            if len(pending) > MAX_LINE:
-                self._emit(pending)
-                pending, cutting = b"", True
-        if pending:
-            self._emit(pending)
+                self._cutting = False
+            self._pending = b"" if self._cutting else rest
+            if len(self._pending) > MAX_LINE:
+                self._emit(self._pending)
+                self._pending, self._cutting = b"", True
+        self._end_line()
+
+    def _end_line(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+        self._pending, self._cutting = b"", False
 
     def _emit(self, raw: bytes) -> None:
         text = raw[:MAX_LINE].decode(errors="replace").rstrip("\r")
@@ -139,11 +146,15 @@ class PipeReader:
         self._chunks.put_nowait(data)
         return len(data)
 
-    def mark(self) -> asyncio.Future[None]:
+    def mark(self) -> asyncio.Future[None] | None:
         """Read what the pipe holds now (not when the loop next polls it), and queue a marker
         after it; the future resolves once the reader reached the marker. Only what is there
-        now: a writer still going (a thread, a grandchild) cannot keep this reading."""
+        now: a writer still going (a thread, a grandchild) cannot keep this reading. None when
+        there is nothing to wait for: the pipe is empty and so is the queue (so the reader is
+        waiting for a chunk, not handling one)."""
         held = self._held()
+        if held == 0 and self._chunks.empty():
+            return None
         while held > 0 and (read := self._read_once(min(held, CHUNK))):
             held -= read
         marker: asyncio.Future[None] = self._loop.create_future()
