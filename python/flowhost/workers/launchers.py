@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from flowhost.workers.commands import RuntimeCommands
-from flowhost.workers.environment import child_environment
+from flowhost.workers.environment import base_environment, child_environment
 from flowhost.workers.output import ChunkSource, PipeReader
 from flowhost.workers.processes import ChildProcess, ExitStatus, open_pidfd
 from flowhost.workers.zygote import Zygote
@@ -39,13 +39,14 @@ class PythonLauncher:
     ) -> None:
         self._zygote = Zygote(interpreter, preload, functions_dir, sdk_path)
         self._starting: asyncio.Task[None] | None = None
+        self._base_environment = base_environment()
 
     async def launch(self, worker_id: str, endpoint: str) -> Launched:
         if self._starting is None or (self._starting.done() and not self._zygote.alive):
             self._starting = asyncio.create_task(self._zygote.start())
         await asyncio.shield(self._starting)
         process, out_fd, err_fd = await self._zygote.fork(
-            worker_id, endpoint, child_environment(worker_id, endpoint)
+            worker_id, endpoint, child_environment(worker_id, endpoint, self._base_environment)
         )
         return process, PipeReader(out_fd), PipeReader(err_fd)
 
@@ -68,6 +69,7 @@ class NodeLauncher:
         self._memory_mb = memory_mb
         self._functions_dir = functions_dir
         self._waits: set[asyncio.Task[None]] = set()
+        self._base_environment = base_environment()
 
     async def launch(self, worker_id: str, endpoint: str) -> Launched:
         node, *rest = self._commands.node_script("child.js")
@@ -84,7 +86,7 @@ class NodeLauncher:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out_write,
                 stderr=err_write,
-                env=child_environment(worker_id, endpoint),
+                env=child_environment(worker_id, endpoint, self._base_environment),
                 cwd=self._functions_dir,
                 start_new_session=True,
             )
