@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 
 class Quiet:
@@ -23,7 +24,7 @@ class Quiet:
         self.period = period
         self._running = 0
         self._last = 0.0  # loop time an attempt last started or ended
-        self._wakers: set[asyncio.Future[bool]] = set()  # resolved True: hurry
+        self._wakers: set[asyncio.Future[Any]] = set()  # resolved True: hurry
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
@@ -35,7 +36,10 @@ class Quiet:
         finally:
             self._running -= 1
             self._last = asyncio.get_running_loop().time()
-            self._wake(hurry=False)  # waiters start counting the quiet period from now
+            if not self._running:
+                # Waiters start counting the quiet period from now. (While steps run, they
+                # wait for this or their bound: a busy host does not wake them per step.)
+                self._wake(hurry=False)
 
     @property
     def running(self) -> int:
@@ -45,20 +49,24 @@ class Quiet:
         """Whatever waits for quiet is needed now (an attempt waits for a child's slot)."""
         self._wake(hurry=True)
 
-    async def wait(self, at_most: float) -> None:
-        """Return once no step has run for `period` seconds, after `at_most` seconds, or on
-        `hurry()`, whichever comes first."""
+    async def wait(self, at_most: float, unless: asyncio.Future[Any] | None = None) -> None:
+        """Return once no step has run for `period` seconds, after `at_most` seconds, on
+        `hurry()`, or once `unless` is done, whichever comes first."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + at_most
-        while True:
+        while unless is None or not unless.done():
             now = loop.time()
             until = deadline if self._running else min(deadline, self._last + self.period)
             if now >= until:
                 return
-            waker: asyncio.Future[bool] = loop.create_future()
+            waker: asyncio.Future[Any] = loop.create_future()
             self._wakers.add(waker)
             try:
-                await asyncio.wait({waker}, timeout=until - now)
+                await asyncio.wait(
+                    {waker} if unless is None else {waker, unless},
+                    timeout=until - now,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
             finally:
                 self._wakers.discard(waker)
             if waker.done() and waker.result():

@@ -319,13 +319,10 @@ class Supervisor:
         """Until steps are quiet (its exit costs CPU that the run's next steps need more,
         flowhost.workers.quiet), or the child ended on its own."""
         self._lingering += 1
-        quiet = asyncio.ensure_future(self._quiet.wait(RETIRE_AT_MOST))
         try:
-            ends: set[asyncio.Future[Any]] = {quiet, worker.process.exited}
-            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            await self._quiet.wait(RETIRE_AT_MOST, unless=worker.process.exited)
         finally:
             self._lingering -= 1
-            quiet.cancel()
 
     async def _record_late(self, worker: Worker, binding: JobBinding) -> None:
         """Output written after the answer (by a thread or a grandchild of the step) is

@@ -132,7 +132,8 @@ class Worker:
     async def settle_output(self) -> None:
         """Hand the running job every line the child wrote before its answer: the child
         flushed its output before answering, so it is all in the pipes by now."""
-        await asyncio.gather(*(reader.settle() for reader in self.output_readers))
+        for reader in self.output_readers:
+            await reader.settle()  # returns at once, the usual case, when nothing is left
 
     async def output_finished(self, timeout: float) -> None:
         """Wait (at most `timeout`) until the child's pipes are drained and closed."""
