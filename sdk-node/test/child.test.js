@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 
-import { ErrorCode, errorResponse } from '../src/protocol.js'
+import { ErrorCode, errorResponse, notification } from '../src/protocol.js'
 import { FakeHost } from './helpers/fake-host.js'
 
 /** @type {string} */
@@ -104,6 +104,13 @@ const FILES = {
     export default (input) => input === 'nan' ? { total: NaN } : input === 'cycle' ? (() => { const a = { b: {} }; a.b.a = a; return a })() : { run: () => 1 }
   `,
   'nothing.js': `export default () => undefined`,
+  'prints.js': `
+    export default () => {
+      process.stdout.write('o'.repeat(1 << 20) + '\\n')
+      process.stderr.write('e'.repeat(1 << 20) + '\\n')
+      return 'printed'
+    }
+  `,
   'bad-args.js': `
     export default async (input, ctx) => {
       const attempts = [
@@ -385,6 +392,24 @@ describe('execute', () => {
       assert.deepEqual(await host.exit(3000), { code: 1, signal: null })
     })
   }
+
+  test('the answer waits until the output written before it is in the pipes', async () => {
+    // The host takes what its pipes hold when the answer arrives as all of the job's output.
+    // Node queues what a full pipe cannot take: while the host reads nothing, no answer.
+    const host = await startHost()
+    host.child?.stdout?.pause()
+    host.child?.stderr?.pause()
+    const answered = host.execute(file('prints.js'), { last: false })
+    const early = await Promise.race([answered, new Promise((resolve) => setTimeout(() => resolve('no answer'), 300))])
+    assert.equal(early, 'no answer')
+    host.child?.stdout?.resume()
+    host.child?.stderr?.resume()
+    assert.equal(resultOf(await answered), 'printed')
+    await host.send(notification('shutdown', {}))
+    assert.deepEqual(await host.exit(3000), { code: 0, signal: null })
+    assert.equal(host.stdout, 'o'.repeat(1 << 20) + '\n')
+    assert.ok(host.stderr.startsWith('e'.repeat(1 << 20) + '\n'))
+  })
 
   test('SIGINT is ignored: the host owns shutdown', async () => {
     const host = await startHost()

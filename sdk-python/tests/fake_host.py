@@ -107,7 +107,13 @@ class FakeHost:
         return connection
 
     async def spawn_cold(
-        self, worker_id: str, cwd: Path, env: dict[str, str] | None = None
+        self,
+        worker_id: str,
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        *,
+        stdout: int = asyncio.subprocess.PIPE,
+        stderr: int = asyncio.subprocess.PIPE,
     ) -> tuple[Connection, asyncio.subprocess.Process]:
         connection = self.connection(worker_id)
         process = await asyncio.create_subprocess_exec(
@@ -119,8 +125,8 @@ class FakeHost:
                 **child_env(FLOWHOST_ENDPOINT=self.endpoint, FLOWHOST_WORKER_ID=worker_id),
                 **(env or {}),
             },
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
         )
         return connection, process
 

@@ -322,3 +322,35 @@ async def test_a_burst_of_logs_right_before_returning_still_precedes_the_answer(
     lines = [params["fields"]["n"] for method, params in connection.notes if method == "log"]
     assert lines == list(range(2000))
     assert await exit_status(process) == 0
+
+
+async def test_output_written_before_the_answer_is_in_the_pipes_when_it_arrives(
+    host: FakeHost, functions: Path, processes: Processes
+) -> None:
+    # The host takes what its pipes hold when the answer arrives as all of the attempt's
+    # output, without waiting for the child to exit (docs/protocol.md).
+    out_read, out_write = os.pipe()
+    err_read, err_write = os.pipe()
+    try:
+        connection, process = await host.spawn_cold(
+            "w1", functions, stdout=out_write, stderr=err_write
+        )
+        processes.append(process)
+        os.close(out_write)
+        os.close(err_write)
+        await asyncio.wait_for(connection.hello_seen.wait(), 10)
+        assert (await execute(connection, functions, "prints", last=False))["result"] is None
+        os.set_blocking(out_read, False)
+        os.set_blocking(err_read, False)
+        # In the order each buffer was written out, not the order of the calls.
+        assert sorted(os.read(out_read, 65536).decode().splitlines()) == [
+            "from os.write",
+            "from print",
+            "from printf",
+        ]
+        assert os.read(err_read, 65536) == b"to stderr\n"
+        await connection.peer.notify("shutdown")
+        assert await exit_status(process) == 0
+    finally:
+        os.close(out_read)
+        os.close(err_read)

@@ -18,11 +18,16 @@ from typing import Any
 
 import pytest
 
+from flowhost.engine.discovery import discover
 from flowhost.engine.host import Host
 from flowhost.project import Project, open_project
 from flowhost.settings import load_settings
 from flowhost.store import reads
 from flowhost.store.events import events_of_run
+from flowhost.workers import supervisor as supervisor_module
+from flowhost.workers.commands import RuntimeCommands
+from flowhost.workers.supervisor import Supervisor
+from flowhost_worker.testing import MemoryBackend
 from tests.support.engine import start, wait_for_run, write_functions
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
@@ -177,6 +182,91 @@ async def test_megabytes_of_output_do_not_block_the_child_or_flood_the_run(
     assert any("bytes of output were not kept" in log["message"] for log in logs)
 
 
+LATE_PY = """
+print("before the answer")
+print("partial line, no newline", end="")
+subprocess.Popen(["sh", "-c", "sleep 0.3; echo after the answer"])  # inherits stdout
+return "done"
+"""
+LATE_JS = """
+process.stdout.write('before the answer\\n')
+process.stdout.write('partial line, no newline')
+const stdio = ['ignore', 'inherit', 'inherit']
+spawn('sh', ['-c', 'sleep 0.3; echo after the answer'], { stdio }).unref()
+return 'done'
+"""
+
+
+async def test_output_before_the_answer_is_recorded_with_it_and_later_output_after_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    # The host records an attempt's outcome as soon as the child answered (the child flushed
+    # its output first), without waiting for the child to exit; a grandchild that writes later
+    # is not lost: its lines become late log events of the attempt, after step.completed.
+    js = "import { spawn } from 'node:child_process'\n" + node_step("late_js", LATE_JS)
+    write_functions(
+        tmp_path,
+        {"late_py.py": "import subprocess\n" + python_step("late_py", LATE_PY), "late_js.js": js},
+    )
+    async with serving(tmp_path, database_url) as (project, _host):
+        for flow in ("late_py", "late_js"):
+            run_id = await start(project, flow, {})
+            run = await wait_for_run(project, run_id)
+            assert run["status"] == "completed" and run["result"] == "done", run
+            async with asyncio.timeout(10):
+                while True:
+                    async with project.database.connection() as conn:
+                        events = await events_of_run(conn, run_id)
+                    printed = {
+                        e.data["message"]: e for e in events if "stream" in e.data.get("fields", {})
+                    }
+                    if "after the answer" in printed:
+                        break
+                    await asyncio.sleep(0.05)
+            [completed] = [e for e in events if e.type == "step.completed"]
+            for line in ("before the answer", "partial line, no newline"):
+                assert printed[line].id < completed.id, (flow, line)
+                assert printed[line].data["fields"] == {"stream": "stdout"}
+            late = printed["after the answer"]
+            assert late.id > completed.id and late.attempt == 1, flow
+            assert late.data["fields"] == {"stream": "stdout", "late": True}
+
+
+async def test_a_child_that_answered_exits_in_the_background_holding_its_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A single-use child is not waited for after its answer: it exits once steps are quiet
+    # (never, here), is never handed another job, and counts against max_children until it is
+    # gone. A job that needs its slot makes it exit at once.
+    monkeypatch.setattr(supervisor_module, "QUIET_PERIOD", 60.0)
+    monkeypatch.setattr(supervisor_module, "RETIRE_AT_MOST", 60.0)
+    write_functions(tmp_path, {"pid.py": python_step("pid", "print('hi'); return os.getpid()")})
+    settings = load_settings(tmp_path, environ={}, warm_python=1, max_children=1, kill_grace=0.5)
+    commands = RuntimeCommands.from_settings(settings)
+    [step] = (await discover(settings.functions_path, commands)).flows["pid"].steps.values()
+    async with Supervisor(settings, commands, host_id="test") as supervisor:
+
+        async def attempt(backend: MemoryBackend) -> int:
+            pid = await asyncio.wait_for(
+                supervisor.run(step, backend, run_id="r", attempt=1, max_attempts=1, input=None),
+                30,
+            )
+            assert isinstance(pid, int)
+            return pid
+
+        first_logs = MemoryBackend()
+        first = await attempt(first_logs)
+        assert [message for _, message, _ in first_logs.logs] == ["hi"]
+        assert Path(f"/proc/{first}").exists(), "the child that answered was waited for"
+        lingering = [w for w in supervisor.workers if w.process.pid == first]
+        assert lingering and lingering[0].job is not None  # still bound: late output is its own
+        second = await attempt(MemoryBackend())  # needs the only slot: the first exits now
+        assert second != first
+        await asyncio.wait_for(asyncio.shield(lingering[0].process.exited), 10)
+        workers = supervisor.workers
+    assert_nothing_left({first, second, *(w.process.pid for w in workers)}, None)
+
+
 async def test_a_child_sees_only_the_environment_its_function_declares(
     tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -201,6 +291,29 @@ async def test_a_child_sees_only_the_environment_its_function_declares(
             names = set(run["result"])
             assert "SHARED_WITH_STEP" in names, flow
             assert not names & {"DATABASE_URL", "FLOWHOST_TEST_SECRET"}, flow
+
+
+async def test_python_children_run_the_sdk_of_the_hosts_checkout_or_the_one_named(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Children get a scrubbed environment (no PYTHONPATH): without this, the children of a
+    # checkout would run whatever flowhost-worker the interpreter has installed.
+    project = tmp_path / "project"
+    write_functions(
+        project,
+        {"sdk.py": python_step("sdk", "import flowhost_worker; return flowhost_worker.__file__")},
+    )
+    monkeypatch.delenv("FLOWHOST_PYTHON_SDK", raising=False)
+    checkout = Path(__file__).resolve().parents[2] / "sdk-python" / "src"
+    named = tmp_path / "sdk"
+    shutil.copytree(checkout / "flowhost_worker", named / "flowhost_worker")
+    for sdk, expected in ((None, checkout), (named, named)):
+        if sdk is not None:
+            monkeypatch.setenv("FLOWHOST_PYTHON_SDK", str(sdk))
+        async with serving(project, database_url) as (served, _host):
+            run = await wait_for_run(served, await start(served, "sdk", {}))
+        assert run["status"] == "completed", run
+        assert Path(run["result"]).is_relative_to(expected), (run["result"], expected)
 
 
 async def test_the_orders_example_runs_its_python_and_node_steps_in_children(

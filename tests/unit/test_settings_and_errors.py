@@ -15,6 +15,7 @@ from flowhost.errors import (
     InvalidInputError,
 )
 from flowhost.settings import load_settings
+from flowhost.workers.commands import RuntimeCommands
 
 
 def test_defaults_mean_embedded_postgres(tmp_path: Path) -> None:
@@ -96,3 +97,19 @@ def test_the_api_token_is_read_and_never_shown(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={"FLOWHOST_MAX_BODY_BYTES": "10"}).max_body_bytes == 10
     scraper = load_settings(tmp_path, environ={"FLOWHOST_METRICS_TOKEN": token})
     assert scraper.metrics_token == token and token not in repr(scraper)
+
+
+def test_python_children_import_the_checkouts_sdk_or_the_one_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands = RuntimeCommands()
+    monkeypatch.delenv("FLOWHOST_PYTHON_SDK", raising=False)
+    checkout = Path(__file__).resolve().parents[2] / "sdk-python" / "src"
+    assert commands.python_sdk_path() == checkout
+    (tmp_path / "flowhost_worker").mkdir()
+    (tmp_path / "flowhost_worker" / "child.py").touch()
+    monkeypatch.setenv("FLOWHOST_PYTHON_SDK", str(tmp_path))
+    assert commands.python_sdk_path() == tmp_path
+    monkeypatch.setenv("FLOWHOST_PYTHON_SDK", str(tmp_path / "flowhost_worker"))
+    with pytest.raises(ConfigurationError, match="does not hold flowhost_worker"):
+        commands.python_sdk_path()

@@ -38,6 +38,38 @@ async def test_a_line_longer_than_the_limit_is_cut_and_marked_the_next_kept() ->
     assert lines == [("stdout", "x" * MAX_LINE + " [line cut]"), ("stdout", "next")]
 
 
+async def test_settle_hands_over_what_the_pipe_holds_now_then_reading_goes_on() -> None:
+    # What a child wrote before its answer is in the pipe when the answer arrives: settle()
+    # hands it all over at once, without waiting for the loop to notice the pipe is readable.
+    read_end, write_end = os.pipe()
+    lines: list[str] = []
+    reader = OutputReader("stdout", PipeReader(read_end), lambda _s, line: lines.append(line))
+    os.write(write_end, b"one\ntwo\nhalf a line")
+    await reader.settle()
+    assert lines == ["one", "two", "half a line"]  # an unfinished line ends at the answer
+    os.write(write_end, b"x" * (3 * MAX_LINE) + b"\nlater\n")
+    os.close(write_end)
+    await asyncio.wait_for(reader.task, 5)
+    assert lines[3:] == ["x" * MAX_LINE + " [line cut]", "later"]
+    await reader.settle()  # after the end: returns at once
+
+
+async def test_settle_with_everything_read_already_ends_the_line_in_hand() -> None:
+    read_end, write_end = os.pipe()
+    lines: list[str] = []
+    reader = OutputReader("stdout", PipeReader(read_end), lambda _s, line: lines.append(line))
+    os.write(write_end, b"whole\npart")
+    async with asyncio.timeout(5):
+        while lines != ["whole"]:  # read by the loop: the pipe is empty, "part" in hand
+            await asyncio.sleep(0.01)
+    await reader.settle()
+    assert lines == ["whole", "part"]
+    os.write(write_end, b" of the next\n")
+    os.close(write_end)
+    await asyncio.wait_for(reader.task, 5)
+    assert lines == ["whole", "part", " of the next"]
+
+
 def test_the_budget_keeps_lines_until_full_then_counts_bytes() -> None:
     budget = OutputBudget(limit=10)
     assert budget.admit("1234") and budget.admit("5678")

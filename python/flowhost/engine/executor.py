@@ -45,6 +45,7 @@ from flowhost.store.json_data import as_json
 from flowhost.workers.cancellation import Cancellation
 from flowhost.workers.failures import ChildFailure
 from flowhost.workers.supervisor import Supervisor
+from flowhost.workers.worker import LateOutputSink, LogEntry
 from flowhost_worker import Awaited, RetryRequested, RunContext
 from flowhost_worker.awaits import HOOK_KINDS
 from flowhost_worker.context import ContextBackend
@@ -58,6 +59,9 @@ REQUEUE_DELAY = 1.0
 # live host serves that definition, else (the run is parked) after the longer delay.
 ELSEWHERE_DELAY = 0.5
 PARKED_DELAY = 15.0
+# Output a child wrote after its answer is recorded after the attempt's outcome; if recording
+# that outcome takes longer than this (the database is away), the output is recorded anyway.
+LATE_OUTPUT_WAIT = 30.0
 
 
 class StepExecutor:
@@ -129,7 +133,9 @@ class StepExecutor:
         if isinstance(job, StartJob):
             await self._start(job)
         elif isinstance(job, StepJob):
-            await self._run_step(job)
+            # Children's housekeeping (spares, exits) waits while steps are busy here.
+            with self._supervisor.busy() if self._supervisor else contextlib.nullcontext():
+                await self._run_step(job)
         else:
             await self._awaits(job)
 
@@ -148,6 +154,15 @@ class StepExecutor:
             return  # stale: the attempt already ended, or the run is over
         if isinstance(claim, runs.WrongDefinition):
             self._put_back(flow, claim)
+        recorded = asyncio.Event()  # set once the attempt's outcome is recorded, or never is
+        try:
+            await self._run_attempt(flow, job, claim, recorded)
+        finally:
+            recorded.set()
+
+    async def _run_attempt(
+        self, flow: FlowDefinition, job: StepJob, claim: runs.Claim, recorded: asyncio.Event
+    ) -> None:
         step = flow.step(job.step)
         record = AttemptRecord()
         backend = InProcessBackend(
@@ -177,6 +192,7 @@ class StepExecutor:
                     awaited=claim.awaited,
                     cancellation=cancellation,
                     traceparent=tracing.current_traceparent(),
+                    late_output=self._late_output(job, step, cancellation, recorded),
                 )
                 result = as_json(result, f"the result of step {job.step!r}")
             except Exception as exc:
@@ -210,6 +226,38 @@ class StepExecutor:
             metrics.observe_attempt(job.flow, job.step, _failed(job, claim.max_attempts), took)
             return
         metrics.observe_attempt(job.flow, job.step, "completed", took)
+
+    def _late_output(
+        self,
+        job: StepJob,
+        step: StepDefinition,
+        cancellation: Cancellation,
+        recorded: asyncio.Event,
+    ) -> LateOutputSink:
+        """Records what a child wrote after its answer (a thread or a grandchild of the step
+        still writing) as log events of the attempt, after its outcome, in a transaction of
+        their own; nothing of an attempt whose run ended while it ran is recorded."""
+
+        async def record_late(entries: list[LogEntry]) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(recorded.wait(), LATE_OUTPUT_WAIT)
+            if cancellation.reason is not None:
+                return
+            late = AttemptRecord()
+            backend = InProcessBackend(
+                self._database,
+                run_id=job.run_id,
+                flow=job.flow,
+                step=job.step,
+                attempt=job.attempt,
+                emits=step.emits,
+                record=late,
+            )
+            for level, message, fields in entries:
+                backend.log(level, message, fields)
+            await self._record_hook_logs(late)
+
+        return record_late
 
     async def _start(self, job: StartJob) -> None:
         """A delayed run's time came: it starts, through its flow's limits (or waits for a
@@ -282,11 +330,13 @@ class StepExecutor:
         hook: HookCall | None = None,
         cancellation: Cancellation | None = None,
         traceparent: str | None = None,
+        late_output: LateOutputSink | None = None,
     ) -> Any:
         """Run `step`'s handler, or with `hook` one of its await hooks, where the step runs: in
         a child process, or in this one for an in-process function. Returns what the function
         returned; raises what it raised (a ChildFailure from a child). A request on
-        `cancellation` stops it (the child: cancel, SIGTERM, SIGKILL; in-process: its task)."""
+        `cancellation` stops it (the child: cancel, SIGTERM, SIGKILL; in-process: its task).
+        What a child writes after its answer goes to `late_output`."""
         if step.isolation == "inprocess":
             return await self._run_here(
                 step,
@@ -315,6 +365,7 @@ class StepExecutor:
             hook=hook,
             cancellation=cancellation,
             traceparent=traceparent,
+            late_output=late_output,
         )
 
     async def _run_here(

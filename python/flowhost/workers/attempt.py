@@ -46,6 +46,9 @@ class Attempt:
         # Why the host stopped the child (timeout, memory, silence), once it did: such a child
         # is never given another job.
         self.stopped: ChildFailure | None = None
+        # Whether the child answered `execute` (a result or an error), having flushed its
+        # output first: then the attempt's output is all in the pipes already.
+        self.answered = False
 
     async def run(self, params: dict[str, Any]) -> Any:
         process, step = self.worker.process, self.step
@@ -117,11 +120,13 @@ class Attempt:
         try:
             answer = call.result()
         except RemoteError as exc:
+            self.answered = True
             raise reason or self._remote_failure(exc) from None
         except ConnectionError:
             if reason is not None:
                 raise reason from None
             raise self._crash(await self._exit_status()) from None
+        self.answered = True
         if reason is not None:
             raise reason  # answered, but only after the host gave up on it
         if not isinstance(answer, dict) or "result" not in answer:

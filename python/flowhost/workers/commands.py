@@ -12,8 +12,10 @@ from pathlib import Path
 from flowhost.errors import ConfigurationError
 from flowhost.settings import Settings
 
-# A source checkout keeps the Node SDK beside the Python package (python/flowhost -> sdk-node).
+# A source checkout keeps the SDKs beside the Python package (python/flowhost -> sdk-node,
+# sdk-python/src).
 _CHECKOUT_NODE_SDK = Path(__file__).resolve().parents[3] / "sdk-node"
+_CHECKOUT_PYTHON_SDK = Path(__file__).resolve().parents[3] / "sdk-python" / "src"
 VENV_DIR = ".venv"
 
 
@@ -57,6 +59,21 @@ class RuntimeCommands:
             )
         return sdk
 
+    def python_sdk_path(self) -> Path | None:
+        """Where Python children import `flowhost_worker` from, ahead of what their interpreter
+        has installed: FLOWHOST_PYTHON_SDK, else the source checkout's when the host runs from
+        one (so that a checkout's children run its own SDK, as its Node children do), else
+        None: the interpreter's installed flowhost-worker."""
+        configured = os.environ.get("FLOWHOST_PYTHON_SDK")
+        if configured:
+            if not _is_python_sdk(Path(configured)):
+                raise ConfigurationError(
+                    f"FLOWHOST_PYTHON_SDK={configured} does not hold flowhost_worker; set it to "
+                    "the directory that contains the package (sdk-python/src in a checkout)"
+                )
+            return Path(configured)
+        return _CHECKOUT_PYTHON_SDK if _is_python_sdk(_CHECKOUT_PYTHON_SDK) else None
+
     def node_script(self, name: str) -> list[str]:
         """argv prefix that runs `src/runtime/<name>` of the Node SDK."""
         script = self.node_sdk_dir() / "src" / "runtime" / name
@@ -74,3 +91,7 @@ def venv_root_python(directory: Path, root: Path) -> Path | None:
             break
         directory = directory.parent
     return None
+
+
+def _is_python_sdk(directory: Path) -> bool:
+    return (directory / "flowhost_worker" / "child.py").is_file()

@@ -17,9 +17,13 @@ def base_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
     }
 
 
-def child_environment(worker_id: str, endpoint: str) -> dict[str, str]:
+def child_environment(
+    worker_id: str, endpoint: str, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """A child's environment; `base` is `base_environment()` read once by the caller (walking
+    the host's environment costs 0.1 to 0.2 ms, on every child started)."""
     return {
-        **base_environment(),
+        **(base_environment() if base is None else base),
         "FLOWHOST_ENDPOINT": endpoint,
         "FLOWHOST_WORKER_ID": worker_id,
         # A child whose parent is no longer this process exits (the host died).

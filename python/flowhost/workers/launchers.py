@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Protocol
 
 from flowhost.workers.commands import RuntimeCommands
-from flowhost.workers.environment import child_environment
+from flowhost.workers.environment import base_environment, child_environment
 from flowhost.workers.output import ChunkSource, PipeReader
 from flowhost.workers.processes import ChildProcess, ExitStatus, open_pidfd
 from flowhost.workers.zygote import Zygote
@@ -30,16 +30,23 @@ class PythonLauncher:
 
     runtime = "python"
 
-    def __init__(self, interpreter: str, preload: tuple[str, ...], functions_dir: Path) -> None:
-        self._zygote = Zygote(interpreter, preload, functions_dir)
+    def __init__(
+        self,
+        interpreter: str,
+        preload: tuple[str, ...],
+        functions_dir: Path,
+        sdk_path: Path | None = None,
+    ) -> None:
+        self._zygote = Zygote(interpreter, preload, functions_dir, sdk_path)
         self._starting: asyncio.Task[None] | None = None
+        self._base_environment = base_environment()
 
     async def launch(self, worker_id: str, endpoint: str) -> Launched:
         if self._starting is None or (self._starting.done() and not self._zygote.alive):
             self._starting = asyncio.create_task(self._zygote.start())
         await asyncio.shield(self._starting)
         process, out_fd, err_fd = await self._zygote.fork(
-            worker_id, endpoint, child_environment(worker_id, endpoint)
+            worker_id, endpoint, child_environment(worker_id, endpoint, self._base_environment)
         )
         return process, PipeReader(out_fd), PipeReader(err_fd)
 
@@ -62,21 +69,34 @@ class NodeLauncher:
         self._memory_mb = memory_mb
         self._functions_dir = functions_dir
         self._waits: set[asyncio.Task[None]] = set()
+        self._base_environment = base_environment()
 
     async def launch(self, worker_id: str, endpoint: str) -> Launched:
         node, *rest = self._commands.node_script("child.js")
         heap = [f"--max-old-space-size={self._memory_mb}"] if self._memory_mb else []
-        process = await asyncio.create_subprocess_exec(
-            node,
-            *heap,
-            *rest,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=child_environment(worker_id, endpoint),
-            cwd=self._functions_dir,
-            start_new_session=True,
-        )
+        # Plain pipes read by PipeReader, as for Python children: the host reads them up to a
+        # job's answer without waiting for the loop (OutputReader.settle).
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                node,
+                *heap,
+                *rest,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_write,
+                stderr=err_write,
+                env=child_environment(worker_id, endpoint, self._base_environment),
+                cwd=self._functions_dir,
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (out_read, err_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(out_write)
+            os.close(err_write)
         exited: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
         child = ChildProcess(process.pid, open_pidfd(process.pid), exited)
 
@@ -86,8 +106,7 @@ class NodeLauncher:
         task = asyncio.create_task(wait())
         self._waits.add(task)
         task.add_done_callback(self._waits.discard)
-        assert process.stdout is not None and process.stderr is not None
-        return child, process.stdout, process.stderr
+        return child, PipeReader(out_read), PipeReader(err_read)
 
     async def close(self) -> None:
         if self._waits:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from flowhost.workers.quiet import Quiet
 from flowhost.workers.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -14,8 +16,11 @@ logger = logging.getLogger(__name__)
 # After a child fails to start, the pool waits this long before starting spares again (a
 # broken interpreter must not turn into a fork loop).
 RETRY_AFTER_FAILURE = 2.0
-# How long after handing out an idle child its replacement is started.
+# How long after handing out an idle child its replacement is started, when the pool runs low
+# (fewer than half its size left); otherwise the replacement waits until steps are quiet
+# (flowhost.workers.quiet), at most REFILL_AT_MOST.
 REFILL_DELAY = 0.005
+REFILL_AT_MOST = 1.0
 # A child that has not said hello by then is killed (a Node child starts in about 0.1 s).
 HELLO_TIMEOUT = 30.0
 
@@ -23,10 +28,18 @@ HELLO_TIMEOUT = 30.0
 class WarmPool:
     """Keeps `size` ready children of one kind; `acquire` takes one or starts one."""
 
-    def __init__(self, name: str, start: Callable[[], Awaitable[Worker]], size: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        start: Callable[[], Awaitable[Worker]],
+        size: int,
+        quiet: Quiet | None = None,
+    ) -> None:
         self.name = name
         self._start = start
         self.size = size
+        self._quiet = quiet
+        self._deferred: asyncio.Task[None] | None = None  # a refill waiting for quiet
         self._idle: collections.deque[Worker] = collections.deque()
         self._starting: set[asyncio.Task[None]] = set()
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -44,9 +57,7 @@ class WarmPool:
             while self._idle:
                 worker = self._idle.popleft()
                 if worker.usable:
-                    # Not at once: starting a replacement (a fork, for Node a process spawn)
-                    # must not delay the job this child is about to get.
-                    asyncio.get_running_loop().call_later(REFILL_DELAY, self.refill)
+                    self._replace_later()
                     return worker
             self.refill()
             if len(self._starting) <= len(self._waiters):
@@ -59,6 +70,21 @@ class WarmPool:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         return await self._ready(await self._start())
+
+    def _replace_later(self) -> None:
+        """Replace a child handed out, not at once: starting one (a fork, for Node a process
+        spawn) must not delay the job the child is about to get, nor, while the pool has
+        spares enough, what the run does after it."""
+        if self._quiet is None or len(self._idle) + len(self._starting) < max(1, self.size // 2):
+            asyncio.get_running_loop().call_later(REFILL_DELAY, self.refill)
+        elif self._deferred is None or self._deferred.done():
+            self._deferred = asyncio.create_task(
+                self._refill_when_quiet(self._quiet), name=f"flowhost-pool-refill {self.name}"
+            )
+
+    async def _refill_when_quiet(self, quiet: Quiet) -> None:
+        await quiet.wait(REFILL_AT_MOST)
+        self.refill()
 
     def refill(self) -> None:
         loop = asyncio.get_running_loop()
@@ -102,6 +128,10 @@ class WarmPool:
     async def close(self) -> list[Worker]:
         """Stop starting spares; returns the idle children for the caller to stop."""
         self._closed = True
+        if self._deferred is not None:
+            self._deferred.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deferred
         if self._starting:
             await asyncio.wait(self._starting)
         idle, self._idle = list(self._idle), collections.deque()

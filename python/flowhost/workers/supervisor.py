@@ -28,9 +28,10 @@ from flowhost.workers.environment import declared_environment
 from flowhost.workers.launchers import Launcher, NodeLauncher, PythonLauncher
 from flowhost.workers.output import OutputReader
 from flowhost.workers.pool import WarmPool
+from flowhost.workers.quiet import Quiet
 from flowhost.workers.router import Router
 from flowhost.workers.runtime_dir import RuntimeDirectory
-from flowhost.workers.worker import MAX_LOGS_PER_ATTEMPT, JobBinding, Worker
+from flowhost.workers.worker import MAX_LOGS_PER_ATTEMPT, JobBinding, LateOutputSink, Worker
 from flowhost_worker.awaits import Awaited
 from flowhost_worker.context import ContextBackend
 from flowhost_worker.job import HookCall
@@ -40,6 +41,13 @@ logger = logging.getLogger(__name__)
 
 # A single-use child exits right after its answer; its last output lines are waited for this long.
 OUTPUT_DRAIN = 0.5
+# Spare children are started, and children that gave their last answer exit, once no step has
+# run for this long (flowhost.workers.quiet): not while a chain of steps goes on.
+QUIET_PERIOD = 0.01
+# A child that answered waits at most this long for quiet before it is told to exit, and does
+# not wait when this many others already do, or when its runtime has no free slot.
+RETIRE_AT_MOST = 0.5
+MAX_LINGERING = 4
 
 PoolKey = tuple[Any, ...]
 
@@ -109,6 +117,10 @@ class Supervisor:
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
         self._heartbeats: asyncio.Task[None] | None = None
+        # Children that gave their last answer and are exiting (see _retire).
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._lingering = 0  # of those, the ones waiting for quiet before they exit
+        self._quiet = Quiet(QUIET_PERIOD)
 
     async def __aenter__(self) -> Supervisor:
         self._context = zmq.asyncio.Context()
@@ -141,6 +153,11 @@ class Supervisor:
                 counts[worker.runtime] = counts.get(worker.runtime, 0) + 1
         return counts
 
+    def busy(self) -> contextlib.AbstractContextManager[None]:
+        """Around a step's work in the host, claim to recorded outcome (an in-process step's
+        too): child housekeeping waits until no step has been busy for a moment."""
+        return self._quiet.busy()
+
     def prepare(self, steps: list[StepDefinition]) -> None:
         """Start warm pools for these steps now, so that their first jobs find children."""
         for step in steps:
@@ -160,6 +177,7 @@ class Supervisor:
         hook: HookCall | None = None,
         cancellation: Cancellation | None = None,
         traceparent: str | None = None,
+        late_output: LateOutputSink | None = None,
     ) -> Any:
         """Run attempt `attempt` of `step` in run `run_id` in a child; returns the handler's
         result or raises ChildFailure. The child's calls act on `backend`.
@@ -167,49 +185,100 @@ class Supervisor:
         `awaited` is how the step's await_before resolved (the step's `ctx.awaited`). With
         `hook`, the child runs that function of the step's file, with `input` as its data,
         instead of the handler; the step's limits apply to it alike. A request on
-        `cancellation` stops the child (AttemptCanceled if it came before the child started)."""
-        async with self._slots[step.runtime], self._step_slot(step):
-            if cancellation is not None and cancellation.reason is not None:
-                raise AttemptCanceled(cancellation.reason)  # while it waited for a slot
-            worker = await self._worker_for(step)
-            last = worker.jobs_done + 1 >= step.reuse
-            params = execute_params(
-                step,
-                run_id=run_id,
-                attempt=attempt,
-                max_attempts=max_attempts,
-                input=input,
-                last=last,
-                awaited=awaited,
-                hook=hook,
-                traceparent=traceparent,
-            )
-            binding = JobBinding(backend, step.name)
-            worker.job = binding
-            worker.jobs_done += 1
-            watched = Attempt(
-                worker,
-                step,
-                heartbeat_interval=self._interval,
-                grace=self._grace,
-                cancellation=cancellation,
-            )
-            try:
-                return await watched.run(params)
-            finally:
-                await self._after_job(worker, step, binding, last or watched.stopped is not None)
+        `cancellation` stops the child (AttemptCanceled if it came before the child started).
+        Output the child writes after its answer goes to `late_output` (see JobBinding)."""
+        # The runtime's slot counts live children: a child that answered and is exiting keeps
+        # it until it is gone (see _retire); the step's slot counts running attempts.
+        slot = self._slots[step.runtime]
+        if slot.locked():
+            self._quiet.hurry()  # children waiting for quiet to exit hold the slots: now
+        await slot.acquire()
+        retired = False
+        try:
+            with self._quiet.busy():
+                async with self._step_slot(step):
+                    if cancellation is not None and cancellation.reason is not None:
+                        raise AttemptCanceled(cancellation.reason)  # while it waited for a slot
+                    worker = await self._worker_for(step)
+                    last = worker.jobs_done + 1 >= step.reuse
+                    params = execute_params(
+                        step,
+                        run_id=run_id,
+                        attempt=attempt,
+                        max_attempts=max_attempts,
+                        input=input,
+                        last=last,
+                        awaited=awaited,
+                        hook=hook,
+                        traceparent=traceparent,
+                    )
+                    binding = JobBinding(backend, step.name, late_output)
+                    worker.job = binding
+                    worker.jobs_done += 1
+                    watched = Attempt(
+                        worker,
+                        step,
+                        heartbeat_interval=self._interval,
+                        grace=self._grace,
+                        cancellation=cancellation,
+                    )
+                    try:
+                        return await watched.run(params)
+                    finally:
+                        retired = await self._after_job(
+                            worker, step, binding, watched, slot, last=last
+                        )
+        finally:
+            if not retired:
+                slot.release()  # else the exiting child holds it until it is gone
 
     async def _after_job(
-        self, worker: Worker, step: StepDefinition, binding: JobBinding, ending: bool
-    ) -> None:
-        if ending or not worker.process.alive:
-            # The receipt of the last answer: the child exits once it has it.
-            await worker.notify("shutdown")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(worker.process.exited), self._grace)
-            worker.process.kill()
-            await worker.output_finished(OUTPUT_DRAIN)
+        self,
+        worker: Worker,
+        step: StepDefinition,
+        binding: JobBinding,
+        watched: Attempt,
+        slot: asyncio.Semaphore,
+        *,
+        last: bool,
+    ) -> bool:
+        """Settle the child after its attempt, before the outcome is returned; True when the
+        child was retired with the runtime's `slot` (released once it is gone)."""
+        if watched.answered and watched.stopped is None and worker.process.alive:
+            # The child flushed its output before answering: the attempt's output is complete
+            # now, and its exit need not be waited for.
+            await worker.settle_output()
+            binding.answered = True
+            self._note_drops(binding)
+            if last:
+                self._retire(worker, binding, slot)
+                return True
+            worker.job = None
+            self._keep(worker, step)
+            return False
+        if last or watched.stopped is not None or not worker.process.alive:
+            # Stopped, crashed or gone: its last lines come with its end.
+            await self._end(worker)
         worker.job = None
+        self._note_drops(binding)
+        if worker.process.alive:
+            self._keep(worker, step)
+        return False
+
+    async def _end(self, worker: Worker) -> None:
+        # The receipt of the last answer: the child exits once it has it.
+        await worker.notify("shutdown")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(worker.process.exited), self._grace)
+        worker.process.kill()
+        await worker.output_finished(OUTPUT_DRAIN)
+
+    def _keep(self, worker: Worker, step: StepDefinition) -> None:
+        """A child with jobs left (`reuse`) waits for the next job of its function."""
+        self._reusable.setdefault((step.file, step.function), collections.deque()).append(worker)
+
+    @staticmethod
+    def _note_drops(binding: JobBinding) -> None:
         if binding.output.dropped:
             binding.backend.log(
                 "warning",
@@ -217,6 +286,7 @@ class Supervisor:
                 f"(at most {binding.output.limit} bytes per attempt)",
                 {},
             )
+            binding.output.dropped = 0
         if binding.dropped_logs:
             binding.backend.log(
                 "warning",
@@ -224,10 +294,65 @@ class Supervisor:
                 f"(at most {MAX_LOGS_PER_ATTEMPT} per attempt)",
                 {},
             )
-        if worker.process.alive:
-            self._reusable.setdefault((step.file, step.function), collections.deque()).append(
-                worker
+            binding.dropped_logs = 0
+
+    def _retire(self, worker: Worker, binding: JobBinding, slot: asyncio.Semaphore) -> None:
+        """Let a child that gave its last answer exit in the background (tracked; awaited by
+        `close`); it is never handed another job."""
+        task = asyncio.create_task(
+            self._reap(worker, binding, slot), name=f"flowhost-retire {worker.id}"
+        )
+        self._retiring.add(task)
+        task.add_done_callback(self._retired)
+
+    async def _reap(self, worker: Worker, binding: JobBinding, slot: asyncio.Semaphore) -> None:
+        try:
+            if not slot.locked() and self._lingering < MAX_LINGERING:
+                await self._linger(worker)
+            await self._end(worker)
+        finally:
+            worker.job = None
+            slot.release()
+        await self._record_late(worker, binding)
+
+    async def _linger(self, worker: Worker) -> None:
+        """Until steps are quiet (its exit costs CPU that the run's next steps need more,
+        flowhost.workers.quiet), or the child ended on its own."""
+        self._lingering += 1
+        try:
+            await self._quiet.wait(RETIRE_AT_MOST, unless=worker.process.exited)
+        finally:
+            self._lingering -= 1
+
+    async def _record_late(self, worker: Worker, binding: JobBinding) -> None:
+        """Output written after the answer (by a thread or a grandchild of the step) is
+        recorded as the attempt's own, in a transaction of its own, after its outcome."""
+        late = binding.late
+        if binding.output.dropped:
+            late.append(
+                (
+                    "warning",
+                    f"{binding.output.dropped} bytes of output after the step's answer were "
+                    f"not kept (at most {binding.output.limit} bytes per attempt)",
+                    {"late": True},
+                )
             )
+        if not late:
+            return
+        if binding.late_output is None:
+            logger.warning(
+                "worker %s (%s) wrote %d lines after its answer; not recorded",
+                worker.id,
+                binding.step,
+                len(late),
+            )
+            return
+        await binding.late_output(late)
+
+    def _retired(self, task: asyncio.Task[None]) -> None:
+        self._retiring.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("retiring a worker failed", exc_info=task.exception())
 
     # -- children ------------------------------------------------------------------------------
 
@@ -250,13 +375,21 @@ class Supervisor:
         pool = self._pools.get(key)
         if pool is None:
             launcher: Launcher = (
-                PythonLauncher(interpreter, step.preload, self._functions_dir)
+                PythonLauncher(
+                    interpreter,
+                    step.preload,
+                    self._functions_dir,
+                    self._commands.python_sdk_path(),
+                )
                 if step.runtime == "python"
                 else NodeLauncher(self._commands, step.memory_mb, self._functions_dir)
             )
             self._launchers[key] = launcher
             pool = self._pools[key] = WarmPool(
-                "/".join(str(part) for part in key if part), lambda: self._start(launcher), size
+                "/".join(str(part) for part in key if part),
+                lambda: self._start(launcher),
+                size,
+                self._quiet,
             )
         return pool
 
@@ -278,9 +411,9 @@ class Supervisor:
             heartbeat_interval=self._interval,
             max_frame=self._max_frame,
         )
-        worker.output_tasks = [
-            OutputReader("stdout", stdout, worker.on_output).task,
-            OutputReader("stderr", stderr, worker.on_output).task,
+        worker.output_readers = [
+            OutputReader("stdout", stdout, worker.on_output),
+            OutputReader("stderr", stderr, worker.on_output),
         ]
         self._workers[worker_id] = worker
 
@@ -321,6 +454,7 @@ class Supervisor:
     async def close(self) -> None:
         """Stop every child (shutdown, then SIGKILL after the grace period), the zygotes, the
         sockets, and remove the socket directory."""
+        self._quiet.hurry()  # children that answered exit now
         if self._heartbeats is not None:
             self._heartbeats.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -340,6 +474,9 @@ class Supervisor:
         for worker in workers:
             await worker.output_finished(OUTPUT_DRAIN)
             worker.disconnect()
+        if self._retiring:
+            # Their children are gone by now; what is left is recording late output.
+            await asyncio.wait(self._retiring)
         for launcher in self._launchers.values():
             await launcher.close()
         for router in self._routers.values():

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flowhost import metrics
-from flowhost.workers.output import OutputBudget
+from flowhost.workers.output import OutputBudget, OutputReader
 from flowhost.workers.processes import ChildProcess
 from flowhost.workers.router import RouterTransport
 from flowhost_worker.context import LEVELS, ContextBackend
@@ -29,17 +29,38 @@ MAX_LOGS_PER_ATTEMPT = 10_000
 OUTPUT_LEVELS = {"stdout": "info", "stderr": "warning"}
 
 Params = dict[str, Any]
+LogEntry = tuple[str, str, dict[str, Any]]  # (level, message, fields), as ContextBackend.log
+# Records an attempt's late output (written after its answer) once its outcome is recorded.
+LateOutputSink = Callable[[list[LogEntry]], Awaitable[None]]
 
 
 class JobBinding:
-    """What a child's calls act on while it runs one attempt."""
+    """What a child's calls act on while it runs one attempt.
 
-    def __init__(self, backend: ContextBackend, step: str) -> None:
+    Once the child answered and the output it wrote before is in (`answered`), the attempt's
+    outcome is recorded without waiting for the child to exit; output that still comes (a
+    thread or a grandchild of the step, writing after the answer) is kept in `late`, within
+    the same budget, for `late_output` to record on its own."""
+
+    def __init__(
+        self, backend: ContextBackend, step: str, late_output: LateOutputSink | None = None
+    ) -> None:
         self.backend = backend
         self.step = step
         self.output = OutputBudget()
         self.logs = 0
         self.dropped_logs = 0
+        self.late_output = late_output
+        self.answered = False
+        self.late: list[LogEntry] = []
+
+    def output_line(self, stream: str, line: str) -> None:
+        if not self.output.admit(line):
+            return
+        if self.answered:
+            self.late.append((OUTPUT_LEVELS[stream], line, {"stream": stream, "late": True}))
+        else:
+            self.backend.log(OUTPUT_LEVELS[stream], line, {"stream": stream})
 
     def admit_log(self) -> bool:
         if self.logs >= MAX_LOGS_PER_ATTEMPT:
@@ -72,7 +93,7 @@ class Worker:
         self.job: JobBinding | None = None
         self.jobs_done = 0
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-        self.output_tasks: list[asyncio.Task[None]] = []
+        self.output_readers: list[OutputReader] = []
         self.ready: asyncio.Future[Params] = asyncio.get_running_loop().create_future()
         self.peer = Peer(transport, max_frame=max_frame)
         self._greeted = False
@@ -103,15 +124,21 @@ class Worker:
         self.output_tail.append(line)
         job = self.job
         if job is not None:
-            if job.output.admit(line):
-                job.backend.log(OUTPUT_LEVELS[stream], line, {"stream": stream})
+            job.output_line(stream, line)
             return
-        logger.debug("worker %s %s: %s", self.id, stream, line)
+        # Between the jobs of a child kept for `reuse`: no attempt owns the line.
+        logger.info("worker %s %s (no job running): %s", self.id, stream, line)
+
+    async def settle_output(self) -> None:
+        """Hand the running job every line the child wrote before its answer: the child
+        flushed its output before answering, so it is all in the pipes by now."""
+        for reader in self.output_readers:
+            await reader.settle()  # returns at once, the usual case, when nothing is left
 
     async def output_finished(self, timeout: float) -> None:
         """Wait (at most `timeout`) until the child's pipes are drained and closed."""
-        if self.output_tasks:
-            await asyncio.wait(self.output_tasks, timeout=timeout)
+        if self.output_readers:
+            await asyncio.wait([reader.task for reader in self.output_readers], timeout=timeout)
 
     def tail(self) -> str:
         return "\n".join(self.output_tail)

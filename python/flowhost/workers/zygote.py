@@ -34,10 +34,14 @@ class ZygoteError(FlowhostError):
 
 
 class Zygote:
-    def __init__(self, interpreter: str, preload: Sequence[str], path: Path) -> None:
+    def __init__(
+        self, interpreter: str, preload: Sequence[str], path: Path, sdk_path: Path | None = None
+    ) -> None:
         self.interpreter = interpreter
         self.preload = tuple(preload)
         self.path = path
+        # Put ahead of the interpreter's own flowhost_worker (RuntimeCommands.python_sdk_path).
+        self.sdk_path = sdk_path
         self._socket: socket.socket | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[dict[str, Any]] | None = None
@@ -61,7 +65,7 @@ class Zygote:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 pass_fds=(theirs.fileno(),),
-                env=base_environment(),
+                env=self._environment(),
                 cwd=self.path,
                 start_new_session=True,
             )
@@ -93,6 +97,14 @@ class Zygote:
                 self.interpreter,
                 failure.get("error"),
             )
+
+    def _environment(self) -> dict[str, str]:
+        env = base_environment()
+        if self.sdk_path is not None:
+            # Read by the zygote's interpreter at start; its children inherit the import path
+            # (not the variable: each gets exactly the environment the host sends).
+            env["PYTHONPATH"] = str(self.sdk_path)
+        return env
 
     @property
     def alive(self) -> bool:

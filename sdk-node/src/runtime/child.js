@@ -119,8 +119,12 @@ class ChildRuntime {
     const executeParams = readExecuteParams(params)
     const job = new Job(executeParams, this.peer)
     this.job = job
-    return job.run().then((outcome) => {
+    return job.run().then(async (outcome) => {
       this.job = null
+      // The host takes what is in the pipes when the answer arrives as all of the job's output,
+      // without waiting for this process to exit: what is still queued is written first.
+      const writing = outputWritten()
+      if (writing) await writing
       // After a cancel, a timeout or a crash the handler may still be running: leave, don't reuse.
       const exitStatus = outcome.kind === 'crashed' ? ExitStatus.CRASHED
         : outcome.kind === 'cancelled' || outcome.kind === 'timed out' || executeParams.last ? ExitStatus.DONE
@@ -202,6 +206,21 @@ class ChildRuntime {
     this.transport.close()
     process.exit(status)
   }
+}
+
+/**
+ * Resolves once what was written to stdout and stderr so far is in the pipes (Node writes to a
+ * pipe asynchronously once the pipe is full); null when it already is.
+ * @returns {Promise<void> | null}
+ */
+function outputWritten() {
+  const pending = [process.stdout, process.stderr].filter(
+    (stream) => stream.writableLength > 0 && !stream.writableEnded && !stream.destroyed,
+  )
+  if (pending.length === 0) return null
+  // Writes complete in order: an empty one's callback comes once those before it are written.
+  return Promise.all(pending.map((stream) => new Promise((resolve) => { stream.write('', () => resolve(undefined)) })))
+    .then(() => undefined)
 }
 
 /**

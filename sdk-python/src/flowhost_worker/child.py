@@ -50,6 +50,16 @@ FINAL_FLUSH = 1.0
 MAX_WATCH_TICK = 0.25  # how often the watchdog looks at the parent pid and the host's silence
 
 
+def _load_libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc()  # loaded once, in the zygote: forked children have it already
+
+
 @dataclasses.dataclass(slots=True)
 class RunningJob:
     job: Job
@@ -81,8 +91,9 @@ def die_with_parent(parent: int) -> None:
     """Have the kernel kill this process when its parent dies (PR_SET_PDEATHSIG), and exit now
     if the parent is already gone: it may have died before the request was made."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if _LIBC is None:
+            raise OSError("no C library")
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass  # not Linux: the parent watch below still notices, a moment later
     if os.getppid() != parent:
@@ -155,6 +166,9 @@ class ChildRuntime:
         try:
             return await self._run(job)
         finally:
+            # So does its output (what it printed at import too, for a handler that cannot be
+            # loaded): the host takes what is in the pipes when the answer arrives as all of it.
+            flush_output()
             if self._stopping:
                 self._finish(EXIT_DONE)
             elif job.last:
@@ -317,14 +331,23 @@ def _limits(result: Any) -> tuple[float, int] | None:
     return float(interval), max_frame
 
 
+def flush_output() -> None:
+    """Write out what the step printed and is still buffered: Python's streams (the ones the
+    step may have swapped in, and the originals), then C's stdio (`printf` from an extension)."""
+    streams = {id(s): s for s in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)}
+    for stream in streams.values():
+        with contextlib.suppress(Exception):  # a closed or odd stream must not fail the job
+            stream.flush()  # type: ignore[union-attr]
+    if _LIBC is not None:
+        _LIBC.fflush(None)
+
+
 def _report(message: str) -> None:
     print(f"flowhost child {os.getpid()}: {message}", file=sys.stderr, flush=True)
 
 
 def _exit_quietly(status: int) -> NoReturn:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a closed pipe must not stop the exit
-            stream.flush()
+    flush_output()
     os._exit(status)
 
 

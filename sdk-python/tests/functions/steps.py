@@ -130,3 +130,15 @@ async def mail_hook(data, ctx):
     except Exception as exc:
         return {"hook": ctx.hook, "key": ctx.idempotency_key, "refused": str(exc)}
     return {"hook": ctx.hook, "refused": None}
+
+
+async def prints(input, ctx):
+    # Three ways a step writes to its stdout, each buffered differently: Python's stream (block
+    # buffered on a pipe), the descriptor itself, and C's stdio (an extension's printf).
+    print("from print")
+    os.write(1, b"from os.write\n")
+    import ctypes
+
+    ctypes.CDLL(None).printf(b"from printf\n")
+    print("to stderr", file=sys.stderr)
+    return input
