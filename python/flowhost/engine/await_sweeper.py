@@ -22,6 +22,7 @@ from flowhost.db.database import Connection, Database
 from flowhost.engine.await_resolution import AwaitSettlement, due_resolution
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.engine.orchestrator import MOVING, EmitListener
+from flowhost.engine.wakeups import first_of
 from flowhost.errors import DatabaseUnavailableError
 from flowhost.store import awaits as store
 
@@ -83,7 +84,7 @@ class AwaitSweeper:
                 wait = MAX_SLEEP
             elif wait <= 0:
                 wait = BUSY_RETRY  # due, but held by other transactions
-            await _first(stop, self._wake, listener, min(wait, MAX_SLEEP))
+            await first_of(stop, self._wake, listener, min(wait, MAX_SLEEP), name="sweeper")
             if listener.done():
                 listener.result()  # the listening connection broke: reconnect
 
@@ -108,19 +109,3 @@ class AwaitSweeper:
                     await settlement.time_out(row)
             await settlement.finish()
         return len(locked)
-
-
-async def _first(
-    stop: asyncio.Event, wake: asyncio.Event, listener: asyncio.Task[None], timeout: float
-) -> None:
-    """Wait until `stop` or `wake` is set, the listener ends, or `timeout` seconds pass."""
-    waiters = [
-        asyncio.create_task(stop.wait(), name="flowhost-sweeper-stop"),
-        asyncio.create_task(wake.wait(), name="flowhost-sweeper-wake"),
-    ]
-    try:
-        await asyncio.wait([*waiters, listener], timeout=timeout, return_when="FIRST_COMPLETED")
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)

@@ -36,6 +36,7 @@ from psycopg import sql
 from flowhost.db.database import Connection, Database
 from flowhost.engine import control
 from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.wakeups import first_of
 from flowhost.errors import (
     DatabaseUnavailableError,
     FlowhostError,
@@ -161,7 +162,7 @@ class Scheduler:
                 logger.exception("firing due schedules failed; trying again")
                 wait = ERROR_RETRY
             assert self._listener is not None
-            await _first(stop, self._wake, self._listener, wait)
+            await first_of(stop, self._wake, self._listener, wait, name="scheduler")
             if self._listener.done():
                 self._listener.result()  # the listening connection broke: reconnect
 
@@ -474,19 +475,3 @@ def _run_of(payload: str) -> uuid.UUID | None:
         return uuid.UUID(json.loads(payload)["run"])
     except (ValueError, KeyError, TypeError):
         return None
-
-
-async def _first(
-    stop: asyncio.Event, wake: asyncio.Event, listener: asyncio.Task[None], timeout: float
-) -> None:
-    """Wait until `stop` or `wake` is set, the listener ends, or `timeout` seconds pass."""
-    waiters = [
-        asyncio.create_task(stop.wait(), name="flowhost-scheduler-stop"),
-        asyncio.create_task(wake.wait(), name="flowhost-scheduler-wake"),
-    ]
-    try:
-        await asyncio.wait([*waiters, listener], timeout=timeout, return_when="FIRST_COMPLETED")
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
