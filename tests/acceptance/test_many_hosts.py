@@ -30,7 +30,7 @@ import pytest
 from flowhost.engine.orchestrator import start_runs
 from flowhost.project import open_project
 from flowhost.settings import load_settings
-from tests.support.hosts import HostProcess
+from tests.support.hosts import HostProcess, running_hosts
 
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "branching"
 FLOW = "branching"
@@ -187,20 +187,8 @@ def hosts_running(database_url: str, **env: str) -> Iterator[list[HostProcess]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(EXECUTIONS_TABLE)
     env.setdefault("FLOWHOST_MAX_CHILDREN", MAX_CHILDREN)
-    hosts = [HostProcess(f"host{i}", PROJECT, database_url, **env) for i in range(HOSTS)]
-    try:
-        for host in hosts:
-            host.start()
-        for host in hosts:
-            host.wait_ready(timeout=60)
+    with running_hosts(HOSTS, PROJECT, database_url, **env) as hosts:
         yield hosts
-    except BaseException:
-        for host in hosts:
-            print(host.tail(80))
-        raise
-    finally:
-        statuses = {host.name: host.stop() for host in hosts}
-    assert statuses == dict.fromkeys(statuses, 0), "\n".join(h.tail() for h in hosts)
 
 
 @contextlib.asynccontextmanager
@@ -228,11 +216,14 @@ def check_runs(outcome: Outcome, started: dict[uuid.UUID, Expected]) -> None:
     """No run lost, none stuck, each with the status and step statuses its input calls for."""
     assert set(outcome.runs) == set(started)
     wrong = {
-        run_id: (run["status"], started[run_id].status)
+        run_id: (run["status"], started[run_id].status, run["error"])
         for run_id, run in outcome.runs.items()
         if run["status"] != started[run_id].status
     }
-    assert not wrong, f"{len(wrong)} runs ended with another status: {list(wrong.items())[:5]}"
+    assert not wrong, (
+        f"{len(wrong)} runs ended with another status (status, expected, error):"
+        f" {list(wrong.values())[:3]}"
+    )
     for run_id, expected in started.items():
         steps = outcome.steps[run_id]
         if expected.fails:

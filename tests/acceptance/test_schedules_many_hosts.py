@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.support.hosts import HostProcess
+from tests.support.hosts import HostProcess, running_hosts
 
 PROJECT = Path(__file__).resolve().parent.parent / "fixtures" / "projects" / "schedules"
 SCHEDULES = [f"tick.{n}" for n in range(5)]
@@ -98,20 +98,8 @@ def check_exactly_once(fires: Fires, *, seconds: float) -> int:
 
 @contextlib.contextmanager
 def hosts_running(database_url: str) -> Iterator[list[HostProcess]]:
-    hosts = [HostProcess(f"host{i}", PROJECT, database_url, **HOST_ENV) for i in range(HOSTS)]
-    try:
-        for host in hosts:
-            host.start()
-        for host in hosts:
-            host.wait_ready(timeout=60)
+    with running_hosts(HOSTS, PROJECT, database_url, **HOST_ENV) as hosts:
         yield hosts
-    except BaseException:
-        for host in hosts:
-            print(host.tail(80))
-        raise
-    finally:
-        statuses = {host.name: host.stop() for host in hosts}
-    assert statuses == dict.fromkeys(statuses, 0), "\n".join(h.tail() for h in hosts)
     for host in hosts:
         # The row lock alone kept each planned time to one fire: the delivery key never had to.
         assert not [line for line in host.output if "happened already" in line], host.tail()

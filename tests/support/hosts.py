@@ -6,10 +6,12 @@ whose pipe nobody reads blocks on its next log line once the pipe is full.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.cli import start_flowhost
@@ -108,3 +110,25 @@ class HostProcess:
 
     def tail(self, lines: int = 40) -> str:
         return "".join(self.output[-lines:])
+
+
+@contextlib.contextmanager
+def running_hosts(
+    count: int, project: Path, database_url: str, **env: str
+) -> Iterator[list[HostProcess]]:
+    """`count` hosts of `project`, ready; stopped with SIGINT at the end, each of which must
+    exit cleanly. A failure inside prints every host's last output."""
+    hosts = [HostProcess(f"host{i}", project, database_url, **env) for i in range(count)]
+    try:
+        for host in hosts:
+            host.start()
+        for host in hosts:
+            host.wait_ready(timeout=60)
+        yield hosts
+    except BaseException:
+        for host in hosts:
+            print(host.tail(80))
+        raise
+    finally:
+        statuses = {host.name: host.stop() for host in hosts}
+    assert statuses == dict.fromkeys(statuses, 0), "\n".join(h.tail() for h in hosts)
