@@ -45,6 +45,7 @@ from flowhost import metrics
 from flowhost._core import RateLimiter
 from flowhost.api.limits import BodyTooLarge, is_json, read_body
 from flowhost.api.problems import problem
+from flowhost.db.json_codec import dumps
 from flowhost.db.queries import QUERIES
 from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.json_pointer import resolve
@@ -334,7 +335,7 @@ async def receive_webhook(request: Request) -> Response:
         del answer["duplicate"]  # the same body as the first delivery's
         headers_out = {"Flowhost-Duplicate": "true"} if result.duplicate else None
         return Response(
-            json.dumps(answer, separators=(",", ":"), ensure_ascii=False).encode(),
+            dumps(answer),
             status_code=202,
             headers=headers_out,
             media_type="application/json",

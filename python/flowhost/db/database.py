@@ -13,6 +13,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from flowhost.db.json_codec import ADAPTERS
 from flowhost.errors import DatabaseError, DatabaseUnavailableError
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
@@ -99,7 +100,12 @@ class Database:
             min_size=1,
             max_size=pool_size,
             open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row, **_options(url, self._session)},
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "context": ADAPTERS,
+                **_options(url, self._session),
+            },
             timeout=30.0,
         )
 
@@ -172,6 +178,7 @@ class Database:
                 make_conninfo(self.url, **_options(self.url, {**self._session, **(session or {})})),
                 autocommit=True,
                 row_factory=dict_row,
+                context=ADAPTERS,
             )
             try:
                 yield conn

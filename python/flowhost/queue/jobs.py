@@ -13,6 +13,8 @@ import json
 import uuid
 from typing import Any
 
+from flowhost.db.json_codec import dumps
+
 ENTRYPOINT_PREFIX = "flow:"
 # Jobs any host can run, whatever flows it serves (they only touch the database).
 AWAITS_ENTRYPOINT = "flowhost:awaits"
@@ -52,15 +54,9 @@ class StepJob:
         return f"{self.run_id}:{self.step}:{self.attempt}"
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "run": str(self.run_id),
-                "flow": self.flow,
-                "step": self.step,
-                "attempt": self.attempt,
-            },
-            separators=(",", ":"),
-        ).encode()
+        return dumps(
+            {"run": str(self.run_id), "flow": self.flow, "step": self.step, "attempt": self.attempt}
+        )
 
     @classmethod
     def decode(cls, payload: bytes | None) -> StepJob:
@@ -98,10 +94,7 @@ class StartJob:
         return f"{self.run_id}:start:{self.round}"
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"start": str(self.run_id), "flow": self.flow, "round": self.round},
-            separators=(",", ":"),
-        ).encode()
+        return dumps({"start": str(self.run_id), "flow": self.flow, "round": self.round})
 
 
 def entrypoint_for(flow: str) -> str:
@@ -109,7 +102,7 @@ def entrypoint_for(flow: str) -> str:
 
 
 def _encode(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, separators=(",", ":")).encode()
+    return dumps(data)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

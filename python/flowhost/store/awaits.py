@@ -7,7 +7,6 @@ only while its run's row is locked (`lock_runs`), which the caller takes first.
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection, Deferred
+from flowhost.db.json_codec import dumps_text
 from flowhost.db.queries import QUERIES
 
 WAITING = "waiting"
@@ -101,16 +101,12 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 async def register(conn: Connection, awaits: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert awaits (rows as `register_awaits` reads them) with their await.registered
     events; returns the rows inserted (an await already registered is left out)."""
     if not awaits:
         return []
-    cursor = await conn.execute(QUERIES["register_awaits"], {"awaits": _json(list(awaits))})
+    cursor = await conn.execute(QUERIES["register_awaits"], {"awaits": dumps_text(list(awaits))})
     return await cursor.fetchall()
 
 
@@ -135,7 +131,7 @@ async def find_event_awaits(
     """(index of the event in `events`, await id, run id) for each waiting await an event
     resolves; read later (see `Deferred`)."""
     payload = [{"i": i, "name": name, "payload": data} for i, (name, data) in enumerate(events)]
-    cursor = await conn.execute(QUERIES["find_event_awaits"], {"events": _json(payload)})
+    cursor = await conn.execute(QUERIES["find_event_awaits"], {"events": dumps_text(payload)})
     return Deferred(cursor, lambda rows: [(row["i"], row["id"], row["run_id"]) for row in rows])
 
 

@@ -7,18 +7,14 @@ Functions here run on a connection the caller owns, inside its transaction where
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowhost.db.database import Connection
+from flowhost.db.json_codec import dumps_text
 from flowhost.db.queries import QUERIES
 from flowhost.store.runs import JobKey
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,7 +31,7 @@ async def stale_attempts(conn: Connection, jobs: Sequence[JobKey]) -> list[Stale
         {"run_id": str(run), "step": step, "attempt": attempt} for run, step, attempt in jobs
     ]
     rows = await (
-        await conn.execute(QUERIES["stale_attempts"], {"jobs": _json(payload)})
+        await conn.execute(QUERIES["stale_attempts"], {"jobs": dumps_text(payload)})
     ).fetchall()
     return [
         StaleAttempt(
@@ -51,7 +47,9 @@ async def requeue_steps(
     """Give each step (-> its budget of attempts) a new attempt; returns step -> its number."""
     payload = [{"name": name, "attempts": budget} for name, budget in attempts.items()]
     rows = await (
-        await conn.execute(QUERIES["requeue_steps"], {"run_id": run_id, "steps": _json(payload)})
+        await conn.execute(
+            QUERIES["requeue_steps"], {"run_id": run_id, "steps": dumps_text(payload)}
+        )
     ).fetchall()
     return {row["name"]: row["attempt"] for row in rows}
 
@@ -94,7 +92,7 @@ async def copy_history(
     await conn.execute(QUERIES["copy_steps"], {**params, "names": names})
     payload = [{"name": name, "attempt": attempt} for name, attempt in steps.items()]
     rows = await (
-        await conn.execute(QUERIES["copy_step_events"], {**params, "steps": _json(payload)})
+        await conn.execute(QUERIES["copy_step_events"], {**params, "steps": dumps_text(payload)})
     ).fetchall()
     await conn.execute(QUERIES["copy_state"], params)
     return [(row["name"], row["payload"]) for row in rows]

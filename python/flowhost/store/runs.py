@@ -1,7 +1,7 @@
 """The run index, step rows and step figures: the projections written beside the events.
 
 Functions here run on a connection the caller owns, usually inside its transaction. Batches
-travel as one JSON document each (`jsonb_to_recordset`), which costs one `json.dumps` instead of
+travel as one JSON document each (`jsonb_to_recordset`), which costs one JSON dump instead of
 adapting a Postgres array per column. Flow statistics follow the run rows by themselves (a
 trigger, see the migration `run_health`).
 """
@@ -9,7 +9,6 @@ trigger, see the migration `run_health`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection, Deferred
+from flowhost.db.json_codec import dumps_text
 from flowhost.db.queries import QUERIES
 from flowhost.store.events import (
     STEP_COMPLETED,
@@ -116,10 +116,6 @@ class Progress:
         }
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewRun:
     id: uuid.UUID
@@ -165,7 +161,7 @@ async def start_runs(
         await conn.execute(
             QUERIES["start_runs"],
             {
-                "runs": _json(
+                "runs": dumps_text(
                     [
                         {
                             "id": str(run.id),
@@ -182,7 +178,7 @@ async def start_runs(
                 "entry": entry,
                 "max_attempts": max_attempts,
                 "parent_run_id": parent_run_id,
-                "started_data": _json(dict(started_data or {})),
+                "started_data": dumps_text(dict(started_data or {})),
                 "status": start.status,
                 "priority": start.priority,
                 "delay": start.delay,
@@ -269,7 +265,7 @@ async def send_complete_steps(
     cursor = await conn.execute(
         QUERIES["complete_steps"],
         {
-            "steps": _json(
+            "steps": dumps_text(
                 [
                     {
                         "run_id": str(run_id),
@@ -365,9 +361,11 @@ async def record_progress(
         await conn.execute(
             QUERIES["record_progress"],
             {
-                "runs": _json([change.to_json() for change in changes]),
-                "steps": _json([step.to_json() for change in changes for step in change.steps]),
-                "figures": _json(step_figures(events)),
+                "runs": dumps_text([change.to_json() for change in changes]),
+                "steps": dumps_text(
+                    [step.to_json() for change in changes for step in change.steps]
+                ),
+                "figures": dumps_text(step_figures(events)),
             },
         )
     ).fetchone()

@@ -9,7 +9,6 @@ what its events describe, written beside them (the fire counts can be rebuilt fr
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -18,6 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Connection
+from flowhost.db.json_codec import dumps_text
 from flowhost.db.queries import QUERIES
 from flowhost.triggers.declarations import redact
 
@@ -194,10 +194,6 @@ class TriggerView:
         )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
 # -- the stream -----------------------------------------------------------------------------
 
 
@@ -206,7 +202,11 @@ async def append_trigger_events(conn: Connection, events: Sequence[NewTriggerEve
         return
     await conn.execute(
         QUERIES["append_trigger_events"],
-        {"events": _json([{"trigger": e.trigger, "type": e.type, "data": e.data} for e in events])},
+        {
+            "events": dumps_text(
+                [{"trigger": e.trigger, "type": e.type, "data": e.data} for e in events]
+            )
+        },
     )
 
 
