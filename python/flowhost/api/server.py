@@ -33,12 +33,19 @@ class HttpBindError(ConfigurationError):
 
 
 class HttpServer:
-    """Binds at once (so that the address, port 0 included, is known before serving)."""
+    """Binds at once (so that the address, port 0 included, is known before serving).
 
-    def __init__(self, host: str, port: int) -> None:
+    `shared=True` (`flowhost serve --workers`): the port can be bound by other sockets of this
+    user that say so too (SO_REUSEPORT), each listening: the kernel spreads new connections
+    evenly over them. `listen=False` only holds the port (the supervisor's socket: a socket
+    that does not listen gets no connections)."""
+
+    def __init__(self, host: str, port: int, *, shared: bool = False, listen: bool = True) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if shared:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             self._socket.bind((host, port))
         except OSError as exc:
@@ -46,7 +53,8 @@ class HttpServer:
             raise HttpBindError(
                 f"cannot serve HTTP on {host}:{port}: {exc.strerror or exc}", errno=exc.errno
             ) from None
-        self._socket.listen(2048)
+        if listen:
+            self._socket.listen(2048)
         self._socket.setblocking(False)
         self.host = host
         self.port: int = self._socket.getsockname()[1]

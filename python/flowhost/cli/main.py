@@ -15,7 +15,13 @@ from flowhost import __version__
 from flowhost.cli import exit_codes, health, logs, output, schedules, triggers
 from flowhost.cli.common import handle_errors, run_async, settings_of
 from flowhost.cli.running import parse_input, run_flow
-from flowhost.cli.serving import print_problems, run_dev, serve_http, serve_until_stopped
+from flowhost.cli.serving import (
+    print_problems,
+    run_dev,
+    serve_http,
+    serve_until_stopped,
+    serve_worker,
+)
 from flowhost.db.database import Connection, Database
 from flowhost.db.migrations import migration_status, migrations_sql
 from flowhost.engine import control
@@ -96,13 +102,35 @@ def host(ctx: click.Context, http: str | None) -> None:
 @cli.command()
 @click.option("--host", "bind_host", metavar="HOST", help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port to listen on (0: any free).")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes serving the socket (webhook throughput grows with them, up to the cores).",
+)
+# A worker of `--workers`: the supervisor's pipes (see cli/serve_workers.py).
+@click.option("--ready-fd", type=int, hidden=True)
+@click.option("--alive-fd", type=int, hidden=True)
 @click.pass_context
 @handle_errors
-def serve(ctx: click.Context, bind_host: str | None, port: int | None) -> None:
+def serve(
+    ctx: click.Context,
+    bind_host: str | None,
+    port: int | None,
+    workers: int,
+    ready_fd: int | None,
+    alive_fd: int | None,
+) -> None:
     """Serve HTTP alone (webhooks, health probes, the admin API) against the project's
     database, until SIGINT/SIGTERM; no step runs here. Default address: the `http` setting,
     else 127.0.0.1:8600. The admin API needs the api_token setting (FLOWHOST_API_TOKEN)."""
-    run_async(serve_http(settings_of(ctx), host=bind_host, port=port))
+    settings = settings_of(ctx)
+    if ready_fd is not None and alive_fd is not None and bind_host and port:
+        run_async(serve_worker(settings, bind_host, port, ready_fd=ready_fd, alive_fd=alive_fd))
+        return
+    verbose = ctx.obj["verbose"]
+    run_async(serve_http(settings, host=bind_host, port=port, workers=workers, verbose=verbose))
 
 
 @cli.command()

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import secrets
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ import click
 from flowhost import __version__
 from flowhost.api.app import create_app
 from flowhost.api.server import HttpServer, bind_first_free
+from flowhost.cli.serve_workers import signal_ready, stop_when_orphaned, supervise_workers
 from flowhost.engine.host import Host
 from flowhost.project import Project, open_project
 from flowhost.settings import (
@@ -149,27 +151,79 @@ async def serve_until_stopped(
         click.echo("stopped")
 
 
-async def serve_http(settings: Settings, *, host: str | None, port: int | None) -> None:
-    """`flowhost serve`: HTTP alone against the project's database, until SIGINT/SIGTERM.
-    Requests in progress finish first."""
+async def serve_http(
+    settings: Settings, *, host: str | None, port: int | None, workers: int = 1, verbose: int = 0
+) -> None:
+    """`flowhost serve`: HTTP alone against the project's database, until SIGINT/SIGTERM, in
+    this process or in `workers` processes on one socket. Requests in progress finish first."""
     default_host, default_port = (
         parse_http_address(settings.http)
         if settings.http is not None
         else (DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT)
     )
-    # Bound before the database opens: a taken port fails at once.
-    server = HttpServer(host or default_host, default_port if port is None else port)
+    # Bound before the database opens: a taken port fails at once. With workers, this socket
+    # only holds the port; each worker listens on a socket of its own on it.
+    server = HttpServer(
+        host or default_host,
+        default_port if port is None else port,
+        shared=workers > 1,
+        listen=workers == 1,
+    )
+    public_url = settings.public_url or server.url
+
+    def ready(detail: str = "") -> None:
+        click.echo(f"http ready: {server.url} (public URL {public_url}){detail}")
+        print_api(server.url, settings, generated_token=False)
+
     try:
         async with open_project(settings) as project:
             print_start(settings)
             print_problems(project)
-            public_url = settings.public_url or server.url
-            app = create_app(project, public_url=public_url)
-            stop = asyncio.Event()
-            stop_on_signals(stop)
-            click.echo(f"http ready: {server.url} (public URL {public_url})")
-            print_api(server.url, settings, generated_token=False)
-            await server.serve(app, stop)
-            click.echo("stopped")
+            if workers == 1:
+                await _serve(project, server, public_url, on_ready=ready)
+        if workers > 1:  # the project checked above, each worker opens its own
+            await supervise_workers(
+                settings,
+                server,
+                workers=workers,
+                verbose=verbose,
+                on_ready=lambda: ready(f", {workers} worker processes"),
+            )
+        click.echo("stopped")
     finally:
         server.close()
+
+
+async def serve_worker(
+    settings: Settings, host: str, port: int, *, ready_fd: int, alive_fd: int
+) -> None:
+    """One worker process of `flowhost serve --workers N` (started by it, never by hand)."""
+    async with open_project(settings) as project:
+        # Listening only once it can answer: the kernel queues connections on every socket
+        # of the port that listens.
+        server = HttpServer(host, port, shared=True)
+        public_url = settings.public_url or server.url
+        await _serve(
+            project,
+            server,
+            public_url,
+            on_ready=lambda: signal_ready(ready_fd),
+            orphaned_by=alive_fd,
+        )
+
+
+async def _serve(
+    project: Project,
+    server: HttpServer,
+    public_url: str,
+    *,
+    on_ready: Callable[[], None],
+    orphaned_by: int | None = None,
+) -> None:
+    app = create_app(project, public_url=public_url)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    if orphaned_by is not None:
+        stop_when_orphaned(orphaned_by, stop)
+    on_ready()
+    await server.serve(app, stop)
