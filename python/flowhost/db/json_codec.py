@@ -3,8 +3,7 @@
 Every jsonb parameter, event batch and job payload is dumped on the hot paths (a webhook fire
 dumps its payload three times: run input, fire event, answer); orjson does it 5-10 times
 faster than `json.dumps`. What orjson refuses (keys that are not strings, integers beyond 64
-bits) goes through `json.dumps`, which takes them, so any value the standard library dumped
-still dumps.
+bits, lone surrogates) goes through `json.dumps` as before, so any value dumps as it did.
 
 Values reach here already checked: data from users and steps passes `store.json_data.as_json`
 first, which refuses NaN and infinities (orjson would write them as null). Reading stays with
@@ -28,7 +27,9 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        # ASCII with escapes: a lone surrogate reaches Postgres as `\ud800`, which it refuses
+        # with an error of its own, instead of failing to encode here.
+        return json.dumps(value, separators=(",", ":")).encode()
 
 
 def dumps_text(value: Any) -> str:
