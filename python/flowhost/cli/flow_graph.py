@@ -111,7 +111,7 @@ def step_lines(flow: FlowDefinition, step: StepDefinition, charset: Charset) -> 
         how.append(f"{step.attempts} attempts")
     if step.timeout:
         how.append(f"timeout {_seconds(step.timeout)}")
-    lines = [step.name + ("  (entry)" if step.name == flow.entry else ""), ", ".join(how)]
+    lines = [step.name + ("  (entry)" if step.name == flow.entry else ""), *_wrap("", how, ",")]
     if step.subscribes:
         lines += _wrap("on ", list(step.subscribes), charset.plus.rstrip())
     for position, declared in step.awaits().items():
