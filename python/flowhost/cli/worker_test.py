@@ -157,7 +157,8 @@ async def run_once(
             async with Supervisor(alone, commands, host_id="worker-test") as supervisor:
                 result = await supervisor.run(step, backend, **call)
     except ChildFailure as exc:
-        error = exc.describe() | ({"retry_delay": exc.retry_delay} if exc.retry_delay else {})
+        retry = {} if exc.retry_delay is None else {"retry_delay": exc.retry_delay}
+        error = exc.describe() | retry
     except Exception as exc:  # the function's own error, raised in this process
         error = describe_error(exc)
     return Outcome(step, backend, result, error, (time.perf_counter() - began) * 1000)
@@ -250,6 +251,7 @@ def _print_outcome(outcome: Outcome) -> None:
     error = outcome.error
     if error.get("stack"):
         click.echo(str(error["stack"]).rstrip(), err=True)
-    retry = f" (asks for a retry in {error['retry_delay']:g}s)" if error.get("retry_delay") else ""
+    delay = error.get("retry_delay")
+    retry = "" if delay is None else f" (asks for a retry in {delay:g}s)"
     click.echo(f"error: {error['type']}: {error['message']}{retry}")
     click.echo(f"{output.status_text('failed')} in {took}")
