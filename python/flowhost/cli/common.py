@@ -59,6 +59,18 @@ def json_option(help: str = "Print JSON (on stdout; errors stay on stderr).") ->
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+def input_option(whose: str) -> Callable[[F], F]:
+    """`-i/--input JSON|@FILE` (read with flowhost.cli.running.parse_input); the value is
+    `input_text`."""
+    return click.option(
+        "-i",
+        "--input",
+        "input_text",
+        metavar="JSON|@FILE",
+        help=f"{whose} input: JSON text or @path to a JSON file (default {{}}).",
+    )
+
+
 def colour_choice(flag: bool | None, environ: Mapping[str, str] = os.environ) -> bool | None:
     """Colour on or off as asked (`--color`/`--no-color`), off when NO_COLOR is set to anything
     but the empty string (no-color.org), else None: on when stdout is a terminal."""

@@ -27,6 +27,7 @@ from flowhost.cli.common import (
     AliasedGroup,
     colour_choice,
     handle_errors,
+    input_option,
     json_option,
     run_async,
     settings_of,
@@ -132,13 +133,7 @@ def serve(ctx: click.Context, bind_host: str | None, port: int | None) -> None:
 
 @cli.command()
 @click.argument("flow")
-@click.option(
-    "-i",
-    "--input",
-    "input_text",
-    metavar="JSON|@FILE",
-    help="The run's input: JSON text or @path to a JSON file (default {}).",
-)
+@input_option("The run's")
 @click.option(
     "--wait/--no-wait", default=False, help="Wait for the end when a running host serves the flow."
 )

@@ -23,11 +23,11 @@ from flowhost.store.events import events_of_run
 POLL_INTERVAL = 0.05
 
 
-def parse_input(text: str | None) -> Any:
-    """`--input`: JSON text, or `@path` to a JSON file; no input is `{}`."""
+def parse_input(text: str | None, option: str = "--input") -> Any:
+    """`--input` (or another `option`): JSON text, or `@path` to a JSON file; none is `{}`."""
     if text is None:
         return {}
-    source = "--input"
+    source = option
     if text.startswith("@"):
         path = Path(text[1:])
         try:

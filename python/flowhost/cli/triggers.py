@@ -14,7 +14,13 @@ from typing import Any
 import click
 
 from flowhost.cli import exit_codes, output
-from flowhost.cli.common import handle_errors, json_option, run_async, settings_of
+from flowhost.cli.common import (
+    handle_errors,
+    input_option,
+    json_option,
+    run_async,
+    settings_of,
+)
 from flowhost.cli.running import parse_input
 from flowhost.db.database import Database
 from flowhost.errors import InvalidInputError, TriggerInputError
@@ -130,10 +136,7 @@ def trigger_show(ctx: click.Context, name: str, count: int, as_json: bool) -> No
 
 @trigger.command("fire")
 @click.argument("name")
-@click.option(
-    "-i", "--input", "input_text", metavar="JSON|@FILE",
-    help="The fire's input: JSON text or @path to a JSON file (default {}).",
-)  # fmt: skip
+@input_option("The fire's")
 @click.option(
     "--flow", "flows", multiple=True, metavar="FLOW",
     help="Start runs only in this subscribed flow (manual subscriptions too); repeatable.",

@@ -20,7 +20,13 @@ from typing import Any
 import click
 
 from flowhost.cli import exit_codes, output
-from flowhost.cli.common import handle_errors, json_option, run_async, settings_of
+from flowhost.cli.common import (
+    handle_errors,
+    input_option,
+    json_option,
+    run_async,
+    settings_of,
+)
 from flowhost.cli.logs import log_text
 from flowhost.cli.running import parse_input
 from flowhost.engine.catalog import FunctionCatalog
@@ -171,10 +177,7 @@ def worker() -> None:
 
 @worker.command("test")
 @click.argument("function")
-@click.option(
-    "-i", "--input", "input_text", metavar="JSON|@FILE",
-    help="The step's input: JSON text or @path to a JSON file (default {}).",
-)  # fmt: skip
+@input_option("The step's")
 @click.option(
     "--state", "state_text", metavar="JSON|@FILE",
     help="The run's state before the step: a JSON object (default {}).",
@@ -200,7 +203,7 @@ def worker_test(
 
     Exit 0 when the function returned, 1 when it raised, crashed or timed out."""
     data = parse_input(input_text)
-    state = parse_input(state_text)
+    state = parse_input(state_text, option="--state")
     if not isinstance(state, dict):
         raise InvalidInputError("--state must be a JSON object")
 

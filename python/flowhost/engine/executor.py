@@ -338,10 +338,11 @@ class StepExecutor:
         `cancellation` stops it (the child: cancel, SIGTERM, SIGKILL; in-process: its task).
         What a child writes after its answer goes to `late_output`."""
         if step.isolation == "inprocess":
-            return await self._run_here(
+            return await run_in_process(
+                self._catalog,
                 step,
                 backend,
-                run_id=run_id,
+                run_id=str(run_id),
                 attempt=attempt,
                 max_attempts=max_attempts,
                 input=input,
@@ -366,34 +367,6 @@ class StepExecutor:
             cancellation=cancellation,
             traceparent=traceparent,
             late_output=late_output,
-        )
-
-    async def _run_here(
-        self,
-        step: StepDefinition,
-        backend: ContextBackend,
-        *,
-        run_id: uuid.UUID,
-        attempt: int,
-        max_attempts: int,
-        input: Any,
-        awaited: Awaited | None,
-        hook: HookCall | None,
-        cancellation: Cancellation,
-        traceparent: str | None,
-    ) -> Any:
-        return await run_in_process(
-            self._catalog,
-            step,
-            backend,
-            run_id=str(run_id),
-            attempt=attempt,
-            max_attempts=max_attempts,
-            input=input,
-            awaited=awaited,
-            hook=hook,
-            cancellation=cancellation,
-            traceparent=traceparent,
         )
 
     async def run_hook(
