@@ -67,7 +67,7 @@ def bench_command(checkout: Path, args: Iterable[str]) -> tuple[list[str], dict[
     return [sys.executable, "-P", "-m", "bench", *args], environ
 
 
-@click.command("bench", context_settings={"ignore_unknown_options": False})
+@click.command("bench")
 @click.argument("scenarios", nargs=-1, metavar="[SCENARIO]...")
 @click.option("--repeat", type=click.IntRange(1), metavar="N", help="Repetitions (default 3).")
 @click.option("--quick", is_flag=True, help="Small sizes, for a smoke test.")

@@ -151,8 +151,10 @@ def _hosts(count: int) -> str:
     help="graph: boxes and arrows; list: layer by layer; auto: the graph if it fits the "
     "terminal's width.",
 )
-@click.option("--ascii", "ascii_only", is_flag=True, help="Plain ASCII (default on a terminal "
-              "that is not UTF-8).")  # fmt: skip
+@click.option(
+    "--ascii", "ascii_only", is_flag=True,
+    help="Plain ASCII (the default when stdout is not UTF-8).",
+)  # fmt: skip
 @json_option()
 @click.pass_context
 @handle_errors
