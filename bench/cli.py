@@ -1,9 +1,11 @@
-"""`python -m bench [SCENARIO...] [--repeat N] [--quick] [--list]`."""
+"""`python -m bench [SCENARIO...] [--repeat N] [--quick] [--list] [--json]` (also `flowhost
+bench`, which runs this in a checkout)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -31,6 +33,11 @@ def parse_args(argv: Sequence[str] | None, available: Sequence[str]) -> argparse
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the rows (or with --list, the scenarios) as JSON on stdout, not a table",
+    )
+    parser.add_argument(
         "--results-dir", type=Path, default=RESULTS_DIR, help=f"default: {RESULTS_DIR}"
     )
     args = parser.parse_args(argv)
@@ -46,6 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     registry = load_scenarios()
     args = parse_args(argv, sorted(registry))
     if args.list:
+        if args.json:
+            listed = [{"name": s.name, "description": s.description} for s in registry.values()]
+            print(json.dumps(listed, indent=2))
+            return 0
         for scenario in registry.values():
             print(f"{scenario.name:24} {scenario.description}")
         return 0
@@ -64,8 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = args.results_dir / "latest.json"
         write_json(rows, output)
         charts = draw_charts(rows, args.results_dir)
-        print(format_table(rows))
-        print(f"\nwrote {output}" + "".join(f"\n      {chart}" for chart in charts))
+        wrote = f"wrote {output}" + "".join(f"\n      {chart}" for chart in charts)
+        if args.json:
+            print(json.dumps([row.to_json() for row in rows], indent=2, allow_nan=False))
+            print(wrote, file=sys.stderr)
+        else:
+            print(format_table(rows))
+            print(f"\n{wrote}")
     if failed:
         print(f"bench: failed scenario(s): {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@ parked runs, migrating runs onto the definition the hosts serve."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import datetime
 from decimal import Decimal
@@ -11,7 +12,7 @@ from typing import Any
 import click
 
 from flowhost.cli import exit_codes, output
-from flowhost.cli.common import handle_errors, run_async, settings_of
+from flowhost.cli.common import handle_errors, json_option, run_async, settings_of
 from flowhost.errors import InvalidInputError
 from flowhost.project import open_database
 from flowhost.store import reads, statistics, versions
@@ -37,7 +38,7 @@ class FlowOrCommand(click.Group):
 
 
 @click.group(cls=FlowOrCommand, invoke_without_command=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def stats(ctx: click.Context, as_json: bool) -> None:
@@ -129,9 +130,10 @@ def _when(value: datetime | None) -> str:
 
 @stats.command("rebuild")
 @click.option("--check", is_flag=True, help="Only compare with the events; exit 1 if they differ.")
+@json_option()
 @click.pass_context
 @handle_errors
-def stats_rebuild(ctx: click.Context, check: bool) -> None:
+def stats_rebuild(ctx: click.Context, check: bool, as_json: bool) -> None:
     """Recompute flow and step statistics from the event log (the source of truth)."""
 
     async def main() -> statistics.Rebuild:
@@ -139,6 +141,18 @@ def stats_rebuild(ctx: click.Context, check: bool) -> None:
             return await statistics.rebuild_statistics(conn, write=not check)
 
     rebuild = run_async(main())
+    if as_json:
+        output.print_json(
+            {
+                "flows": rebuild.flows,
+                "steps": rebuild.steps,
+                "written": rebuild.written,
+                "differences": [dataclasses.asdict(d) for d in rebuild.differences],
+            }
+        )
+        if check and rebuild.differences:
+            sys.exit(exit_codes.RUN_FAILED)
+        return
     for difference in rebuild.differences:
         click.echo(("differs: " if check else "corrected: ") + str(difference))
     if check:
@@ -160,7 +174,7 @@ def stats_rebuild(ctx: click.Context, check: bool) -> None:
     type=click.IntRange(min=1),
     help="The state as it was after this event (an id from `runs show`).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_state(ctx: click.Context, run_id: str, event_id: int | None, as_json: bool) -> None:
@@ -187,7 +201,7 @@ def runs_state(ctx: click.Context, run_id: str, event_id: int | None, as_json: b
 @click.command("parked")
 @click.option("--flow", help="Only runs of this flow.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_parked(ctx: click.Context, flow: str | None, limit: int, as_json: bool) -> None:
@@ -231,7 +245,7 @@ def runs_parked(ctx: click.Context, flow: str | None, limit: int, as_json: bool)
     metavar="HASH",
     help="The definition to adopt, when live hosts serve several.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_migrate(

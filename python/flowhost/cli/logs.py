@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from flowhost.cli import exit_codes, output
-from flowhost.cli.common import handle_errors, run_async, settings_of
+from flowhost.cli.common import handle_errors, json_option, run_async, settings_of
+from flowhost.cli.progress import StatusLine
 from flowhost.db.database import Database
 from flowhost.errors import RunNotFoundError
 from flowhost.project import open_database
@@ -38,13 +39,15 @@ SHOWN = frozenset(
         "flow.retried",
     }
 )
+# The run's status after a flow.* event, as the status line says it.
+FLOW_STATUS = {"started": "running", "retried": "running", "migrated": "running"}
 LEVEL_COLOURS = {"debug": "bright_black", "info": None, "warning": "yellow", "error": "red"}
 
 
 @click.command("logs")
 @click.argument("run_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until the run ends.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (JSON Lines).")
+@json_option("One JSON object per line (JSON Lines).")
 @click.pass_context
 @handle_errors
 def runs_logs(ctx: click.Context, run_id: str, follow: bool, as_json: bool) -> None:
@@ -79,17 +82,22 @@ async def print_logs(
         return await run_status(database, run_id)
     fanout = Fanout(database)
     try:
-        async for batch in follow_run(fanout, database, run_id, heartbeat=3600):
-            _print(batch, as_json=as_json)
+        async with StatusLine(f"run {str(run_id)[:8]}: following its logs") as status:
+            async for batch in follow_run(fanout, database, run_id, heartbeat=3600):
+                _print(batch, as_json=as_json, status=status)
     finally:
         await fanout.close()
     return await run_status(database, run_id)
 
 
-def _print(batch: list[StreamEvent], *, as_json: bool) -> None:
+def _print(batch: list[StreamEvent], *, as_json: bool, status: StatusLine | None = None) -> None:
+    echo = click.echo if status is None else status.echo
     for event in batch:
         if event.type in SHOWN:
-            click.echo(json_line(event) if as_json else text_line(event))
+            echo(json_line(event) if as_json else text_line(event))
+        if status is not None and event.type.startswith("flow."):
+            what = FLOW_STATUS.get(event.type.partition(".")[2], event.type.partition(".")[2])
+            status.text = f"run {str(event.run_id)[:8]} {what}: following its logs"
     sys.stdout.flush()
 
 
@@ -103,22 +111,26 @@ def text_line(event: StreamEvent) -> str:
     where = f"{event.step}#{event.attempt}" if event.step and event.attempt else event.step or ""
     data: dict[str, Any] = event.data if isinstance(event.data, dict) else {}
     if event.type == "log":
-        level = str(data.get("level", "info"))
-        label = f"{level.upper():<7}"
-        if colour:
-            label = click.style(label, fg=LEVEL_COLOURS.get(level), bold=level == "error")
-        fields = " ".join(
-            f"{key}={output.compact(value, 80)}"
-            for key, value in (data.get("fields") or {}).items()
-        )
-        text = f"{label} {data.get('message')}{' ' + fields if fields else ''}"
+        text = log_text(str(data.get("level", "info")), data.get("message"), data.get("fields"))
     else:
         kind, _, what = event.type.partition(".")
-        status = {"started": "running", "retry": "failed", "retried": "running"}.get(what, what)
+        status = {**FLOW_STATUS, "retry": "failed"}.get(what, what)
         label = f"{kind} {output.status_text(status) if colour else what}"
         text = f"{label}{_detail(event.type, data)}"
     dim = click.style(when, fg="bright_black") if colour else when
     return f"{dim}  {where:<20} {text}".rstrip()
+
+
+def log_text(level: str, message: Any, fields: Any) -> str:
+    """A log line: its level (coloured on a terminal), message and fields."""
+    label = f"{level.upper():<7}"
+    if output.colour_enabled():
+        label = click.style(label, fg=LEVEL_COLOURS.get(level), bold=level == "error")
+    shown = " ".join(
+        f"{key}={output.compact(value, 80)}"
+        for key, value in (fields if isinstance(fields, dict) else {}).items()
+    )
+    return f"{label} {message}{' ' + shown if shown else ''}"
 
 
 def _detail(kind: str, data: dict[str, Any]) -> str:

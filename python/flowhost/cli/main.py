@@ -12,8 +12,26 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 import click
 
 from flowhost import __version__
-from flowhost.cli import exit_codes, health, logs, output, schedules, triggers
-from flowhost.cli.common import handle_errors, run_async, settings_of
+from flowhost.cli import (
+    benchmarks,
+    exit_codes,
+    flows,
+    health,
+    logs,
+    output,
+    schedules,
+    triggers,
+    worker_test,
+)
+from flowhost.cli.common import (
+    AliasedGroup,
+    colour_choice,
+    handle_errors,
+    input_option,
+    json_option,
+    run_async,
+    settings_of,
+)
 from flowhost.cli.running import parse_input, run_flow
 from flowhost.cli.serving import (
     print_problems,
@@ -38,7 +56,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AliasedGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-p",
     "--project",
@@ -49,14 +67,22 @@ T = TypeVar("T")
     help="Project directory (holds flowhost.toml and functions/).",
 )
 @click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+@click.option(
+    "--color/--no-color",
+    "colour",
+    default=None,
+    help="Colour the output, or not (default: on a terminal, unless NO_COLOR is set).",
+)
 @click.version_option(__version__, prog_name="flowhost")
 @click.pass_context
-def cli(ctx: click.Context, project: Path, verbose: int) -> None:
+def cli(ctx: click.Context, project: Path, verbose: int, colour: bool | None) -> None:
     """flowhost: durable flows of Python steps on Postgres."""
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(
         level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Subcommands' contexts inherit it; click.echo strips styles when it is False.
+    ctx.color = colour_choice(colour)
     ctx.obj = {"project": project, "verbose": verbose}
 
 
@@ -135,17 +161,11 @@ def serve(
 
 @cli.command()
 @click.argument("flow")
-@click.option(
-    "-i",
-    "--input",
-    "input_text",
-    metavar="JSON|@FILE",
-    help="The run's input: JSON text or @path to a JSON file (default {}).",
-)
+@input_option("The run's")
 @click.option(
     "--wait/--no-wait", default=False, help="Wait for the end when a running host serves the flow."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option("Print one JSON object.")
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, flow: str, input_text: str | None, wait: bool, as_json: bool) -> None:
@@ -183,7 +203,7 @@ runs.add_command(logs.runs_logs)
     ),
 )
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_list(
@@ -228,7 +248,7 @@ def _duration(row: dict[str, Any]) -> str:
 
 @runs.command("show")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_show(ctx: click.Context, run_id: str, as_json: bool) -> None:
@@ -321,7 +341,7 @@ def _move_run(ctx: click.Context, run_id: str, action: ControlAction[Moved]) -> 
 @runs.command("cancel")
 @click.argument("run_id")
 @click.option("--reason", help="Why, recorded in the run's flow.canceled event.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_cancel(ctx: click.Context, run_id: str, reason: str | None, as_json: bool) -> None:
@@ -351,7 +371,7 @@ def runs_cancel(ctx: click.Context, run_id: str, reason: str | None, as_json: bo
 
 @runs.command("restart")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_restart(ctx: click.Context, run_id: str, as_json: bool) -> None:
@@ -376,7 +396,7 @@ def runs_restart(ctx: click.Context, run_id: str, as_json: bool) -> None:
 @runs.command("replay")
 @click.argument("run_id")
 @click.option("--from", "from_step", required=True, metavar="STEP", help="The step to run again.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_replay(ctx: click.Context, run_id: str, from_step: str, as_json: bool) -> None:
@@ -407,7 +427,7 @@ def runs_replay(ctx: click.Context, run_id: str, from_step: str, as_json: bool) 
 
 @runs.command("retry")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
@@ -434,7 +454,7 @@ def runs_retry(ctx: click.Context, run_id: str, as_json: bool) -> None:
 
 @runs.command("awaits")
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def runs_awaits(ctx: click.Context, run_id: str, as_json: bool) -> None:
@@ -479,7 +499,12 @@ runs.add_command(health.runs_parked)
 runs.add_command(health.runs_migrate)
 cli.add_command(health.stats)
 cli.add_command(triggers.trigger)
+cli.add_alias("triggers", "trigger")
 cli.add_command(schedules.schedule)
+cli.add_alias("schedule", "schedules")
+cli.add_command(flows.flows)
+cli.add_command(worker_test.worker)
+cli.add_command(benchmarks.bench)
 
 
 @cli.group()
@@ -488,9 +513,10 @@ def db() -> None:
 
 
 @db.command("migrate")
+@json_option()
 @click.pass_context
 @handle_errors
-def db_migrate(ctx: click.Context) -> None:
+def db_migrate(ctx: click.Context, as_json: bool) -> None:
     """Apply pending migrations and install PgQueuer's tables."""
 
     async def main() -> list[Any]:
@@ -503,15 +529,27 @@ def db_migrate(ctx: click.Context) -> None:
             return [m for m in before if m.applied_at is None]
 
     applied = run_async(main())
+    if as_json:
+        output.print_json({"applied": [_migration_json(m) for m in applied]})
+        return
     for migration in applied:
         click.echo(f"applied {migration.version:04d}_{migration.name}")
     click.echo("schema is up to date")
 
 
+def _migration_json(migration: Any) -> dict[str, Any]:
+    return {
+        "version": migration.version,
+        "name": migration.name,
+        "applied_at": None if migration.applied_at is None else migration.applied_at.isoformat(),
+    }
+
+
 @db.command("status")
+@json_option()
 @click.pass_context
 @handle_errors
-def db_status(ctx: click.Context) -> None:
+def db_status(ctx: click.Context, as_json: bool) -> None:
     """Which migrations are applied."""
 
     async def main() -> list[Any]:
@@ -522,6 +560,15 @@ def db_status(ctx: click.Context) -> None:
             return await migration_status(conn)
 
     rows = run_async(main())
+    if as_json:
+        output.print_json([_migration_json(m) for m in rows])
+    else:
+        _print_migrations(rows)
+    if any(m.applied_at is None for m in rows):
+        sys.exit(exit_codes.RUN_FAILED)
+
+
+def _print_migrations(rows: list[Any]) -> None:
     click.echo(
         output.table(
             [
@@ -535,8 +582,6 @@ def db_status(ctx: click.Context) -> None:
             ["VERSION", "NAME", "APPLIED"],
         )
     )
-    if any(m.applied_at is None for m in rows):
-        sys.exit(exit_codes.RUN_FAILED)
 
 
 @db.command("sql")

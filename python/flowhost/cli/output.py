@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -27,7 +28,22 @@ STATUS_COLOURS = {
 
 
 def colour_enabled() -> bool:
+    """Whether what goes to stdout is styled: as `--color`/`--no-color`/NO_COLOR decided (the
+    root command sets the context's `color`), else when stdout is a terminal. `click.echo`
+    follows the same context, and strips styles when colour is off."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.color is not None:
+        return ctx.color
     return sys.stdout.isatty()
+
+
+def unicode_enabled(stream: TextIO | None = None) -> bool:
+    """Whether `stream` (stdout) takes box-drawing characters: its encoding is UTF-8."""
+    encoding = getattr(stream or sys.stdout, "encoding", None) or "ascii"
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
 
 
 def status_text(status: str) -> str:

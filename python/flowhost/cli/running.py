@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from flowhost.cli import output
+from flowhost.cli.progress import StatusLine
 from flowhost.engine.host import Host
 from flowhost.engine.starting import start_run
 from flowhost.errors import InvalidInputError
@@ -22,11 +23,11 @@ from flowhost.store.events import events_of_run
 POLL_INTERVAL = 0.05
 
 
-def parse_input(text: str | None) -> Any:
-    """`--input`: JSON text, or `@path` to a JSON file; no input is `{}`."""
+def parse_input(text: str | None, option: str = "--input") -> Any:
+    """`--input` (or another `option`): JSON text, or `@path` to a JSON file; none is `{}`."""
     if text is None:
         return {}
-    source = "--input"
+    source = option
     if text.startswith("@"):
         path = Path(text[1:])
         try:
@@ -85,24 +86,30 @@ async def follow(
     as_json: bool,
     host_task: asyncio.Task[None] | None = None,
 ) -> str:
-    """Print the run's events as they are appended; returns its final status."""
+    """Print the run's events as they are appended, under a status line on a terminal;
+    returns its final status."""
     last_id = 0
     started = None
-    while True:
-        async with project.database.connection() as conn:
-            run = await reads.get_run(conn, run_id)
-            events = await events_of_run(conn, run_id, after=last_id)
-        started = started or run["created_at"]
-        for event in events:
-            last_id = event.id
-            if not as_json:
-                click.echo(output.event_line(event, started))
-        if run["status"] in reads.TERMINAL_STATUSES and not events:
-            break
-        if host_task is not None and host_task.done():
-            host_task.result()  # the host stopped early: surface why
-        with contextlib.suppress(TimeoutError):
-            await asyncio.sleep(POLL_INTERVAL)
+    async with StatusLine(f"run {str(run_id)[:8]} starting") as status:
+        while True:
+            async with project.database.connection() as conn:
+                run = await reads.get_run(conn, run_id)
+                events = await events_of_run(conn, run_id, after=last_id)
+            started = started or run["created_at"]
+            status.text = (
+                f"run {str(run_id)[:8]} {run['status']}: "
+                f"{run['completed_steps']}/{run['step_count']} steps"
+            )
+            for event in events:
+                last_id = event.id
+                if not as_json:
+                    status.echo(output.event_line(event, started))
+            if run["status"] in reads.TERMINAL_STATUSES and not events:
+                break
+            if host_task is not None and host_task.done():
+                host_task.result()  # the host stopped early: surface why
+            with contextlib.suppress(TimeoutError):
+                await asyncio.sleep(POLL_INTERVAL)
     async with project.database.connection() as conn:
         steps = await reads.steps_of_run(conn, run_id)
     summary = output.run_summary(run, steps)
@@ -116,5 +123,5 @@ async def follow(
                 f"error: {run['error'].get('type')}: {run['error'].get('message')} "
                 f"(step {run['error'].get('step')})"
             )
-        click.echo(f"run {run_id} {run['status']}")
+        click.echo(f"run {run_id} {output.status_text(run['status'])}")
     return str(run["status"])

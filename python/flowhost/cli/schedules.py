@@ -1,4 +1,5 @@
-"""`flowhost schedule list|show|enable|disable|next`: schedule triggers at runtime.
+"""`flowhost schedules list|show|enable|disable|next` (also `flowhost schedule ...`): schedule
+triggers at runtime.
 
 Each command is one transaction on the project's database (flowhost.triggers.schedule_service);
 running hosts follow a change at once.
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from flowhost.cli import output
-from flowhost.cli.common import handle_errors, run_async, settings_of
+from flowhost.cli.common import handle_errors, json_option, run_async, settings_of
 from flowhost.db.database import Connection
 from flowhost.project import open_database
 from flowhost.triggers import schedule_service
@@ -31,13 +32,13 @@ def _in_transaction(ctx: click.Context, action: Callable[[Connection], Awaitable
     return run_async(main())
 
 
-@click.group()
+@click.group("schedules")
 def schedule() -> None:
     """Schedule triggers: their next fires, lag, and enabling them at runtime."""
 
 
 @schedule.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def schedule_list(ctx: click.Context, as_json: bool) -> None:
@@ -66,7 +67,7 @@ def schedule_list(ctx: click.Context, as_json: bool) -> None:
 @schedule.command("show")
 @click.argument("name")
 @click.option("--fires", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def schedule_show(ctx: click.Context, name: str, fires: int, as_json: bool) -> None:
@@ -129,7 +130,7 @@ VERSION_OPTION = click.option(
 @schedule.command("enable")
 @click.argument("name")
 @VERSION_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def schedule_enable(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
@@ -143,7 +144,7 @@ def schedule_enable(ctx: click.Context, name: str, version: int | None, as_json:
 @schedule.command("disable")
 @click.argument("name")
 @VERSION_OPTION
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def schedule_disable(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
@@ -157,7 +158,7 @@ def schedule_disable(ctx: click.Context, name: str, version: int | None, as_json
 @schedule.command("next")
 @click.argument("name")
 @click.option("-n", "--count", type=click.IntRange(1, 1000), default=5, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def schedule_next(ctx: click.Context, name: str, count: int, as_json: bool) -> None:

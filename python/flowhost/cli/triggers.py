@@ -14,7 +14,13 @@ from typing import Any
 import click
 
 from flowhost.cli import exit_codes, output
-from flowhost.cli.common import handle_errors, run_async, settings_of
+from flowhost.cli.common import (
+    handle_errors,
+    input_option,
+    json_option,
+    run_async,
+    settings_of,
+)
 from flowhost.cli.running import parse_input
 from flowhost.db.database import Database
 from flowhost.errors import InvalidInputError, TriggerInputError
@@ -41,7 +47,7 @@ def trigger() -> None:
 )
 @click.option("--status", type=click.Choice(STATUSES), help="Only triggers with this status.")
 @click.option("--limit", type=click.IntRange(1, service.MAX_LIST), default=100, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def trigger_list(
@@ -83,7 +89,7 @@ def trigger_list(
     "--events", "count", type=click.IntRange(0, service.MAX_LIST), default=20, show_default=True,
     help="How many of its latest events to show.",
 )  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def trigger_show(ctx: click.Context, name: str, count: int, as_json: bool) -> None:
@@ -130,16 +136,13 @@ def trigger_show(ctx: click.Context, name: str, count: int, as_json: bool) -> No
 
 @trigger.command("fire")
 @click.argument("name")
-@click.option(
-    "-i", "--input", "input_text", metavar="JSON|@FILE",
-    help="The fire's input: JSON text or @path to a JSON file (default {}).",
-)  # fmt: skip
+@input_option("The fire's")
 @click.option(
     "--flow", "flows", multiple=True, metavar="FLOW",
     help="Start runs only in this subscribed flow (manual subscriptions too); repeatable.",
 )  # fmt: skip
 @click.option("--delivery-key", metavar="KEY", help="A second fire with this key starts nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def trigger_fire(
@@ -184,7 +187,7 @@ def trigger_fire(
     "--flow", "flows", multiple=True, metavar="FLOW",
     help="Start runs only in this subscribed flow (manual subscriptions too); repeatable.",
 )  # fmt: skip
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def trigger_replay(
@@ -222,7 +225,7 @@ def trigger_replay(
 @trigger.command("retire")
 @click.argument("name")
 @click.option("--reason", help="Why, recorded in its trigger.retired event.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option()
 @click.pass_context
 @handle_errors
 def trigger_retire(ctx: click.Context, name: str, reason: str | None, as_json: bool) -> None:

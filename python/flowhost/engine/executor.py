@@ -28,7 +28,7 @@ from flowhost.engine.batching import GroupCommitter
 from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.definitions import FlowDefinition, StepDefinition
 from flowhost.engine.in_flight import InFlightAttempts
-from flowhost.engine.inprocess import InProcessBackend
+from flowhost.engine.inprocess import InProcessBackend, run_in_process
 from flowhost.engine.orchestrator import (
     AttemptRecord,
     Completion,
@@ -46,7 +46,7 @@ from flowhost.workers.cancellation import Cancellation
 from flowhost.workers.failures import ChildFailure
 from flowhost.workers.supervisor import Supervisor
 from flowhost.workers.worker import LateOutputSink, LogEntry
-from flowhost_worker import Awaited, RetryRequested, RunContext
+from flowhost_worker import Awaited, RetryRequested
 from flowhost_worker.awaits import HOOK_KINDS
 from flowhost_worker.context import ContextBackend
 from flowhost_worker.job import HookCall
@@ -338,10 +338,11 @@ class StepExecutor:
         `cancellation` stops it (the child: cancel, SIGTERM, SIGKILL; in-process: its task).
         What a child writes after its answer goes to `late_output`."""
         if step.isolation == "inprocess":
-            return await self._run_here(
+            return await run_in_process(
+                self._catalog,
                 step,
                 backend,
-                run_id=run_id,
+                run_id=str(run_id),
                 attempt=attempt,
                 max_attempts=max_attempts,
                 input=input,
@@ -367,43 +368,6 @@ class StepExecutor:
             traceparent=traceparent,
             late_output=late_output,
         )
-
-    async def _run_here(
-        self,
-        step: StepDefinition,
-        backend: ContextBackend,
-        *,
-        run_id: uuid.UUID,
-        attempt: int,
-        max_attempts: int,
-        input: Any,
-        awaited: Awaited | None,
-        hook: HookCall | None,
-        cancellation: Cancellation,
-        traceparent: str | None,
-    ) -> Any:
-        ctx = RunContext(
-            backend,
-            run_id=str(run_id),
-            flow_name=step.flow,
-            step_name=step.name,
-            attempt=attempt,
-            max_attempts=max_attempts,
-            idempotency_key=None if hook is None else f"{run_id}:{step.name}:{hook.kind}",
-            awaited=awaited,
-            hook=None if hook is None else hook.kind,
-            traceparent=traceparent,
-        )
-        handler = self._catalog.handler(step, None if hook is None else hook.function)
-        timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
-        try:
-            async with timeout:
-                with cancellation:  # a cancel interrupts the handler's task
-                    return await handler(input, ctx)
-        except TimeoutError as exc:
-            if not step.timeout:
-                raise
-            raise TimeoutError(f"step {step.name!r} timed out after {step.timeout:g}s") from exc
 
     async def run_hook(
         self, flow: str, step: str, run_id: uuid.UUID, function: str, kind: str, data: Any

@@ -6,6 +6,8 @@ child's calls (docs/protocol.md) with the same object, so both runtimes behave a
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Mapping
@@ -15,14 +17,18 @@ from psycopg.types.json import Jsonb
 
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
+from flowhost.engine.catalog import FunctionCatalog
 from flowhost.engine.control import cancel_run
-from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.definitions import FlowDefinition, StepDefinition
 from flowhost.engine.orchestrator import AttemptRecord
 from flowhost.engine.starting import StartOptions, start_run
 from flowhost.errors import FlowNotFoundError, RunNotFoundError, RunStateError
 from flowhost.store.events import LOG, STEP_PROGRESS, NewEvent
 from flowhost.store.json_data import as_json, as_loose_json
-from flowhost_worker.context import LEVELS
+from flowhost.workers.cancellation import Cancellation
+from flowhost_worker import Awaited, RunContext
+from flowhost_worker.context import LEVELS, ContextBackend
+from flowhost_worker.job import HookCall
 
 logger = logging.getLogger("flowhost.steps")
 
@@ -82,9 +88,7 @@ class InProcessBackend:
                 f"the {self._hook} hook of step {self._step!r} cannot emit {name!r}: await hooks "
                 "cannot emit events"
             )
-        if name not in self._emits:
-            declared = ", ".join(self._emits) or "nothing"
-            raise ValueError(f"step {self._step!r} emits {name!r} but declares emits=[{declared}]")
+        check_declared_emit(self._step, self._emits, name)
         self._record.emits.append((name, as_json(payload, f"payload of {name!r}")))
 
     def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
@@ -178,3 +182,50 @@ def _run_uuid(run_id: str) -> uuid.UUID:
         return uuid.UUID(run_id)
     except ValueError:
         raise ValueError(f"{run_id!r} is not a run id") from None
+
+
+def check_declared_emit(step: str, emits: tuple[str, ...], name: str) -> None:
+    """A step emits only what it declares (`emits=`): anything else is refused, to its code."""
+    if name not in emits:
+        declared = ", ".join(emits) or "nothing"
+        raise ValueError(f"step {step!r} emits {name!r} but declares emits=[{declared}]")
+
+
+async def run_in_process(
+    catalog: FunctionCatalog,
+    step: StepDefinition,
+    backend: ContextBackend,
+    *,
+    run_id: str,
+    attempt: int,
+    max_attempts: int,
+    input: Any,
+    awaited: Awaited | None = None,
+    hook: HookCall | None = None,
+    cancellation: Cancellation | None = None,
+    traceparent: str | None = None,
+) -> Any:
+    """Run `step`'s handler (or with `hook`, that hook function of its file) in this process,
+    under the step's timeout; a request on `cancellation` interrupts it."""
+    ctx = RunContext(
+        backend,
+        run_id=run_id,
+        flow_name=step.flow,
+        step_name=step.name,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        idempotency_key=None if hook is None else f"{run_id}:{step.name}:{hook.kind}",
+        awaited=awaited,
+        hook=None if hook is None else hook.kind,
+        traceparent=traceparent,
+    )
+    handler = catalog.handler(step, None if hook is None else hook.function)
+    timeout = asyncio.timeout(step.timeout) if step.timeout else contextlib.nullcontext()
+    try:
+        async with timeout:
+            with cancellation or Cancellation():  # a cancel interrupts the handler's task
+                return await handler(input, ctx)
+    except TimeoutError as exc:
+        if not step.timeout:
+            raise
+        raise TimeoutError(f"step {step.name!r} timed out after {step.timeout:g}s") from exc
