@@ -2,19 +2,20 @@
 
 A webhook trigger `push` with GitHub auth (HMAC-SHA256 of the body) and the default delivery-id
 dedupe (`X-GitHub-Delivery`), subscribed by a one-step flow. The server is `flowhost serve` on
-loopback (uvicorn on uvloop with httptools), a process of its own; nothing runs the steps, so
-what is measured is the ingest: verify, fire, commit, answer.
+loopback (uvicorn on uvloop with httptools); nothing runs the steps, so what is measured is the
+ingest: verify, fire, commit, answer. Each repetition serves twice, with `--workers 1` and
+with one worker process per core (WORKERS; once on a one-core machine).
 
-- `p50_ms_idle`: requests one at a time on one keep-alive connection (a raw HTTP/1.1 client,
-  a few µs of its own), each a fresh delivery; the time from writing the request to reading
-  the whole answer.
-- `req_per_s`: wrk (`apt-get install wrk`) with CONNECTIONS keep-alive connections for
-  DURATION seconds, each request a fresh delivery id (GitHub signs only the body, so one
+- `p50_ms_idle` (`--workers 1`): requests one at a time on one keep-alive connection (a raw
+  HTTP/1.1 client, a few µs of its own), each a fresh delivery; the time from writing the
+  request to reading the whole answer.
+- `req_per_s_<N>_worker(s)`: wrk (`apt-get install wrk`) with CONNECTIONS keep-alive
+  connections for 10 s, each request a fresh delivery id (GitHub signs only the body, so one
   signature serves every request). The anchor is the same wrk against `/healthz` of the same
   server in the same repetition: the ceiling of the HTTP stack and the load generator together.
-- `server_cpu_us_per_req`: CPU time of the server process per request under wrk (from
-  /proc), which a busy shared machine distorts less than the rate; the Postgres processes'
-  share is logged beside it.
+- `serve_cpu_us_per_req_<N>_worker(s)`: CPU time of the serving processes per request under
+  wrk (from /proc), which a busy shared machine distorts less than the rate; the Postgres
+  processes' share is logged beside it.
 - `lost`: every 2xx answer names its run (the wrk script writes the run ids of the 2xx answers
   to a file per thread); each must be a row of `flowhost.runs`. Must be 0.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -51,6 +53,8 @@ DESCRIPTION = "signed GitHub webhook → 202 with the run durable: idle p50, req
 
 SECRET = "bench-github-secret"
 CONNECTIONS = 64
+# `flowhost serve --workers`: one process, and one per core (the same when there is one core).
+WORKERS = os.cpu_count() or 1
 FLOWS = {
     "ingest.py": """
 from flowhost_worker import step
@@ -115,6 +119,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process and of its live descendants (the serve workers)."""
+    total = cpu_seconds(pid)
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError):
+                total += tree_cpu_seconds(int(child))
+    return total
+
+
 async def postgres_cpu(url: str) -> dict[int, float]:
     """CPU seconds so far of each process of the Postgres server (backends and background
     workers), when it runs on this machine."""
@@ -128,8 +142,10 @@ async def postgres_cpu(url: str) -> dict[int, float]:
 
 
 @contextlib.asynccontextmanager
-async def flowhost_serve(project_dir: Path, url: str) -> AsyncIterator[tuple[str, int]]:
-    """`flowhost serve` on a free loopback port; yields its base URL and its pid."""
+async def flowhost_serve(
+    project_dir: Path, url: str, workers: int = 1
+) -> AsyncIterator[tuple[str, int]]:
+    """`flowhost serve --workers N` on a free loopback port; yields its base URL and pid."""
     environ = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -142,6 +158,8 @@ async def flowhost_serve(project_dir: Path, url: str) -> AsyncIterator[tuple[str
         "127.0.0.1",
         "--port",
         "0",
+        "--workers",
+        str(workers),
         env=environ,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -226,69 +244,123 @@ async def wrk(url: str, seconds: int, script: Path | None, workdir: Path) -> tup
     return float(found.group(1)), output
 
 
+@dataclasses.dataclass
+class Load:
+    """What one wrk run against one `flowhost serve --workers N` measured."""
+
+    workers: int
+    rate: float
+    anchor: float
+    ok: int
+    bad: int
+    lost: int
+    server_cpu_us: float
+    postgres_cpu_us: float
+
+    def describe(self) -> str:
+        return (
+            f"--workers {self.workers}: {self.rate:.0f} req/s ({self.ok} 2xx, {self.bad} other, "
+            f"{self.lost} lost) against /healthz {self.anchor:.0f} req/s; serve CPU "
+            f"{self.server_cpu_us:.0f} µs/request, Postgres CPU "
+            f"{self.postgres_cpu_us:.0f} µs/request"
+        )
+
+
+async def under_wrk(
+    url: str, base: str, pid: int, workers: int, seconds: int, scratch: Path
+) -> Load:
+    """wrk against /healthz (the anchor), then against the webhook, on a running server."""
+    workdir = scratch / f"workers-{workers}"
+    workdir.mkdir()
+    script = workdir / "post.lua"
+    headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in signed_headers().items())
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n{headers}'
+        f'args_prefix = "{uuid.uuid4()}"\n{WRK_SCRIPT}'
+    )
+    anchor, _ = await wrk(f"{base}/healthz", seconds, None, workdir)
+    cpu_before = tree_cpu_seconds(pid)
+    pg_before = await postgres_cpu(url)
+    rate, output = await wrk(f"{base}/hooks/push", seconds, script, workdir)
+    server_cpu = tree_cpu_seconds(pid) - cpu_before
+    pg_after = await postgres_cpu(url)
+    pg_cpu = sum(pg_after[p] - pg_before[p] for p in pg_after if p in pg_before)
+    result = re.search(r"RESULT ok=(\d+) bad=(\d+)", output)
+    if result is None:
+        raise RuntimeError(f"the wrk script did not report: {output}")
+    ok, bad = int(result.group(1)), int(result.group(2))
+    ids = [line for path in workdir.glob("ids-*") for line in path.read_text().splitlines() if line]
+    if len(ids) != ok:
+        raise RuntimeError(f"webhook_ingest: {ok} 2xx answers but {len(ids)} run ids")
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        row = await (
+            await conn.execute(
+                "SELECT count(*) FROM flowhost.runs WHERE id = ANY (%s::uuid[])", [ids]
+            )
+        ).fetchone()
+    found = row[0] if row is not None else 0
+    requests = max(1, ok + bad)
+    return Load(
+        workers,
+        rate,
+        anchor,
+        ok,
+        bad,
+        ok - found,
+        server_cpu / requests * 1e6,
+        pg_cpu / requests * 1e6,
+    )
+
+
 async def run(ctx: Context) -> list[Measurement]:
     if shutil.which("wrk") is None:
         raise RuntimeError("webhook_ingest needs wrk (apt-get install wrk)")
     seconds = 10 if not ctx.quick else 3
     idle_requests = ctx.size(1000, quick=200)
     ctx.log(f"load before: {os.getloadavg()[0]:.2f} (1 min avg, {os.cpu_count()} cores)")
+    loads: list[Load] = []
     async with ctx.fresh_database("webhooks") as url, temporary_project(url, FLOWS) as project:
         async with project.database.transaction() as conn:
             spec = TriggerSpec("push", "webhook", {"auth": {"scheme": "github", "secret": SECRET}})
             await service.create_trigger(conn, spec, subscribe={"ingest": "auto"})
         with tempfile.TemporaryDirectory(prefix="fh-wrk-") as scratch:
-            workdir = Path(scratch)
-            script = workdir / "post.lua"
-            headers = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in signed_headers().items())
-            script.write_text(
-                f'wrk.method = "POST"\nwrk.body = {json.dumps(BODY)}\n{headers}'
-                f'args_prefix = "{uuid.uuid4()}"\n{WRK_SCRIPT}'
-            )
-            async with flowhost_serve(project.settings.project_dir, url) as (base, pid):
-                await idle_latencies(base, 50)  # warm-up: caches, pool, JIT of nothing
-                latencies = await idle_latencies(base, idle_requests)
-                anchor, _ = await wrk(f"{base}/healthz", seconds, None, workdir)
-                cpu_before = cpu_seconds(pid)
-                pg_before = await postgres_cpu(url)
-                rate, output = await wrk(f"{base}/hooks/push", seconds, script, workdir)
-                server_cpu = cpu_seconds(pid) - cpu_before
-                pg_after = await postgres_cpu(url)
-                pg_cpu = sum(pg_after[p] - pg_before[p] for p in pg_after if p in pg_before)
-            result = re.search(r"RESULT ok=(\d+) bad=(\d+)", output)
-            if result is None:
-                raise RuntimeError(f"the wrk script did not report: {output}")
-            ok, bad = int(result.group(1)), int(result.group(2))
-            ids = [
-                line
-                for path in workdir.glob("ids-*")
-                for line in path.read_text().splitlines()
-                if line
-            ]
-        async with await psycopg.AsyncConnection.connect(url) as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT count(*) FROM flowhost.runs WHERE id = ANY (%s::uuid[])", [ids]
-                )
-            ).fetchone()
-        found = row[0] if row is not None else 0
-    lost = ok - found
-    cpu_per_request = server_cpu / max(1, ok + bad) * 1e6
-    pg_per_request = pg_cpu / max(1, ok + bad) * 1e6
-    ctx.log(
-        f"idle p50 {statistics.median(latencies):.2f} ms; wrk: {rate:.0f} req/s "
-        f"({ok} 2xx, {bad} other, {len(ids)} run ids read, {found} runs found) against "
-        f"/healthz {anchor:.0f} req/s; server CPU {cpu_per_request:.0f} µs/request, "
-        f"Postgres CPU {pg_per_request:.0f} µs/request; "
-        f"load after: {os.getloadavg()[0]:.2f}"
-    )
-    if len(ids) != ok:
-        raise RuntimeError(f"webhook_ingest: {ok} 2xx answers but {len(ids)} run ids")
-    return [
-        Measurement("p50_ms_idle", statistics.median(latencies), "ms", higher_is_better=False),
-        Measurement(
-            "req_per_s", rate, "req/s", anchor="wrk_healthz_req_per_s", anchor_value=anchor
-        ),
-        Measurement("server_cpu_us_per_req", cpu_per_request, "µs", higher_is_better=False),
-        Measurement("non_2xx", float(bad), "answers", higher_is_better=False),
-        Measurement("lost", float(lost), "runs", higher_is_better=False),
+            for workers in sorted({1, WORKERS}):
+                serving = flowhost_serve(project.settings.project_dir, url, workers)
+                async with serving as (base, pid):
+                    await idle_latencies(base, 50)  # warm-up: caches, pool, JIT of nothing
+                    if workers == 1:
+                        latencies = await idle_latencies(base, idle_requests)
+                    loads.append(await under_wrk(url, base, pid, workers, seconds, Path(scratch)))
+    ctx.log(f"idle p50 {statistics.median(latencies):.2f} ms (--workers 1)")
+    for load in loads:
+        ctx.log(load.describe())
+    ctx.log(f"load after: {os.getloadavg()[0]:.2f}")
+    measurements = [
+        Measurement("p50_ms_idle", statistics.median(latencies), "ms", higher_is_better=False)
     ]
+    for load in loads:
+        suffix = f"{load.workers}_worker{'s' if load.workers > 1 else ''}"
+        measurements += [
+            Measurement(
+                f"req_per_s_{suffix}",
+                load.rate,
+                "req/s",
+                anchor=f"wrk_healthz_req_per_s_{suffix}",
+                anchor_value=load.anchor,
+            ),
+            Measurement(
+                f"serve_cpu_us_per_req_{suffix}",
+                load.server_cpu_us,
+                "µs",
+                higher_is_better=False,
+            ),
+        ]
+    measurements += [
+        Measurement(
+            "non_2xx", float(sum(load.bad for load in loads)), "answers", higher_is_better=False
+        ),
+        Measurement(
+            "lost", float(sum(load.lost for load in loads)), "runs", higher_is_better=False
+        ),
+    ]
+    return measurements
