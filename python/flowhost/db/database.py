@@ -132,6 +132,13 @@ class Database:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def discard_broken(self) -> None:
+        """Test the pool's idle connections and replace those that no longer work: after the
+        server restarted or cut them, each would otherwise fail once when next handed out,
+        and a caller that backs off per failure would take that many back-offs to recover."""
+        with contextlib.suppress(psycopg.Error, PoolTimeout):
+            await self._pool.check()
+
     async def __aenter__(self) -> Database:
         await self.open()
         return self

@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from flowhost import metrics
 from flowhost.api.app import create_app
 from flowhost.api.server import HttpServer
+from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.engine import scheduling
 from flowhost.engine.await_sweeper import AwaitSweeper
@@ -143,14 +144,14 @@ class Host:
             )
             try:
                 if self._http is None:
-                    await self._serve_until_stopped(stop, executor)
+                    await self._serve_until_stopped(stop, executor, hot_database)
                     return
                 app = create_app(self.project, public_url=self.public_url)
                 async with asyncio.TaskGroup() as tasks:
                     # The HTTP side runs beside the host, across database reconnects.
                     tasks.create_task(self._http.serve(app, stop), name="flowhost-http")
                     try:
-                        await self._serve_until_stopped(stop, executor)
+                        await self._serve_until_stopped(stop, executor, hot_database)
                     finally:
                         stop.set()
             finally:
@@ -161,7 +162,9 @@ class Host:
     def _steps(self) -> list[StepDefinition]:
         return [s for flow in self.project.catalog.flows.values() for s in flow.steps.values()]
 
-    async def _serve_until_stopped(self, stop: asyncio.Event, executor: StepExecutor) -> None:
+    async def _serve_until_stopped(
+        self, stop: asyncio.Event, executor: StepExecutor, hot_database: Database
+    ) -> None:
         self._reconnect_delay = RECONNECT_DELAY_MIN
         try:
             while not stop.is_set():
@@ -179,6 +182,8 @@ class Host:
                 )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self._reconnect_delay)
+                for pool in (self.project.database, hot_database):
+                    await pool.discard_broken()
                 self._reconnect_delay = min(2 * self._reconnect_delay, RECONNECT_DELAY_MAX)
         finally:
             with contextlib.suppress(DatabaseUnavailableError):

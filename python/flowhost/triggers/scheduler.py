@@ -81,8 +81,12 @@ BUSY_RETRY = 0.02
 QUEUE_CHECK = 5.0
 # After an error that is not the database going away.
 ERROR_RETRY = 1.0
-# Transactions one host fires in at once when several schedules are due together.
-CONCURRENCY = 4
+# Transactions one host fires in at once when several schedules are due together: each claims
+# its schedule ahead of the planned time (LEAD), so the schedules claimed together fire right at
+# it, and those beyond wait for a transaction to end. 8 (the default pool size): ten per-second
+# schedules measured p99 commit lags of 80 ms with 4 at once, 53-62 ms with 8 or 10 on a loaded
+# machine.
+CONCURRENCY = 8
 # Live runs remembered per schedule (overlap "allow" may have many).
 MAX_TRACKED_RUNS = 1000
 # Commit lags a scheduler keeps (for metrics and the bench).
