@@ -1,4 +1,5 @@
-"""Housekeeping prunes idle concurrency-key counters and old delivery keys, and nothing else."""
+"""Housekeeping prunes idle concurrency-key counters, old delivery keys and old minutes of run
+activity, and nothing else."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ INSERT INTO flowhost.trigger_deliveries (trigger, key, created_at) VALUES
     ('hook', 'old', now() - interval '8 days'),
     ('hook', 'new', now() - interval '1 day')
 """
+ACTIVITY = """
+INSERT INTO flowhost.run_activity (minute, flow, started) VALUES
+    (flowhost.activity_minute(now() - interval '9 days'), 'f', 3),
+    (flowhost.activity_minute(now() - interval '6 days'), 'f', 2)
+"""
 
 
 async def test_pruning_removes_idle_key_counters_and_expired_delivery_keys(
@@ -29,10 +35,11 @@ async def test_pruning_removes_idle_key_counters_and_expired_delivery_keys(
     async with database.transaction() as conn:
         await conn.execute(SLOTS)
         await conn.execute(DELIVERIES)
+        await conn.execute(ACTIVITY)
     settings = load_settings(tmp_path, environ={}, delivery_retention=7 * 24 * 3600.0)
     housekeeper = Housekeeper(database, settings)
-    assert await housekeeper.prune() == Pruned(key_slots=2, deliveries=1)
-    assert await housekeeper.prune() == Pruned(key_slots=0, deliveries=0)
+    assert await housekeeper.prune() == Pruned(key_slots=2, deliveries=1, activity_minutes=1)
+    assert await housekeeper.prune() == Pruned(key_slots=0, deliveries=0, activity_minutes=0)
     async with database.connection() as conn:
         slots = await (
             await conn.execute("SELECT key FROM flowhost.flow_slots ORDER BY key")
@@ -40,5 +47,9 @@ async def test_pruning_removes_idle_key_counters_and_expired_delivery_keys(
         kept = await (
             await conn.execute("SELECT key FROM flowhost.trigger_deliveries ORDER BY key")
         ).fetchall()
+        activity = await (
+            await conn.execute("SELECT started FROM flowhost.run_activity")
+        ).fetchall()
     assert [row["key"] for row in slots] == ["", "busy", "recent"]
     assert [row["key"] for row in kept] == ["new"]
+    assert [row["started"] for row in activity] == [2]

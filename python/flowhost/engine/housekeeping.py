@@ -1,6 +1,7 @@
 """Housekeeping: each host prunes, every `housekeeping_interval` seconds, what would otherwise
-only grow: slot counters of concurrency keys long idle (one per tenant ever seen) and trigger
-delivery keys older than `delivery_retention`.
+only grow: slot counters of concurrency keys long idle (one per tenant ever seen), trigger
+delivery keys older than `delivery_retention`, and the minutes of run activity (the dashboard's
+chart) older than ACTIVITY_RETENTION.
 
 Batches are small transactions that skip rows others hold, so that pruning never waits on (or
 holds up) a start or a fire; any number of hosts may prune at once.
@@ -23,12 +24,15 @@ logger = logging.getLogger(__name__)
 BATCH = 1000
 # A concurrency key's counter goes once the key held nothing for this long.
 IDLE_KEY_AFTER = 3600.0
+# Seconds of run activity kept: the dashboard's longest chart (7 days) and a day more.
+ACTIVITY_RETENTION = 8 * 86400.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Pruned:
     key_slots: int
     deliveries: int
+    activity_minutes: int = 0
 
 
 class Housekeeper:
@@ -42,13 +46,16 @@ class Housekeeper:
         deliveries = await self._prune(
             "prune_trigger_deliveries", {"retention": self._settings.delivery_retention}
         )
-        if key_slots or deliveries:
+        activity = await self._prune("prune_run_activity", {"retention": ACTIVITY_RETENTION})
+        if key_slots or deliveries or activity:
             logger.info(
-                "housekeeping: pruned %d idle key counters, %d old delivery keys",
+                "housekeeping: pruned %d idle key counters, %d old delivery keys, "
+                "%d minutes of run activity",
                 key_slots,
                 deliveries,
+                activity,
             )
-        return Pruned(key_slots, deliveries)
+        return Pruned(key_slots, deliveries, activity)
 
     async def _prune(self, query: str, params: dict[str, float]) -> int:
         total = 0

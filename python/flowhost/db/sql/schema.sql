@@ -124,6 +124,24 @@ CREATE FUNCTION flowhost.duration_ms(started timestamptz, finished timestamptz) 
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN floor(extract(epoch FROM finished - started) * 1000)::bigint;
 
+-- Runs started and ended per minute and flow (the dashboard's runs over time), kept by
+-- count_runs with flow_stats. Hosts prune old minutes (flowhost.engine.housekeeping).
+CREATE TABLE flowhost.run_activity (
+    minute timestamptz NOT NULL,
+    flow text NOT NULL,
+    started bigint NOT NULL DEFAULT 0,
+    completed bigint NOT NULL DEFAULT 0,
+    failed bigint NOT NULL DEFAULT 0,
+    canceled bigint NOT NULL DEFAULT 0,
+    stalled bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, flow)
+);
+
+-- The minute a time falls in, whatever the session's time zone.
+CREATE FUNCTION flowhost.activity_minute(at timestamptz) RETURNS timestamptz
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN date_bin('1 minute', at, timestamptz '2000-01-01 00:00:00+00');
+
 -- Counts by status, kept by the database itself: every statement that inserts, deletes or
 -- changes the status of runs adds its deltas per flow in one upsert, whatever its author
 -- remembered. Flows are upserted in name order, so that two statements cannot deadlock.
@@ -162,6 +180,31 @@ BEGIN
                 max_duration_ms = GREATEST(f.max_duration_ms, EXCLUDED.max_duration_ms),
                 last_run_at = GREATEST(f.last_run_at, EXCLUDED.last_run_at),
                 last_completed_at = GREATEST(f.last_completed_at, EXCLUDED.last_completed_at);
+        -- Runs over time (the dashboard's chart): each run starts in the minute it was
+        -- created; one inserted already over (an import) also ends in the minute it finished.
+        -- After flow_stats: a statement holds a flow's row there before its activity rows.
+        INSERT INTO flowhost.run_activity AS a
+            (minute, flow, started, completed, failed, canceled, stalled)
+        SELECT m.minute, m.flow,
+               count(*) FILTER (WHERE m.status IS NULL),
+               count(*) FILTER (WHERE m.status = 'completed'),
+               count(*) FILTER (WHERE m.status = 'failed'),
+               count(*) FILTER (WHERE m.status = 'canceled'),
+               count(*) FILTER (WHERE m.status = 'stalled')
+        FROM new_runs AS n
+        CROSS JOIN LATERAL (
+            VALUES (flowhost.activity_minute(n.created_at), n.flow, NULL::text),
+                   (flowhost.activity_minute(COALESCE(n.finished_at, n.created_at)), n.flow,
+                    n.status)
+        ) AS m (minute, flow, status)
+        WHERE m.status IS NULL OR m.status IN ('completed', 'failed', 'canceled', 'stalled')
+        GROUP BY m.flow, m.minute ORDER BY m.flow, m.minute
+        ON CONFLICT (minute, flow) DO UPDATE
+            SET started = a.started + EXCLUDED.started,
+                completed = a.completed + EXCLUDED.completed,
+                failed = a.failed + EXCLUDED.failed,
+                canceled = a.canceled + EXCLUDED.canceled,
+                stalled = a.stalled + EXCLUDED.stalled;
     ELSIF TG_OP = 'UPDATE' THEN
         -- Each run that changed status leaves its old count (-1) and joins its new one (+1);
         -- one that completes adds its duration.
@@ -201,6 +244,23 @@ BEGIN
                 total_duration_ms = f.total_duration_ms + EXCLUDED.total_duration_ms,
                 max_duration_ms = GREATEST(f.max_duration_ms, EXCLUDED.max_duration_ms),
                 last_completed_at = GREATEST(f.last_completed_at, EXCLUDED.last_completed_at);
+        -- Runs that ended (again, for a retried run that ends again), in the minute they did.
+        INSERT INTO flowhost.run_activity AS a
+            (minute, flow, started, completed, failed, canceled, stalled)
+        SELECT flowhost.activity_minute(COALESCE(n.finished_at, clock_timestamp())), n.flow, 0,
+               count(*) FILTER (WHERE n.status = 'completed'),
+               count(*) FILTER (WHERE n.status = 'failed'),
+               count(*) FILTER (WHERE n.status = 'canceled'),
+               count(*) FILTER (WHERE n.status = 'stalled')
+        FROM new_runs AS n
+        JOIN old_runs AS o ON o.id = n.id
+        WHERE n.status <> o.status AND n.status IN ('completed', 'failed', 'canceled', 'stalled')
+        GROUP BY 2, 1 ORDER BY 2, 1
+        ON CONFLICT (minute, flow) DO UPDATE
+            SET completed = a.completed + EXCLUDED.completed,
+                failed = a.failed + EXCLUDED.failed,
+                canceled = a.canceled + EXCLUDED.canceled,
+                stalled = a.stalled + EXCLUDED.stalled;
     ELSE
         -- Deleted runs leave their counts; the longest duration and the times stay.
         UPDATE flowhost.flow_stats AS f

@@ -26,3 +26,13 @@ WHERE (trigger, key) IN (
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 );
+
+-- name: prune_run_activity
+-- Minutes of run activity older than %(retention)s seconds (nothing reads them any more).
+DELETE FROM flowhost.run_activity
+WHERE (minute, flow) IN (
+    SELECT minute, flow FROM flowhost.run_activity
+    WHERE minute < clock_timestamp() - make_interval(secs => %(retention)s)
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+);
