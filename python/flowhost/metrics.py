@@ -27,6 +27,7 @@ from prometheus_client import (
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.errors import FlowhostError
+from flowhost.store import dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +183,7 @@ async def refresh(database: Database | None) -> None:
 
 async def _read_database_figures(database: Database) -> None:
     async with database.connection(timeout=DATABASE_FIGURES_TIMEOUT) as conn:
-        queue = await (await conn.execute(QUERIES["metrics_queue_jobs"])).fetchall()
+        queue = await dashboard.queue_depth(conn)
         awaiting = await (await conn.execute(QUERIES["metrics_awaiting_runs"])).fetchone()
         dead = await (await conn.execute(QUERIES["metrics_dead_tuples"])).fetchall()
     QUEUE_JOBS.clear()

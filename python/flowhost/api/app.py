@@ -11,6 +11,8 @@ Two layers, for speed where it counts:
 
 More routes join as modules: webhook routes in WEBHOOK_ROUTES' modules, API routers in
 `flowhost.api.routes.ROUTERS`; both get the same errors, the API's get the same token check.
+The dashboard's pages (`flowhost.ui`) sit at the root beside the webhooks, behind its session
+cookie, which the API also takes (AdminAuth with `sessions`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from fastapi import FastAPI, Security
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 
-from flowhost import __version__
+from flowhost import __version__, ui
 from flowhost.api import await_webhooks, health, metrics_route, routes, webhook_triggers
 from flowhost.api.auth import AdminAuth, bearer_scheme
 from flowhost.api.errors import exception_handlers
@@ -47,7 +49,7 @@ def create_app(project: Project, *, public_url: str | None = None) -> Starlette:
     awaits' URLs start with it)."""
     api = create_api(project, public_url=public_url)
     app = Starlette(
-        routes=[*WEBHOOK_ROUTES, *metrics_route.routes, Mount("", app=api)],
+        routes=[*WEBHOOK_ROUTES, *metrics_route.routes, *ui.ROUTES, Mount("", app=api)],
         exception_handlers=exception_handlers(),
     )
     app.state.project = project
@@ -78,7 +80,9 @@ def create_api(project: Project, *, public_url: str | None = None) -> FastAPI:
         api.include_router(router, dependencies=[Security(bearer_scheme)])
     # The last added runs first: the token is checked before any body is read.
     api.add_middleware(BodyLimit, limit=settings.max_body_bytes)
-    api.add_middleware(AdminAuth, token=settings.api_token, open_paths=routes.OPEN_API_PATHS)
+    api.add_middleware(
+        AdminAuth, token=settings.api_token, open_paths=routes.OPEN_API_PATHS, sessions=True
+    )
     api.state.project = project
     api.state.public_url = public_url
     # The process's one listener for realtime streams; it starts with the first stream.

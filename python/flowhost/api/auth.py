@@ -4,17 +4,21 @@ An ASGI middleware rather than a FastAPI dependency: it answers before FastAPI r
 decodes a body (a client without the token cannot make the server read, or learn anything
 from, a request body) and before routing (unknown paths under `/api` are 401 too). The
 OpenAPI document and its docs page stay open: they describe routes, and hold no data.
+
+With `sessions`, the dashboard's session cookie (flowhost.api.session) is taken too, for the
+requests its pages make (an EventSource cannot send headers); a cookie-authenticated request
+that may change something must come from a page of this site (CSRF).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
 
 from fastapi.security import HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flowhost.api.problems import ProblemResponse, problem
+from flowhost.api.session import may_change, session_cookie, session_is_valid
 
 API_PREFIX = "/api"
 # Open under /api: the OpenAPI document and the docs page that reads it.
@@ -55,21 +59,21 @@ class AdminAuth:
         app: ASGIApp,
         token: str | None,
         open_paths: frozenset[str] = frozenset(),
-        credential: Callable[[Headers], bytes | None] = bearer_token,
+        *,
+        sessions: bool = False,
     ) -> None:
-        """`credential`: where a request's token is read. The bearer header by default; a
-        browser's EventSource cannot set headers, so the dashboard passes a reader that also
-        takes its session cookie (for the event streams), checked the same way."""
+        """`sessions`: also take the dashboard's session cookie (when there is no bearer
+        token)."""
         self.app = app
         self._token = None if token is None else token.encode()
         self._open = OPEN_PATHS | open_paths
-        self._credential = credential
+        self._sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._guarded(scope["path"]):
             await self.app(scope, receive, send)
             return
-        refusal = self._refusal(scope["headers"])
+        refusal = self._refusal(scope["method"], scope["headers"])
         if refusal is None:
             await self.app(scope, receive, send)
             return
@@ -80,14 +84,18 @@ class AdminAuth:
             path not in self._open
         )
 
-    def _refusal(self, headers: Headers) -> ProblemResponse | None:
+    def _refusal(self, method: str, headers: Headers) -> ProblemResponse | None:
         if self._token is None:
             return problem(
                 403,
                 "the admin API is off on this server: set the api_token setting "
                 "(FLOWHOST_API_TOKEN) to use it",
             )
-        given = self._credential(headers)
+        given = bearer_token(headers)
+        if given is None and self._sessions:
+            cookie = session_cookie(headers)
+            if cookie is not None:
+                return self._session_refusal(self._token, cookie, method, headers)
         if given is None:
             return problem(
                 401,
@@ -100,5 +108,23 @@ class AdminAuth:
                 401,
                 "the admin token is not valid",
                 headers={"WWW-Authenticate": REALM + ', error="invalid_token"'},
+            )
+        return None
+
+    @staticmethod
+    def _session_refusal(
+        token: bytes, cookie: bytes, method: str, headers: Headers
+    ) -> ProblemResponse | None:
+        if not session_is_valid(token, cookie):
+            return problem(
+                401,
+                "the dashboard session is over (expired, or the admin token changed): log in again",
+                headers={"WWW-Authenticate": REALM + ', error="invalid_token"'},
+            )
+        if not may_change(method, headers):
+            return problem(
+                403,
+                "refused: a request with the dashboard's session that changes something must "
+                "come from a page of this dashboard (its Origin is another site, or missing)",
             )
         return None

@@ -147,6 +147,8 @@ class Host:
                     await self._serve_until_stopped(stop, executor, hot_database)
                     return
                 app = create_app(self.project, public_url=self.public_url)
+                # The dashboard lists this host's children (the workers page, a run's page).
+                app.state.processes = supervisor.processes
                 async with asyncio.TaskGroup() as tasks:
                     # The HTTP side runs beside the host, across database reconnects.
                     tasks.create_task(self._http.serve(app, stop), name="flowhost-http")

@@ -76,6 +76,28 @@ async def list_runs(
     return await cursor.fetchall()
 
 
+def id_prefix_range(text: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The ids that start with `text` (hex digits, dashes anywhere), as the lowest and highest
+    of them; None when `text` cannot start a run id."""
+    digits = text.strip().lower().replace("-", "")
+    if not digits or len(digits) > 32 or any(c not in "0123456789abcdef" for c in digits):
+        return None
+    return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
+
+
+async def runs_by_id_prefix(conn: Connection, text: str, *, limit: int) -> list[dict[str, Any]]:
+    """Runs whose id starts with `text` (by id; a range of the primary key, however many runs
+    there are), with the columns of `list_runs`."""
+    bounds = id_prefix_range(text)
+    if bounds is None:
+        raise InvalidInputError(f"{text!r} is not a run id")
+    low, high = bounds
+    cursor = await conn.execute(
+        QUERIES["runs_by_id_prefix"], {"low": low, "high": high, "limit": limit}
+    )
+    return await cursor.fetchall()
+
+
 async def resolve_run_id(conn: Connection, text: str) -> uuid.UUID:
     """A full run id, or a unique prefix of one (as `runs list` prints them)."""
     try:
@@ -83,9 +105,7 @@ async def resolve_run_id(conn: Connection, text: str) -> uuid.UUID:
     except ValueError:
         pass
     prefix = text.strip().lower()
-    if not prefix or any(c not in "0123456789abcdef-" for c in prefix):
-        raise InvalidInputError(f"{text!r} is not a run id")
-    rows = await (await conn.execute(QUERIES["find_run_by_prefix"], {"prefix": prefix})).fetchall()
+    rows = await runs_by_id_prefix(conn, prefix, limit=2)
     if not rows:
         raise RunNotFoundError(f"no run id starts with {prefix!r}")
     if len(rows) > 1:

@@ -153,6 +153,27 @@ class Supervisor:
                 counts[worker.runtime] = counts.get(worker.runtime, 0) + 1
         return counts
 
+    def processes(self) -> list[dict[str, Any]]:
+        """The children as the dashboard lists them: worker id, runtime, pid, whether it lives,
+        jobs it ran, and the attempt it runs now (run, step, attempt; None when idle)."""
+        found = []
+        for worker in self._workers.values():
+            job = worker.job
+            busy = job is not None and not job.answered
+            found.append(
+                {
+                    "id": worker.id,
+                    "runtime": worker.runtime,
+                    "pid": worker.process.pid,
+                    "alive": worker.process.alive,
+                    "jobs_done": worker.jobs_done,
+                    "run_id": job.run_id if busy and job is not None else None,
+                    "step": job.step if busy and job is not None else None,
+                    "attempt": job.attempt if busy and job is not None else None,
+                }
+            )
+        return found
+
     def busy(self) -> contextlib.AbstractContextManager[None]:
         """Around a step's work in the host, claim to recorded outcome (an in-process step's
         too): child housekeeping waits until no step has been busy for a moment."""
@@ -212,7 +233,9 @@ class Supervisor:
                         hook=hook,
                         traceparent=traceparent,
                     )
-                    binding = JobBinding(backend, step.name, late_output)
+                    binding = JobBinding(
+                        backend, step.name, late_output, run_id=run_id, attempt=attempt
+                    )
                     worker.job = binding
                     worker.jobs_done += 1
                     watched = Attempt(

@@ -43,10 +43,19 @@ class JobBinding:
     the same budget, for `late_output` to record on its own."""
 
     def __init__(
-        self, backend: ContextBackend, step: str, late_output: LateOutputSink | None = None
+        self,
+        backend: ContextBackend,
+        step: str,
+        late_output: LateOutputSink | None = None,
+        *,
+        run_id: str | None = None,
+        attempt: int | None = None,
     ) -> None:
         self.backend = backend
         self.step = step
+        # Which attempt the child runs, as the dashboard's process list shows it.
+        self.run_id = run_id
+        self.attempt = attempt
         self.output = OutputBudget()
         self.logs = 0
         self.dropped_logs = 0

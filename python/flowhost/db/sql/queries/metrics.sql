@@ -1,11 +1,6 @@
 -- The gauges of flowhost.metrics that need SQL, read when /metrics is scraped (at most every
 -- few seconds), never on a hot path.
 
--- name: metrics_queue_jobs
-SELECT entrypoint, status::text AS status, count(*) AS jobs
-FROM pgqueuer
-GROUP BY entrypoint, status;
-
 -- name: metrics_awaiting_runs
 SELECT count(*) AS runs FROM flowhost.runs WHERE status = 'awaiting';
 

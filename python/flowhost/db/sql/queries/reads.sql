@@ -36,5 +36,12 @@ WHERE (%(flow)s::text IS NULL OR flow = %(flow)s)
 ORDER BY created_at DESC, id
 LIMIT %(limit)s;
 
--- name: find_run_by_prefix
-SELECT id FROM flowhost.runs WHERE id::text LIKE %(prefix)s || '%%' LIMIT 2;
+-- name: runs_by_id_prefix
+-- Runs whose id starts with a prefix: the ids from %(low)s to %(high)s (the prefix padded with
+-- 0s and fs), a range of the primary key.
+SELECT id, flow, status, step_count, completed_steps, created_at, finished_at, start_at,
+       priority, parent_run_id
+FROM flowhost.runs
+WHERE id BETWEEN %(low)s AND %(high)s
+ORDER BY id
+LIMIT %(limit)s;
