@@ -23,6 +23,7 @@ def test_dev_on_embedded_postgres_reloads_and_stops_cleanly(
         try:
             api = read_until(dev, "api ready:", seen).split("api ready:")[1].split()[0]
             token = read_until(dev, "api token:", seen).split("api token:")[1].strip()
+            dashboard = read_until(dev, "dashboard:", seen).split("dashboard:")[1].strip()
             read_until(dev, "watching", seen)
             assert any("embedded PostgreSQL" in line for line in seen)
             # The API is served at the printed URL (8600 or the next free port), with the
@@ -34,6 +35,12 @@ def test_dev_on_embedded_postgres_reloads_and_stops_cleanly(
             assert flows.status_code == 200, flows.text
             assert "orders" in {flow["name"] for flow in flows.json()["items"]}
             assert anonymous.status_code == 401
+            # The dashboard's printed URL logs a browser in and sends it on without the token.
+            assert dashboard == api.removesuffix("/api") + f"/?token={token}"
+            with httpx.Client(timeout=30) as browser:
+                login = browser.get(dashboard)
+                assert login.status_code == 303 and login.headers["location"] == "/"
+                assert browser.get(api.removesuffix("/api") + "/").status_code == 200
             kept = project / ".flowhost" / "api-token"
             assert kept.read_text().strip() == token
             assert stat.S_IMODE(kept.stat().st_mode) == 0o600

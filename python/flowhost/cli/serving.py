@@ -1,5 +1,6 @@
 """The long-running commands: `flowhost dev` and `flowhost host` (a host, with HTTP beside it)
-and `flowhost serve` (HTTP alone: webhooks, health probes and the admin API, no steps run)."""
+and `flowhost serve` (HTTP alone: webhooks, health probes, the admin API and the dashboard, no
+steps run)."""
 
 from __future__ import annotations
 
@@ -62,17 +63,22 @@ def print_start(settings: Settings) -> None:
 
 
 def print_api(url: str, settings: Settings, *, generated_token: bool) -> None:
-    """Where the API is; the token only when `flowhost dev` made it (a configured one is the
-    operator's, and never printed)."""
+    """Where the API and the dashboard are; the token only when `flowhost dev` made it (a
+    configured one is the operator's, and never printed): then the dashboard's URL carries it,
+    and opening it logs the browser in (a cookie; the token leaves the address bar)."""
     click.echo(f"api ready: {url}/api (docs {url}/api/docs)")
     if settings.api_token is None:
         click.echo(
-            "note: the admin API is off: set api_token (FLOWHOST_API_TOKEN) to use it", err=True
+            "note: the admin API and the dashboard are off: set api_token (FLOWHOST_API_TOKEN) "
+            "to use them",
+            err=True,
         )
     elif generated_token:
         click.echo(f"api token: {settings.api_token}")
+        click.echo(f"dashboard: {url}/?token={settings.api_token}")
     else:
         click.echo("api token: the api_token setting")
+        click.echo(f"dashboard: {url}/ (log in with the admin token)")
 
 
 def dev_token(state_dir: Path) -> str:

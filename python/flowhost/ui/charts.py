@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 ENDED = ("completed", "failed", "canceled", "stalled")
-WIDTH = 720
-HEIGHT = 180
+WIDTH = 1200
+HEIGHT = 200
 LEFT = 40  # room for the y axis labels
 BOTTOM = 20  # room for the time labels
 TOP = 8

@@ -15,7 +15,7 @@ from flowhost.engine.definitions import AwaitDefinition, FlowDefinition, StepDef
 NODE_WIDTH = 168
 NODE_HEIGHT = 44
 AWAIT_LINE = 16
-GAP_X = 72
+GAP_X = 120
 GAP_Y = 26
 PAD = 16
 
@@ -58,7 +58,7 @@ def describe_await(position: str, definition: AwaitDefinition) -> str:
         "schedule": definition.cron or "",
         "time": "" if definition.delay is None else f"{definition.delay:g}s",
     }.get(definition.type, "")
-    return f"{position}: {definition.type} {detail}".rstrip()
+    return f"waits {position}: {definition.type} {detail}".rstrip()
 
 
 def step_awaits(step: StepDefinition) -> tuple[str, ...]:

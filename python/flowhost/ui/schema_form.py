@@ -51,11 +51,16 @@ def form_fields(schema: Any) -> tuple[Field, ...] | None:
 
 
 def _properties(schema: Mapping[str, Any], prefix: str, depth: int) -> tuple[Field, ...]:
-    required = set(schema.get("required") or ())
+    """The fields of an object's properties: the required ones first, in the order `required`
+    lists them (a schema stored as jsonb lost its own key order), then the others."""
+    listed = [str(n) for n in schema.get("required") or () if n in schema["properties"]]
+    required = set(listed)
+    names = listed + [str(n) for n in schema["properties"] if str(n) not in required]
     fields = []
-    for name, sub in schema["properties"].items():
+    for name in names:
+        sub = schema["properties"][name]
         pointer = f"{prefix}/{_escape(str(name))}"
-        fields.append(_field(str(name), sub, pointer, str(name) in required, depth))
+        fields.append(_field(name, sub, pointer, name in required, depth))
     return tuple(fields)
 
 

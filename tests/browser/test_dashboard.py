@@ -1,0 +1,126 @@
+"""The dashboard in headless Chromium against `flowhost dev examples/orders`: log in with the
+printed URL, start a run from its flow's page and watch its timeline reach `completed` live,
+fire the manual trigger `refund.request` through the form generated from its JSON Schema,
+resolve the refund's approval await with its button, and take screenshots of every page
+(tests/artifacts/, git-ignored)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from playwright.async_api import Page, expect
+
+from tests.support.browser import ARTIFACTS, chromium, dev_server
+
+LIVE = 30_000  # ms: a run of the example takes about one second
+RUN_URL = re.compile(r"/runs/[0-9a-f-]{36}$")
+ORDER = {
+    "id": "B-2002",
+    "customer": "grace@example.com",
+    "items": [{"sku": "LAMP-3", "price": 30.0, "quantity": 1}],
+}
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"dashboard-{name}.png"), full_page=True)
+
+
+async def status_badge(page: Page, status: str) -> None:
+    """The run page's header shows `status`; the page was not reloaded to get there."""
+    badge = page.locator(f'[data-part="header"] .badge[data-status="{status}"]')
+    await expect(badge).to_be_visible(timeout=LIVE)
+    assert await page.evaluate("window.__notReloaded") is True
+
+
+async def test_the_dashboard_runs_a_flow_fires_a_trigger_and_resolves_an_await_live(
+    tmp_path: Path, orders_project: Path, database_url: str
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(orders_project, project, ignore=shutil.ignore_patterns(".flowhost"))
+    with dev_server(project, database_url) as (_server, url):
+        base = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}"
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            errors: list[str] = []
+            failed: list[tuple[int, str]] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on(
+                "response",
+                lambda r: (
+                    failed.append((r.status, urlsplit(r.url).path)) if r.status >= 400 else None
+                ),
+            )
+
+            # The printed URL logs in and leaves the token out of the address.
+            await page.goto(url)
+            assert page.url == base + "/"
+            await expect(page.locator("h1")).to_have_text("Overview")
+            await shot(page, "overview")
+
+            # Start a run from the flow's page, then follow it live to the end.
+            await page.goto(base + "/flows/orders")
+            await expect(page.locator("svg.graph .node")).to_have_count(5)
+            await shot(page, "flow")
+            await page.fill('textarea[name="input"]', json.dumps(ORDER))
+            await page.click("text=Start run")
+            await page.wait_for_url(RUN_URL)
+            await page.evaluate("window.__notReloaded = true")
+            await status_badge(page, "completed")
+            timeline = page.locator("#timeline")
+            await expect(timeline.locator("li", has_text="flow.completed")).to_have_count(1)
+            await expect(timeline.locator("li", has_text="step.retry")).to_have_count(1)
+            await expect(page.locator("svg.graph .node.s-completed")).to_have_count(5)
+            await shot(page, "run-completed")
+
+            # The manual trigger's form: generated from its schema, checked by the server.
+            await page.goto(base + "/triggers/refund.request")
+            form = page.locator("#fire-form")
+            await form.locator('[data-pointer="/order_id"]').fill("B-2002")
+            await form.locator('[data-pointer="/amount"]').fill("0")
+            await form.locator('[data-pointer="/reason"]').select_option(label="damaged")
+            await form.locator('[data-pointer="/note"]').fill("arrived broken")
+            await form.locator("button[type=submit]").click()
+            await expect(form.locator('[data-error-for="/amount"]')).to_contain_text("0.01")
+            await form.locator('[data-pointer="/amount"]').fill("30")
+            await form.locator("button[type=submit]").click()
+            fired = page.locator("#flash a")
+            await expect(fired).to_have_count(1, timeout=LIVE)
+            await shot(page, "trigger-fired")
+            await fired.click()
+            await page.wait_for_url(RUN_URL)
+            await page.evaluate("window.__notReloaded = true")
+
+            # The refund waits for its approval; its button resolves it and the run goes on.
+            await status_badge(page, "awaiting")
+            resolve = page.locator('button[data-resolve="pay"]')
+            await expect(resolve).to_be_visible(timeout=LIVE)
+            await shot(page, "run-awaiting")
+            await page.fill(
+                '[data-part="awaits"] textarea[name="body"]', '{"approved": true, "by": "ops"}'
+            )
+            await resolve.click()
+            await status_badge(page, "completed")
+            await expect(timeline.locator("li", has_text="await.resolved")).to_have_count(1)
+            await expect(timeline.locator("li", has_text="refund paid")).to_have_count(1)
+            await shot(page, "run-resolved")
+
+            for name, path in [
+                ("runs", "/runs"),
+                ("triggers", "/triggers"),
+                ("schedules", "/schedules"),
+                ("queues", "/queues"),
+                ("workers", "/workers"),
+                ("overview-after", "/?window=1h"),
+            ]:
+                await page.goto(base + path)
+                await expect(page.locator("h1")).to_be_visible()
+                await shot(page, name)
+            await expect(page.locator("svg rect.bar.s-completed").first).to_be_visible()
+            assert errors == [], errors
+            # The one refusal: the fire with an amount below the schema's minimum.
+            assert failed == [(422, "/api/triggers/refund.request/fire")], failed
