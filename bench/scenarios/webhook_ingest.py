@@ -143,10 +143,11 @@ async def postgres_cpu(url: str) -> dict[int, float]:
 
 @contextlib.asynccontextmanager
 async def flowhost_serve(
-    project_dir: Path, url: str, workers: int = 1
+    project_dir: Path, url: str, workers: int = 1, **env: str
 ) -> AsyncIterator[tuple[str, int]]:
-    """`flowhost serve --workers N` on a free loopback port; yields its base URL and pid."""
-    environ = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    """`flowhost serve --workers N` on a free loopback port (with `env` added to its
+    environment); yields its base URL and pid."""
+    environ = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1", **env}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

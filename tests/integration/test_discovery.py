@@ -10,9 +10,16 @@ from flowhost.engine.discovery import discover
 from flowhost.errors import DiscoveryError
 
 
-async def test_the_orders_example_is_one_valid_flow(orders_project: Path) -> None:
+async def test_the_orders_example_is_two_valid_flows(orders_project: Path) -> None:
     found = await discover(orders_project / "functions")
     assert found.problems == []
+    assert sorted(found.flows) == ["orders", "refunds"]
+    refunds = found.flows["refunds"]
+    assert refunds.entry == "request" and refunds.subscriptions["pay"] == ("refund.requested",)
+    approval = refunds.step("pay").await_before
+    assert approval is not None and approval.type == "webhook"
+    triggers = refunds.step("request").triggers
+    assert triggers is not None and triggers.define[0].type == "manual"
     flow = found.flows["orders"]
     assert flow.entry == "validate"
     assert flow.subscriptions == {
