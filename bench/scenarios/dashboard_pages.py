@@ -126,50 +126,59 @@ async def timed(client: httpx.AsyncClient, path: str, expect: str) -> float:
     return elapsed
 
 
+async def measure(
+    base: str, pages: dict[str, tuple[str, str]], rounds: int, ctx: Context
+) -> dict[str, list[float]]:
+    """Milliseconds per request of each page and of the API's run list ("api"), asked in
+    turns, after 3 rounds of warm-up."""
+    times: dict[str, list[float]] = {name: [] for name in [*pages, "api"]}
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=30) as browser,
+        httpx.AsyncClient(base_url=base, timeout=30, headers=bearer) as api,
+    ):
+        login = await browser.get(f"/?token={TOKEN}")
+        if login.status_code != 303:
+            raise RuntimeError(f"login failed: {login.status_code}")
+        ctx.log(f"load before: {os.getloadavg()[0]:.2f} (1 min avg, {os.cpu_count()} cores)")
+        for round_ in range(rounds + 3):
+            for name, (path, expect) in pages.items():
+                elapsed = await timed(browser, path, expect)
+                if round_ >= 3:
+                    times[name].append(elapsed)
+            elapsed = await timed(api, "/api/runs?limit=50", '"next_cursor"')
+            if round_ >= 3:
+                times["api"].append(elapsed)
+        ctx.log(f"load after: {os.getloadavg()[0]:.2f}")
+    return times
+
+
 async def run(ctx: Context) -> list[Measurement]:
     runs = ctx.size(1_000_000, quick=50_000)
     rounds = ctx.size(40, quick=10)
-    async with ctx.fresh_database("dashboard") as url:
-        async with temporary_project(url, FLOWS) as project:
-            cursor, run_id = await load(url, runs, ctx)
-            project_dir: Path = project.settings.project_dir
-            async with flowhost_serve(project_dir, url, FLOWHOST_API_TOKEN=TOKEN) as (base, _):
-                pages = {
-                    "overview": ("/", "Runs over time"),
-                    "runs_page": ("/runs", "Next page"),
-                    "runs_filtered": ("/runs?flow=orders&status=failed", 'data-status="failed"'),
-                    "runs_deep_page": (f"/runs?cursor={cursor}", "Next page"),
-                    "run_page": (f"/runs/{run_id}", "flow.completed"),
-                }
-                times: dict[str, list[float]] = {name: [] for name in [*pages, "api"]}
-                async with (
-                    httpx.AsyncClient(base_url=base, timeout=30) as browser,
-                    httpx.AsyncClient(
-                        base_url=base, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
-                    ) as api,
-                ):
-                    login = await browser.get(f"/?token={TOKEN}")
-                    if login.status_code != 303:
-                        raise RuntimeError(f"login failed: {login.status_code}")
-                    ctx.log(
-                        f"load before: {os.getloadavg()[0]:.2f} (1 min avg, {os.cpu_count()} cores)"
-                    )
-                    for round_ in range(rounds + 3):  # 3 rounds of warm-up
-                        for name, (path, expect) in pages.items():
-                            elapsed = await timed(browser, path, expect)
-                            if round_ >= 3:
-                                times[name].append(elapsed)
-                        elapsed = await timed(api, "/api/runs?limit=50", '"next_cursor"')
-                        if round_ >= 3:
-                            times["api"].append(elapsed)
-                    ctx.log(f"load after: {os.getloadavg()[0]:.2f}")
+    async with (
+        ctx.fresh_database("dashboard") as url,
+        temporary_project(url, FLOWS) as project,
+    ):
+        cursor, run_id = await load(url, runs, ctx)
+        project_dir: Path = project.settings.project_dir
+        pages = {
+            "overview": ("/", "Runs over time"),
+            "runs_page": ("/runs", "Next page"),
+            "runs_filtered": ("/runs?flow=orders&status=failed", 'data-status="failed"'),
+            "runs_deep_page": (f"/runs?cursor={cursor}", "Next page"),
+            "run_page": (f"/runs/{run_id}", "flow.completed"),
+        }
+        async with flowhost_serve(project_dir, url, FLOWHOST_API_TOKEN=TOKEN) as (base, _):
+            times = await measure(base, pages, rounds, ctx)
     anchor = times.pop("api")
     anchor_p50, anchor_p95 = statistics.median(anchor), percentile(anchor, 0.95)
     found = []
     for name, values in times.items():
         p50, p95 = statistics.median(values), percentile(values, 0.95)
         ctx.log(
-            f"{name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms (api run list {anchor_p50:.1f} / {anchor_p95:.1f})"
+            f"{name}: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
+            f"(api run list {anchor_p50:.1f} / {anchor_p95:.1f})"
         )
         found += [
             Measurement(f"{name}_p50_ms", p50, "ms", False, "api_run_list_p50", anchor_p50),
