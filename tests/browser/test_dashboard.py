@@ -124,3 +124,73 @@ async def test_the_dashboard_runs_a_flow_fires_a_trigger_and_resolves_an_await_l
             assert errors == [], errors
             # The one refusal: the fire with an amount below the schema's minimum.
             assert failed == [(422, "/api/triggers/refund.request/fire")], failed
+
+
+async def test_triggers_and_schedules_are_made_changed_and_switched_from_the_dashboard(
+    tmp_path: Path, orders_project: Path, database_url: str
+) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(orders_project, project, ignore=shutil.ignore_patterns(".flowhost"))
+    with dev_server(project, database_url) as (_server, url):
+        base = f"{urlsplit(url).scheme}://{urlsplit(url).netloc}"
+        async with chromium() as browser:
+            page = await browser.new_page(viewport={"width": 1360, "height": 900})
+            page.on("dialog", lambda dialog: dialog.accept())
+            await page.goto(url)
+
+            # Create an event trigger subscribing refunds (manual mode), then change it.
+            await page.goto(base + "/triggers/new")
+            await page.fill('input[name="name"]', "ops.alert")
+            await page.select_option('select[name="type"]', "event")
+            config = page.locator('textarea[name="config"]')
+            await expect(config).to_have_value(re.compile(r'"events"'))  # the type's example
+            await config.fill('{"events": ["ops.alert"]}')
+            await page.check('[data-subscribe="refunds"]')
+            await page.select_option("[data-subscribe-mode]", "manual")
+            await page.click("text=Create trigger")
+            await page.wait_for_url(base + "/triggers/ops.alert")
+            subscriptions = page.locator('[data-part="figures"] table')
+            await expect(subscriptions).to_contain_text("refunds")
+            await expect(subscriptions).to_contain_text("manual")
+            await page.click("text=Edit")
+            await page.fill('textarea[name="description"]', "pages the people on call")
+            await page.click("text=Save")
+            await page.wait_for_url(base + "/triggers/ops.alert")
+            await expect(page.locator("main")).to_contain_text("pages the people on call")
+            await expect(page.locator("p.meta")).to_contain_text("version 2")
+            await shot(page, "trigger-edited")
+            await page.click("button:has-text('Retire')")
+            await expect(page.locator("p.meta .badge")).to_have_text("retired", timeout=LIVE)
+
+            # Fire the manual trigger, then replay that fire.
+            await page.goto(base + "/triggers/refund.request")
+            form = page.locator("#fire-form")
+            await form.locator('[data-pointer="/order_id"]').fill("C-3")
+            await form.locator('[data-pointer="/amount"]').fill("5")
+            await form.locator('[data-pointer="/reason"]').select_option(label="late")
+            await form.locator("button[type=submit]").click()
+            await expect(page.locator("#flash a")).to_have_count(1, timeout=LIVE)
+            await page.fill('input[name="last"]', "1")
+            await page.click("button:has-text('Replay')")
+            await expect(page.locator("#flash")).to_contain_text("1 run started", timeout=LIVE)
+            await expect(page.locator('[data-part="history"]')).to_contain_text("replay of")
+
+            # A schedule made as a trigger, switched off and on from its pages.
+            await page.goto(base + "/triggers/new")
+            await page.fill('input[name="name"]', "nightly")
+            await page.select_option('select[name="type"]', "schedule")
+            await page.fill('textarea[name="config"]', '{"cron": "0 3 * * *"}')
+            await page.click("text=Create trigger")
+            await page.wait_for_url(base + "/triggers/nightly")
+            await page.goto(base + "/schedules")
+            row = page.locator("tr", has_text="nightly")
+            await row.locator("button:has-text('Disable')").click()
+            await expect(row.locator("button:has-text('Enable')")).to_be_visible(timeout=LIVE)
+            await page.goto(base + "/schedules/nightly")
+            await expect(page.locator("main")).to_contain_text("None planned")
+            await page.click("button:has-text('Enable')")
+            await expect(page.locator("main ol li")).to_have_count(10, timeout=LIVE)
+            await page.fill('input[name="cron"]', "30 4 * * *")
+            await page.click("text=Save")
+            await expect(page.locator("p.meta")).to_contain_text("30 4 * * *", timeout=LIVE)
+            await shot(page, "schedule")

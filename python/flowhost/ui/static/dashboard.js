@@ -246,17 +246,17 @@
   });
 
   // A new trigger's config starts as the example of its type, until someone edits it.
+  document.addEventListener('input', (event) => {
+    if (event.target.matches('.trigger-form textarea[name="config"]')) event.target.dataset.edited = '1';
+  });
   document.addEventListener('change', (event) => {
     const select = event.target.closest('[data-example-switch]');
     if (select) {
-      const form = select.form;
-      const examples = JSON.parse(form.dataset.examples);
-      const config = form.elements.config;
-      const previous = JSON.stringify(examples[form.dataset.shownType || 'manual'] || {}, null, 2);
-      if (config.value.trim() === previous.trim() || config.value.trim() === '{}') {
+      const config = select.form.elements.config;
+      if (!config.dataset.edited) {
+        const examples = JSON.parse(select.form.dataset.examples);
         config.value = JSON.stringify(examples[select.value] || {}, null, 2);
       }
-      form.dataset.shownType = select.value;
       return;
     }
     const toggle = event.target.closest('[data-show]');
@@ -349,10 +349,15 @@
   function follow(streamUrl) {
     const types = (main.dataset.eventTypes || '').split(' ').filter(Boolean);
     const source = new EventSource(streamUrl);
+    // Refreshes come at most every data-live-interval ms (a busy system's status changes
+    // would otherwise re-render a list many times a second), the first 150 ms after an event.
+    const interval = Number(main.dataset.liveInterval || 300);
     let pending = [];
     let timer = null;
+    let last = 0;
     const flush = async () => {
       timer = null;
+      last = Date.now();
       const ids = pending;
       pending = [];
       if (ids.length) await addTimelineRows(Math.min(...ids) - 1);
@@ -360,7 +365,7 @@
     };
     const onEvent = (event) => {
       if (event.lastEventId) pending.push(Number(event.lastEventId));
-      if (!timer) timer = setTimeout(flush, 150);
+      if (!timer) timer = setTimeout(flush, Math.max(150, last + interval - Date.now()));
     };
     for (const type of types) {
       if (type !== 'end') source.addEventListener(type, onEvent);
