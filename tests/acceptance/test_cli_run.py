@@ -79,7 +79,7 @@ def test_unknown_flow_is_a_one_line_error_and_changes_nothing(
 ) -> None:
     result = flowhost("run", "nope", project=orders_project, database_url=database_url)
     assert result.returncode == 3
-    assert result.stderr.strip() == "flowhost: error: unknown flow 'nope' (flows: orders)"
+    assert result.stderr.strip() == "flowhost: error: unknown flow 'nope' (flows: orders, refunds)"
     assert count_runs(database_url) == 0
 
 
