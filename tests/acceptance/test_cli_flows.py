@@ -39,7 +39,8 @@ async def test_flows_list_shows_steps_runtimes_triggers_hosts_and_runs(
     assert listed.returncode == 0, listed.stderr
     found = json.loads(listed.stdout)
     assert found["problems"] == []
-    (orders,) = found["flows"]
+    assert [flow["name"] for flow in found["flows"]] == ["orders", "refunds"]
+    orders = found["flows"][0]
     assert orders["name"] == "orders" and orders["entry"] == "validate"
     assert orders["step_count"] == 5 and orders["runtimes"] == ["node", "python"]
     assert orders["triggers"] == [{"name": "order.placed", "type": "event", "mode": "auto"}]
@@ -54,7 +55,8 @@ async def test_flows_list_shows_steps_runtimes_triggers_hosts_and_runs(
     finally:
         host.stop()
     assert served.returncode == 0, served.stderr
-    header, row = served.stdout.splitlines()
+    header, row, refunds = served.stdout.splitlines()
+    assert refunds.split()[0] == "refunds"
     assert header.split() == [
         "FLOW", "STEPS", "RUNTIMES", "TRIGGERS", "HOSTS", "RUNS", "LIVE", "DONE", "FAILED"
     ]  # fmt: skip
@@ -121,4 +123,4 @@ def test_flows_show_draws_the_graph(
 
     missing = flowhost("flows", "show", "nope", project=project, database_url=database_url)
     assert missing.returncode == NOT_FOUND
-    assert missing.stderr == "flowhost: error: unknown flow 'nope' (flows: orders)\n"
+    assert missing.stderr == "flowhost: error: unknown flow 'nope' (flows: orders, refunds)\n"
