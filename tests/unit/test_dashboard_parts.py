@@ -13,12 +13,12 @@ from flowhost.api.session import (
     session_cookie,
     session_is_valid,
 )
-from flowhost.engine.definitions import AwaitDefinition, FlowDefinition, StepDefinition
+from flowhost.engine.definitions import AwaitDefinition
 from flowhost.store.events import Event
 from flowhost.ui import charts, graph, timeline
 from flowhost.ui.auth import safe_next
 from flowhost.ui.schema_form import form_fields
-from flowhost_worker import Backoff
+from tests.support.flows import flow_of, make
 
 TOKEN = b"a-token-of-sixteen-or-more"
 
@@ -60,45 +60,17 @@ def test_after_logging_in_a_browser_goes_to_a_path_of_this_site_only() -> None:
         assert safe_next(away) == "/"
 
 
-def step(
-    name: str,
-    *,
-    entry: bool = False,
-    subscribes: tuple[str, ...] = (),
-    emits: tuple[str, ...] = (),
-    **extra: object,
-) -> StepDefinition:
-    return StepDefinition(
-        flow="f",
-        name=name,
-        entry=entry,
-        subscribes=subscribes,
-        emits=emits,
-        attempts=1,
-        backoff=Backoff(),
-        timeout=None,
-        file="f.py",
-        line=1,
-        function=name,
-        **extra,  # type: ignore[arg-type]
-    )
-
-
 def test_the_graph_puts_each_step_after_the_steps_it_follows() -> None:
-    flow = FlowDefinition(
-        "f",
-        "a",
-        {
-            "a": step("a", entry=True, emits=("a.done",)),
-            "b": step("b", subscribes=("a.done",), emits=("b.done",)),
-            "c": step(
-                "c",
-                subscribes=("a.done",),
-                emits=("c.done",),
-                await_before=AwaitDefinition(type="webhook"),
-            ),
-            "d": step("d", subscribes=("b.done", "c.done")),
-        },
+    flow = flow_of(
+        make("a", entry=True, emits=("a.done",)),
+        make("b", subscribes=("a.done",), emits=("b.done",)),
+        make(
+            "c",
+            subscribes=("a.done",),
+            emits=("c.done",),
+            await_before=AwaitDefinition(type="webhook"),
+        ),
+        make("d", subscribes=("b.done", "c.done")),
     )
     laid = graph.layout(flow)
     nodes = {n.name: n for n in laid.nodes}

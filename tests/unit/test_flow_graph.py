@@ -5,39 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from flowhost.cli.flow_graph import ASCII, UNICODE, graph_lines, list_lines, ranks
-from flowhost.engine.definitions import AwaitDefinition, FlowDefinition, StepDefinition, build_flows
-from flowhost_worker import Backoff
-
-
-def make(
-    name: str,
-    *,
-    entry: bool = False,
-    subscribes: tuple[str, ...] = (),
-    emits: tuple[str, ...] = (),
-    runtime: str = "python",
-) -> StepDefinition:
-    return StepDefinition(
-        flow="f",
-        name=name,
-        entry=entry,
-        subscribes=subscribes,
-        emits=emits,
-        attempts=1,
-        backoff=Backoff(),
-        timeout=None,
-        file=f"functions/{name}.py",
-        line=1,
-        function=name,
-        runtime=runtime,
-    )
-
-
-def flow_of(*steps: StepDefinition) -> FlowDefinition:
-    flows, problems = build_flows(steps)
-    assert problems == []
-    return flows["f"]
-
+from flowhost.engine.definitions import AwaitDefinition
+from tests.support.flows import flow_of, make
 
 DIAMOND = flow_of(
     make("validate", entry=True, emits=("validated",)),

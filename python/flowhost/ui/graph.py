@@ -1,6 +1,7 @@
-"""A flow's step graph, laid out for the dashboard's SVG: steps in columns by depth (the
-longest chain of emits that leads to them from the entry step), arrows from each step to the
-steps that subscribe to what it emits, labelled with the events, and each step's awaits.
+"""A flow's step graph, laid out for the dashboard's SVG: steps in columns by rank (the
+longest chain of emits that leads to them from the entry step, as `flowhost flows show` ranks
+them), arrows from each step to the steps that subscribe to what it emits, labelled with the
+events, and each step's awaits.
 
 Pure layout (no I/O): the templates draw what `layout` returns.
 """
@@ -8,9 +9,9 @@ Pure layout (no I/O): the templates draw what `layout` returns.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 
-from flowhost.engine.definitions import AwaitDefinition, FlowDefinition, StepDefinition
+from flowhost.cli import flow_graph
+from flowhost.engine.definitions import FlowDefinition, StepDefinition
 
 NODE_WIDTH = 168
 NODE_HEIGHT = 44
@@ -51,23 +52,12 @@ class Graph:
     edges: tuple[Edge, ...]
 
 
-def describe_await(position: str, definition: AwaitDefinition) -> str:
-    detail = {
-        "webhook": definition.method,
-        "event": definition.event or "",
-        "schedule": definition.cron or "",
-        "time": "" if definition.delay is None else f"{definition.delay:g}s",
-    }.get(definition.type, "")
-    return f"waits {position}: {definition.type} {detail}".rstrip()
-
-
 def step_awaits(step: StepDefinition) -> tuple[str, ...]:
-    found = []
-    if step.await_before is not None:
-        found.append(describe_await("before", step.await_before))
-    if step.await_after is not None:
-        found.append(describe_await("after", step.await_after))
-    return tuple(found)
+    """A line per await: "waits before: webhook POST"."""
+    return tuple(
+        f"waits {position}: {flow_graph.describe_await(declared)[0]}"
+        for position, declared in step.awaits().items()
+    )
 
 
 def links(flow: FlowDefinition) -> dict[tuple[str, str], tuple[str, ...]]:
@@ -84,23 +74,8 @@ def links(flow: FlowDefinition) -> dict[tuple[str, str], tuple[str, ...]]:
     return {pair: tuple(events) for pair, events in found.items()}
 
 
-def depths(steps: Mapping[str, StepDefinition], pairs: list[tuple[str, str]]) -> dict[str, int]:
-    """Each step's column: 1 + the deepest step it follows (0 for the entry step and steps that
-    follow none). Discovery refuses cycles; a cycle here would still end (len(steps) rounds)."""
-    depth = dict.fromkeys(steps, 0)
-    for _ in range(len(steps)):
-        changed = False
-        for source, target in pairs:
-            if source != target and depth[target] < depth[source] + 1:
-                depth[target] = depth[source] + 1
-                changed = True
-        if not changed:
-            break
-    return depth
-
-
 def _columns(flow: FlowDefinition, pairs: list[tuple[str, str]]) -> list[list[str]]:
-    depth = depths(flow.steps, pairs)
+    depth = flow_graph.ranks(flow)
     columns: list[list[str]] = [[] for _ in range(max(depth.values(), default=0) + 1)]
     row: dict[str, float] = {}
     for index, column in enumerate(columns):
