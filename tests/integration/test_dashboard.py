@@ -5,6 +5,7 @@ and with runs, triggers and schedules in it. Its live parts run in a browser
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from flowhost.api.session import COOKIE, new_session
@@ -251,11 +253,40 @@ async def test_pages_show_runs_triggers_and_schedules(
 
 async def _await_waiting(client: httpx.AsyncClient, run_id: str) -> str:
     """The run's page once its approval await is registered (polled, with a deadline)."""
-    import asyncio
-
     async with asyncio.timeout(30):
         while True:
             page = page_text(await client.get(f"/runs/{run_id}"))
             if "/hooks/await/" in page:
                 return page
             await asyncio.sleep(0.05)
+
+
+async def test_runs_started_and_ended_are_counted_per_minute_by_the_database(
+    database_url: str,
+) -> None:
+    """run_activity follows the runs table whoever writes it (the charts' source)."""
+    insert = """
+        INSERT INTO flowhost.runs (id, flow, status, input, definition_hash, created_at,
+                                   finished_at)
+        VALUES (gen_random_uuid(), 'f', 'queued', '{}', 'h', '2026-01-01 10:00:30+00', NULL),
+               (gen_random_uuid(), 'f', 'completed', '{}', 'h', '2026-01-01 10:00:40+00',
+                '2026-01-01 10:02:05+00'),
+               (gen_random_uuid(), 'g', 'running', '{}', 'h', '2026-01-01 10:01:00+00', NULL)
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(insert)
+        conn.execute(
+            "UPDATE flowhost.runs SET status = 'failed', finished_at = '2026-01-01 10:03:59+00'"
+            " WHERE status = 'queued'"
+        )
+        conn.execute("UPDATE flowhost.runs SET step_count = 2")  # no status change: no count
+        rows = conn.execute(
+            "SELECT to_char(minute AT TIME ZONE 'UTC', 'HH24:MI'), flow, started, completed,"
+            " failed FROM flowhost.run_activity ORDER BY 1, 2"
+        ).fetchall()
+    assert rows == [
+        ("10:00", "f", 2, 0, 0),
+        ("10:01", "g", 1, 0, 0),
+        ("10:02", "f", 0, 1, 0),
+        ("10:03", "f", 0, 0, 1),
+    ]
