@@ -14,21 +14,26 @@ from tests.support.engine import write_functions
 from tests.support.hosts import HostProcess
 
 STAGES = """
-import asyncio
+import asyncio, os, time
 from flowhost_worker import step
 
 @step(flow="stages", name="one", entry=True, emits=["two"])
 async def one(data, ctx):
     ctx.logger.info("stage one", n=1)
+    await ctx.state.set("release", data["release"])
     await asyncio.sleep(0.2)
     await ctx.emit("two", {})
     return 1
 
-@step(flow="stages", name="two", subscribes=["two"], emits=["three"])
+@step(flow="stages", name="two", subscribes=["two"], emits=["three"], timeout=120)
 async def two(events, ctx):
     ctx.logger.warning("stage two")
-    # Long enough for `runs logs --follow` (a new process) to start while the run runs.
-    await asyncio.sleep(4.0)
+    # Holds the run until the test has seen stage one's log through `runs logs --follow` (the
+    # file it then writes), however slow the machine is.
+    release = await ctx.state.get("release")
+    deadline = time.monotonic() + 90
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     await ctx.emit("three", {})
     return 2
 
@@ -53,8 +58,10 @@ def run_status(database_url: str, run_id: str) -> str:
     return str(row[0])
 
 
-def start_run(project: Path, database_url: str, flow: str) -> str:
-    started = flowhost("run", flow, "--json", project=project, database_url=database_url)
+def start_run(project: Path, database_url: str, flow: str, data: str = "{}") -> str:
+    started = flowhost(
+        "run", flow, "--input", data, "--json", project=project, database_url=database_url
+    )
     assert started.returncode == 0, started.stderr + started.stdout
     return str(json.loads(started.stdout)["id"])
 
@@ -67,7 +74,8 @@ def test_runs_logs_follow_shows_a_running_run_live_and_exits_at_its_end(
     host.start()
     try:
         host.wait_ready(60)
-        run_id = start_run(project, database_url, "stages")
+        release = tmp_path / "release"
+        run_id = start_run(project, database_url, "stages", json.dumps({"release": str(release)}))
         follower = start_flowhost(
             "runs", "logs", run_id[:13], "--follow", project=project, database_url=database_url
         )
@@ -79,7 +87,8 @@ def test_runs_logs_follow_shows_a_running_run_live_and_exits_at_its_end(
                 lines.append(line)
                 if "stage one" in line and status_at_first_log is None:
                     status_at_first_log = run_status(database_url, run_id)
-            code = follower.wait(timeout=30)
+                    release.touch()  # the run goes on only now
+            code = follower.wait(timeout=60)
         ended = run_status(database_url, run_id)
 
         # Again, once over: everything at once, and as JSON Lines.
@@ -96,7 +105,8 @@ def test_runs_logs_follow_shows_a_running_run_live_and_exits_at_its_end(
     text = "".join(lines)
     assert code == 0, text
     assert ended == "completed"
-    # The first stage's log was printed while the run was still running: live.
+    # Stage one's log was printed while the run was still running (stage two waits for the
+    # test to have seen it): live.
     assert status_at_first_log == "running", text
     order = ["flow started", "one#1", "stage one", "stage two", "stage three", "flow completed"]
     positions = [text.index(part) for part in order]
