@@ -28,7 +28,7 @@ $(PY):
 
 $(DEPS_STAMP): $(PY) pyproject.toml sdk-python/pyproject.toml
 	$(PY) -m pip install --quiet -e sdk-python
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,brokers]'
 	touch $(DEPS_STAMP) $(CORE_STAMP)
 
 # Rebuilds the Rust extension in place when its sources change (pip built it the first time).

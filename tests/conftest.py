@@ -13,6 +13,7 @@ import pytest
 from flowhost.db.database import Database
 from flowhost.db.embedded import EmbeddedPostgres
 from flowhost.project import prepare_schema
+from tests.support.brokers import Mosquitto, RabbitMQ
 from tests.support.databases import TEMPLATE, create_database, drop_database, with_database
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,3 +86,30 @@ async def database(database_url: str) -> AsyncIterator[Database]:
 @pytest.fixture
 def orders_project() -> Path:
     return EXAMPLES / "orders"
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> Iterator[Mosquitto]:
+    """A private mosquitto for the session (tests that kill a broker start their own)."""
+    root = Path(tempfile.mkdtemp(prefix="fh-mosquitto-"))
+    broker = Mosquitto(root)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> Iterator[RabbitMQ]:
+    """A private RabbitMQ node for the session (it boots in seconds: once). A test that kills
+    it starts it again before it ends."""
+    root = Path(tempfile.mkdtemp(prefix="fh-rabbitmq-"))
+    broker = RabbitMQ(root)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -184,3 +184,12 @@ class TriggerConfigError(_FieldErrors):
 
 class TriggerInputError(_FieldErrors):
     """The input does not match the trigger's schema."""
+
+
+class BrokerError(FlowhostError):
+    """A broker connection failed (refused, lost, or a broker-side error); the connector
+    reconnects with backoff."""
+
+
+class BrokerSupportMissingError(FlowhostError, ImportError):
+    """The broker client libraries are not installed: pip install 'flowhost[brokers]'."""

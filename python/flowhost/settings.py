@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from flowhost.connectors.config import ConnectorConfig, parse_connectors
 from flowhost.errors import ConfigurationError
 
 CONFIG_FILE = "flowhost.toml"
@@ -95,6 +96,9 @@ class Settings:
     # late still fires; one older than that was missed (no host ran) and follows the schedule's
     # catch-up policy.
     schedule_grace: float = 10.0
+    # Broker connections (`[connectors.NAME]` tables; docs/connectors.md), each url
+    # overridable by FLOWHOST_CONNECTOR_<NAME>_URL.
+    connectors: tuple[ConnectorConfig, ...] = ()
 
     @property
     def functions_path(self) -> Path:
@@ -168,6 +172,9 @@ def load_settings(
         raise ConfigurationError(f"project directory {root} does not exist")
     values: dict[str, Any] = {}
     values.update(_read_file(root / CONFIG_FILE))
+    values["connectors"] = parse_connectors(
+        values.pop("connectors", None), str(root / CONFIG_FILE), environ
+    )
     values.update(_read_environ(environ))
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(project_dir=root, **values)
@@ -182,10 +189,15 @@ def _read_file(path: Path) -> dict[str, Any]:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: {exc}") from exc
-    table = document.get("flowhost", document)
+    table = dict(document.get("flowhost", document))
+    if "connectors" in document and "connectors" not in table:
+        table["connectors"] = document["connectors"]
     values: dict[str, Any] = {}
     for key, value in table.items():
         if key == "flowhost":
+            continue
+        if key == "connectors":
+            values["connectors"] = value  # parsed by load_settings, with the environment
             continue
         if key not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))

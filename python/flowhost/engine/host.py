@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 from flowhost import metrics
 from flowhost.api.app import create_app
 from flowhost.api.server import HttpServer
+from flowhost.connectors.manager import Connectors
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.engine import scheduling
@@ -195,6 +196,19 @@ class Host:
     async def _serve_connected(self, stop: asyncio.Event, executor: StepExecutor) -> None:
         settings = self.project.settings
         database = self.project.database
+        event_triggers = self.project.event_triggers
+        connectors = Connectors(
+            settings.connectors,
+            database,
+            self.id,
+            served=lambda: self.project.catalog.flows,
+            interval=settings.trigger_check_interval,
+        )
+
+        def triggers_changed(payload: str) -> None:
+            event_triggers.notified(payload)
+            connectors.notified(payload)
+
         async with (
             database.dedicated_connection(session=QUEUE_SESSION) as queue_conn,
             database.dedicated_connection() as listen_conn,
@@ -208,7 +222,7 @@ class Host:
                 heartbeat_timeout=settings.heartbeat_timeout,
                 notifications={
                     CANCEL_CHANNEL: executor.in_flight.notified,
-                    TRIGGERS_CHANNEL: self.project.event_triggers.notified,
+                    TRIGGERS_CHANNEL: triggers_changed,
                 },
             )
             self._consumer.serve(sorted(self.project.catalog.flows))
@@ -221,7 +235,6 @@ class Host:
                     executor.in_flight.watch(database, settings.cancel_check_interval),
                     name="flowhost-stop-attempts",
                 )
-                event_triggers = self.project.event_triggers
                 sweeper = AwaitSweeper(
                     database, lambda: self.project.catalog.flows, on_emit=event_triggers
                 )
@@ -244,6 +257,8 @@ class Host:
                     host=str(self.id),
                 )
                 schedules = tasks.create_task(scheduler.run(stop), name="flowhost-scheduler")
+                # Broker connections (MQTT, AMQP) of the registry's broker triggers.
+                brokers = tasks.create_task(connectors.run(stop), name="flowhost-connectors")
                 watcher = (
                     tasks.create_task(self._watch_functions(stop), name="flowhost-watch")
                     if self._watch
@@ -263,6 +278,7 @@ class Host:
                 await stalls
                 await housekeeping
                 await schedules
+                await brokers
                 if watcher is not None:
                     await watcher
 

@@ -38,6 +38,9 @@ TRIGGER_FIRE_FAILED = "trigger.fire_failed"
 SCHEDULE_SKIPPED = "schedule.skipped"
 SCHEDULE_QUEUED = "schedule.queued"
 SCHEDULE_MISSED = "schedule.missed"
+# A broker message (MQTT, AMQP) that could not fire the trigger: its payload is unreadable as
+# configured or the fire was refused; AMQP messages are dead-lettered after max_failures.
+TRIGGER_REJECTED = "trigger.rejected"
 EVENT_TYPES = (
     TRIGGER_REGISTERED,
     TRIGGER_UPDATED,
@@ -51,6 +54,7 @@ EVENT_TYPES = (
     SCHEDULE_SKIPPED,
     SCHEDULE_QUEUED,
     SCHEDULE_MISSED,
+    TRIGGER_REJECTED,
 )
 # Fires of one trigger count in this many rows (see flowhost.trigger_fires).
 FIRE_SLOTS = 16

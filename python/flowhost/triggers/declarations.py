@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema
 
 from flowhost._core import TriggerIndex
+from flowhost.connectors.trigger_config import CHECKS as broker_checks
 from flowhost.errors import PatternError
 from flowhost.triggers.schedule_config import config_problems
 from flowhost.triggers.webhook_config import problems as webhook_problems
@@ -123,6 +124,15 @@ def _schedule_config(name: str, config: Mapping[str, Any]) -> list[FieldError]:
     return problems
 
 
+def _broker_config(kind: str) -> ConfigCheck:
+    """mqtt and amqp triggers: checked by flowhost.connectors (docs/connectors.md)."""
+
+    def check(name: str, config: Mapping[str, Any]) -> list[FieldError]:
+        return [FieldError(p.pointer, p.message) for p in broker_checks[kind](name, config)]
+
+    return check
+
+
 # type -> its config check. Adding a type is adding an entry (the database takes any short
 # lowercase word).
 CONFIG_CHECKS: dict[str, ConfigCheck] = {
@@ -131,8 +141,8 @@ CONFIG_CHECKS: dict[str, ConfigCheck] = {
     "schedule": _schedule_config,
     "manual": _manual_config,
     "cloudevents": _any_config,
-    "mqtt": _any_config,
-    "amqp": _any_config,
+    "mqtt": _broker_config("mqtt"),
+    "amqp": _broker_config("amqp"),
 }
 TRIGGER_TYPES = tuple(CONFIG_CHECKS)
 
