@@ -27,6 +27,9 @@ from flowhost.store import connectors as store
 
 logger = logging.getLogger(__name__)
 
+# State rows of a host unseen this long are deleted (by any host, at most this often).
+DEAD_HOST_STATES_AFTER = 300.0
+
 
 def plans(
     connectors: Sequence[ConnectorConfig], triggers: Sequence[Mapping[str, Any]]
@@ -101,12 +104,17 @@ class Connectors:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set; then every connection closes and its state row goes."""
+        loop = asyncio.get_running_loop()
+        swept = loop.time()
         try:
             while not stop.is_set():
                 self._wake.clear()
                 try:
                     async with self._database.connection() as conn:
                         generation, triggers = await store.broker_triggers(conn)
+                        if loop.time() - swept > DEAD_HOST_STATES_AFTER:
+                            swept = loop.time()
+                            await store.forget_dead_states(conn, DEAD_HOST_STATES_AFTER)
                 except DatabaseUnavailableError:
                     raise
                 except FlowhostError as exc:

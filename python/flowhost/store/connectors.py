@@ -93,6 +93,10 @@ async def delete_states(conn: Connection, host_id: uuid.UUID, connector: str | N
     )
 
 
+async def forget_dead_states(conn: Connection, dead_after: float) -> None:
+    await conn.execute(QUERIES["forget_dead_connector_states"], {"dead_after": dead_after})
+
+
 async def read_states(
     conn: Connection, *, connector: str | None = None, stale_after: float = 6.0
 ) -> list[ConnectorState]:

@@ -85,3 +85,12 @@ SELECT (SELECT generation FROM flowhost.trigger_registry) AS generation,
                           ORDER BY name), '[]'::jsonb) AS triggers
 FROM flowhost.triggers
 WHERE type IN ('mqtt', 'amqp') AND status = 'active';
+
+-- name: forget_dead_connector_states
+-- State rows of hosts not seen for %(dead_after)s seconds (killed, never stopped cleanly).
+DELETE FROM flowhost.connector_states AS s
+WHERE s.updated_at < clock_timestamp() - make_interval(secs => %(dead_after)s)
+  AND NOT EXISTS (
+      SELECT 1 FROM flowhost.hosts AS h
+      WHERE h.id = s.host_id AND h.last_seen > now() - make_interval(secs => %(dead_after)s)
+  );
