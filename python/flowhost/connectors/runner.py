@@ -35,6 +35,7 @@ from flowhost.db.database import Database
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.errors import (
     BrokerError,
+    BrokerSupportMissingError,
     ConfigurationError,
     DatabaseError,
     DatabaseUnavailableError,
@@ -115,7 +116,12 @@ class ConnectorRunner:
                 error: str | None = None
                 try:
                     connected = await self._session(stop)
-                except (BrokerError, ConfigurationError, DatabaseUnavailableError) as exc:
+                except (
+                    BrokerError,
+                    BrokerSupportMissingError,
+                    ConfigurationError,
+                    DatabaseUnavailableError,
+                ) as exc:
                     error = exc.message
                 except (psycopg.OperationalError, DatabaseError) as exc:
                     error = f"database: {str(exc).splitlines()[0] if str(exc) else exc}"
