@@ -57,7 +57,8 @@ async def run(ctx: Context) -> Sequence[Measurement]:
     samples = ctx.size(200, 30)
     found: list[Measurement] = []
     with tempfile.TemporaryDirectory(prefix="fh-bench-brokers-") as root:
-        mosquitto = Mosquitto(Path(root) / "mosquitto")
+        # Not saving on every change: that rewrites the whole store per message.
+        mosquitto = Mosquitto(Path(root) / "mosquitto", save_every_change=False)
         await asyncio.to_thread(mosquitto.start)
         try:
             found += await _mqtt(ctx, mosquitto, messages, samples)
@@ -206,7 +207,7 @@ async def _mqtt_publish(broker: Mosquitto, messages: list[tuple[str, bytes]]) ->
     import aiomqtt
 
     async with aiomqtt.Client(
-        "127.0.0.1", broker.port, identifier=f"bench-pub-{uuid.uuid4().hex[:8]}"
+        "127.0.0.1", broker.port, identifier=f"bench-pub-{uuid.uuid4().hex[:8]}", timeout=120
     ) as client:
         client.pending_calls_threshold = len(messages) + 10  # all at once, by design
         await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in messages))

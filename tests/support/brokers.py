@@ -29,9 +29,11 @@ def require(*binaries: str) -> None:
 
 
 class Mosquitto(local_brokers.Mosquitto):
-    def __init__(self, root: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path, *, users: dict[str, str] | None = None, save_every_change: bool = True
+    ) -> None:
         require(MOSQUITTO)
-        super().__init__(root, users=users)
+        super().__init__(root, users=users, save_every_change=save_every_change)
 
 
 class RabbitMQ(local_brokers.RabbitMQ):

@@ -162,12 +162,17 @@ class _QueueConsumer:
         try:
             message = message_of(self._queue.name, raw)
             verdict = await self._handle(message, self._triggers, self._max_failures)
-            if verdict is Verdict.ACK:
-                await raw.ack()
-            elif verdict is Verdict.REJECT:
-                await raw.reject(requeue=False)
-            else:
-                await raw.nack(requeue=True)
+            try:
+                if verdict is Verdict.ACK:
+                    await raw.ack()
+                elif verdict is Verdict.REJECT:
+                    await raw.reject(requeue=False)
+                else:
+                    await raw.nack(requeue=True)
+            except Exception as exc:  # the channel or connection is gone
+                raise BrokerError(
+                    f"could not settle a message: {type(exc).__name__} {exc}"
+                ) from exc
         except Exception as exc:
             # Not settled: the broker delivers it again once this connection is gone.
             if not self.failed.done():

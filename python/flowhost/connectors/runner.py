@@ -28,10 +28,10 @@ import psycopg
 
 from flowhost.connectors import amqp, mqtt
 from flowhost.connectors.config import ConnectorConfig, backoff_delay, password_of
-from flowhost.connectors.ingest import Ingest, Verdict
+from flowhost.connectors.ingest import Ingest, Ingested, Item, Verdict
 from flowhost.connectors.messages import AmqpMessage, MqttMessage
 from flowhost.connectors.trigger_config import AmqpTrigger, BrokerTrigger, MqttTrigger
-from flowhost.db.database import Database
+from flowhost.db.database import Database, redact
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.errors import (
     BrokerError,
@@ -50,6 +50,53 @@ logger = logging.getLogger(__name__)
 STANDBY_POLLS_PER_TTL = 3
 # A connected runner rewrites its state row this often (message count, updated_at).
 STATE_REFRESH = 5.0
+# Transactions a connector runs at once, and messages at most in one of them: a message that
+# arrives while they are busy joins the next batch (one commit for all of them).
+INGEST_WORKERS = 4
+MAX_BATCH = 100
+
+
+class _Batcher:
+    """Messages of one connector to fire, in batches: each worker takes what has queued up
+    since its last transaction (at least one message, at most MAX_BATCH) and fires it in one."""
+
+    def __init__(self, ingest: Ingest) -> None:
+        self._ingest = ingest
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Ingested]]] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+
+    def start(self, name: str) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"connector-{name}-ingest-{n}")
+            for n in range(INGEST_WORKERS)
+        ]
+
+    async def stop(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def submit(self, item: Item) -> Ingested:
+        done: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, done))
+        return await done
+
+    async def _work(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await self._ingest.batch([item for item, _ in batch])
+            except Exception as exc:  # the database: every message of the batch fails
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), result in zip(batch, results, strict=True):
+                if not done.done():
+                    done.set_result(result)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,7 +131,7 @@ class ConnectorRunner:
         self._host_id = host_id
         self._environ = os.environ if environ is None else environ
         self._rng = rng or random.Random()
-        self._ingest = Ingest(database, plan.config.name, served=served)
+        self._batcher = _Batcher(Ingest(database, plan.config.name, served=served))
         self._state = ConnectorState(
             connector=plan.config.name,
             host_id=host_id,
@@ -105,6 +152,7 @@ class ConnectorRunner:
         say so in the state row."""
         config = self.plan.config
         attempt = 0
+        self._batcher.start(config.name)
         try:
             while not stop.is_set():
                 if self.plan.exclusive and not await self._take_lease():
@@ -125,6 +173,10 @@ class ConnectorRunner:
                     error = exc.message
                 except (psycopg.OperationalError, DatabaseError) as exc:
                     error = f"database: {str(exc).splitlines()[0] if str(exc) else exc}"
+                except Exception as exc:
+                    # Whatever a client library raises: the runner must outlive it.
+                    logger.exception("connector %s failed", config.name)
+                    error = f"{type(exc).__name__}: {exc}"
                 if stop.is_set():
                     break
                 attempt = 1 if connected else attempt + 1
@@ -132,7 +184,8 @@ class ConnectorRunner:
                     attempt, config.backoff_initial, config.backoff_max, self._rng.random()
                 )
                 now = datetime.now(UTC)
-                message = error or "the connection ended"
+                # Client libraries may quote a URL: never a password in logs or state rows.
+                message = redact(error or "the connection ended")
                 logger.warning(
                     "connector %s (%s): %s; reconnecting in %.1fs (attempt %d)",
                     config.name,
@@ -237,12 +290,13 @@ class ConnectorRunner:
         self._messages += 1
 
     async def _mqtt_message(self, message: MqttMessage, triggers: Sequence[MqttTrigger]) -> Verdict:
-        return (await self._ingest.message(message, triggers)).verdict
+        return (await self._batcher.submit(Item(message, tuple(triggers)))).verdict
 
     async def _amqp_message(
         self, message: AmqpMessage, triggers: Sequence[AmqpTrigger], max_failures: int
     ) -> Verdict:
-        return (await self._ingest.message(message, triggers, max_failures=max_failures)).verdict
+        item = Item(message, tuple(triggers), max_failures)
+        return (await self._batcher.submit(item)).verdict
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -292,6 +346,7 @@ class ConnectorRunner:
         task.add_done_callback(_background.discard)
 
     async def _shutdown(self) -> None:
+        await self._batcher.stop()
         if _background:
             await asyncio.gather(*list(_background), return_exceptions=True)
         with contextlib.suppress(FlowhostError):
