@@ -51,8 +51,9 @@ STANDBY_POLLS_PER_TTL = 3
 # A connected runner rewrites its state row this often (message count, updated_at).
 STATE_REFRESH = 5.0
 # Transactions a connector runs at once, and messages at most in one of them: a message that
-# arrives while they are busy joins the next batch (one commit for all of them).
-INGEST_WORKERS = 4
+# arrives while they are busy joins the next batch (one commit for all of them). Two: one
+# batch fills while the other commits (runs of one flow take its lock, so more would wait).
+INGEST_WORKERS = 2
 MAX_BATCH = 100
 
 
