@@ -166,3 +166,51 @@ async def _attempt_at_least(database: object, attempt: int) -> object:
 
     rows = await states(database, "plant")  # type: ignore[arg-type]
     return next((s for s in rows if s.attempt >= attempt), None)
+
+
+async def test_tls_and_a_password_from_the_environment(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.support.brokers import certificates
+
+    ca, cert, key = certificates(tmp_path / "tls")
+    broker = Mosquitto(tmp_path / "broker", users={"plant": "right-horse"}, tls=(ca, cert, key))
+    broker.start()
+    connector = {
+        "url": broker.url.replace("://", "://plant@"),
+        "password_env": "TEST_PLANT_PASSWORD",
+        "ca_file": str(ca),
+        "protocol": "5",
+        "backoff_initial": 0.2,
+        "backoff_max": 1,
+    }
+    trigger = {"connector": "plant", "topics": ["sensors/#"]}
+    project_dir = broker_project(
+        tmp_path / "p", {"plant": connector}, {"temperatures": ("mqtt", trigger)}
+    )
+    try:
+        monkeypatch.setenv("TEST_PLANT_PASSWORD", "wrong-battery")
+        async with running_host(project_dir, database_url) as project:
+            refused = await wait_for_state(project.database, "plant", "backing_off")
+        monkeypatch.setenv("TEST_PLANT_PASSWORD", "right-horse")
+        async with running_host(project_dir, database_url) as project:
+            await wait_for_state(project.database, "plant", "connected")
+            import ssl
+
+            import aiomqtt
+
+            context = ssl.create_default_context(cafile=str(ca))
+            async with aiomqtt.Client(
+                "127.0.0.1",
+                broker.port,
+                username="plant",
+                password="right-horse",
+                tls_context=context,
+            ) as publisher:
+                await publisher.publish("sensors/a", b'{"c": 3}', qos=1)
+            [data] = await wait_for_inputs(project.database, "inbox", 1)
+    finally:
+        broker.stop()
+    assert data["payload"] == {"c": 3}
+    assert refused.last_error is not None and "wrong-battery" not in refused.last_error
+    assert refused.address.startswith("mqtts://127.0.0.1:")

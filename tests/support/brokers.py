@@ -30,10 +30,77 @@ def require(*binaries: str) -> None:
 
 class Mosquitto(local_brokers.Mosquitto):
     def __init__(
-        self, root: Path, *, users: dict[str, str] | None = None, save_every_change: bool = True
+        self,
+        root: Path,
+        *,
+        users: dict[str, str] | None = None,
+        save_every_change: bool = True,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
         require(MOSQUITTO)
-        super().__init__(root, users=users, save_every_change=save_every_change)
+        super().__init__(root, users=users, save_every_change=save_every_change, tls=tls)
+
+
+def certificates(root: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 it signed (openssl CLI):
+    (CA file, certificate, key)."""
+    import shutil
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    root.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=root, check=True, capture_output=True)
+
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=flowhost test CA",
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (root / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    )
+    return root / "ca.pem", root / "server.pem", root / "server.key"
 
 
 class RabbitMQ(local_brokers.RabbitMQ):

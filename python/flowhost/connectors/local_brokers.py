@@ -68,9 +68,17 @@ class Mosquitto:
     that a SIGKILL loses as little as mosquitto can)."""
 
     def __init__(
-        self, root: Path, *, users: dict[str, str] | None = None, save_every_change: bool = True
+        self,
+        root: Path,
+        *,
+        users: dict[str, str] | None = None,
+        save_every_change: bool = True,
+        tls: tuple[Path, Path, Path] | None = None,
     ) -> None:
+        """`users`: name -> password (else anonymous); `tls`: (CA file, server certificate,
+        its key) for a TLS-only listener."""
         require(MOSQUITTO)
+        self.tls = tls is not None
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -92,6 +100,8 @@ class Mosquitto:
             "log_type warning",
             "log_type notice",
         ]
+        if tls is not None:
+            lines += [f"cafile {tls[0]}", f"certfile {tls[1]}", f"keyfile {tls[2]}"]
         if self.users:
             password_file = root / "passwords"
             password_file.write_text("")
@@ -106,7 +116,7 @@ class Mosquitto:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
 
     @property
     def running(self) -> bool:
