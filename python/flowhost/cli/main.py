@@ -104,15 +104,27 @@ HTTP_OPTION = click.option(
     type=click.IntRange(0, 65535),
     help=f"Serve HTTP on 127.0.0.1:PORT (default {DEFAULT_HTTP_PORT}, or the next free port).",
 )
+@click.option(
+    "--with-brokers",
+    is_flag=True,
+    help="Start private MQTT/AMQP brokers (Debian's mosquitto, rabbitmq-server) for the "
+    "project's connectors and point them there (docs/connectors.md).",
+)
 @click.pass_context
 @handle_errors
-def dev(ctx: click.Context, directory: Path | None, http: str | None, port: int | None) -> None:
+def dev(
+    ctx: click.Context,
+    directory: Path | None,
+    http: str | None,
+    port: int | None,
+    with_brokers: bool,
+) -> None:
     """Develop DIRECTORY: database, schema, host, HTTP with the admin API (its URL and token
     are printed); reloads functions when they change."""
     if http is not None and port is not None:
         raise click.UsageError("give --http or --port, not both")
     settings = load_settings(directory or ctx.obj["project"], http=http)
-    run_async(run_dev(settings, port=port))
+    run_async(run_dev(settings, port=port, with_brokers=with_brokers))
 
 
 @cli.command()

@@ -111,14 +111,20 @@ def dev_http(settings: Settings, port: int | None) -> HttpServer:
     return bind_first_free(DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT)
 
 
-async def run_dev(settings: Settings, *, port: int | None) -> None:
-    """`flowhost dev`: a host that reloads functions, with HTTP and the admin API."""
+async def run_dev(settings: Settings, *, port: int | None, with_brokers: bool = False) -> None:
+    """`flowhost dev`: a host that reloads functions, with HTTP and the admin API; with
+    `with_brokers`, private brokers for the project's connectors."""
     generated = settings.api_token is None
     if generated:
         settings = dataclasses.replace(settings, api_token=dev_token(settings.state_dir))
-    await serve_until_stopped(
-        settings, watch=True, http=dev_http(settings, port), generated_token=generated
-    )
+    http = dev_http(settings, port)
+    if not with_brokers:
+        await serve_until_stopped(settings, watch=True, http=http, generated_token=generated)
+        return
+    from flowhost.connectors.dev_brokers import local_brokers_for
+
+    async with local_brokers_for(settings, say=click.echo) as pointed:
+        await serve_until_stopped(pointed, watch=True, http=http, generated_token=generated)
 
 
 async def serve_until_stopped(
