@@ -34,9 +34,10 @@ pytestmark = pytest.mark.timeout(300)
 FIRST, SECOND = 300, 200
 
 
-def mqtt_project(root: Path, broker: Mosquitto) -> Path:
+def mqtt_project(root: Path, broker: Mosquitto, protocol: str = "3.1.1") -> Path:
     connector = {
         "url": broker.url,
+        "protocol": protocol,
         "session": "persistent",
         "client_id": f"flowhost-test-{uuid.uuid4().hex[:8]}",
         "backoff_initial": 0.2,
@@ -164,7 +165,8 @@ async def test_a_host_killed_mid_stream_loses_nothing_and_runs_nothing_twice(
     queue = f"readings-{uuid.uuid4().hex[:8]}"
     if mosquitto is not None:
         mosquitto.start()
-        project_dir = mqtt_project(tmp_path / "p", mosquitto)
+        # MQTT 5 here (a session kept by its expiry interval), 3.1.1 in the broker test.
+        project_dir = mqtt_project(tmp_path / "p", mosquitto, protocol="5")
     else:
         project_dir = amqp_project(tmp_path / "p", rabbitmq, queue)
     host = HostProcess("host", project_dir, database_url, TEST_RABBIT_PASSWORD=rabbitmq.PASSWORD)

@@ -98,6 +98,17 @@ async def test_an_identical_message_within_the_window_starts_nothing_and_an_id_p
     assert payloads == ['{"c": 1}', '{"c": 2}', '{"c": 2}', '{"last": true}']
 
 
+async def test_qos_2_and_qos_0_messages(
+    tmp_path: Path, database_url: str, mosquitto: Mosquitto
+) -> None:
+    async with running_host(sensors_project(tmp_path, mosquitto, qos=2), database_url) as project:
+        await wait_for_state(project.database, "plant", "connected")
+        await publish_mqtt(mosquitto.port, [("sensors/a/temp", b'{"q": 2}')], qos=2)
+        await publish_mqtt(mosquitto.port, [("sensors/a/temp", b'{"q": 0}')], qos=0)
+        inputs = await wait_for_inputs(project.database, "inbox", 2)
+    assert sorted((i["payload"]["q"], i["qos"]) for i in inputs) == [(0, 0), (2, 2)]
+
+
 @pytest.mark.parametrize("payload_format", ["text", "bytes"])
 async def test_text_and_bytes_payloads(
     tmp_path: Path, database_url: str, mosquitto: Mosquitto, payload_format: str
