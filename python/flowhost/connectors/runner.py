@@ -143,6 +143,8 @@ class ConnectorRunner:
             triggers=plan.names,
         )
         self._messages = 0
+        # State writes started from callbacks (tracked; awaited before shutdown ends).
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def state(self) -> ConnectorState:
@@ -343,22 +345,18 @@ class ConnectorRunner:
 
     def _write_soon(self) -> None:
         task = asyncio.get_running_loop().create_task(self._write())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _shutdown(self) -> None:
         await self._batcher.stop()
-        if _background:
-            await asyncio.gather(*list(_background), return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
         with contextlib.suppress(FlowhostError):
             async with self._database.connection() as conn:
                 if self.plan.exclusive:
                     await store.release_lease(conn, self.plan.config.name, self._host_id)
                 await store.delete_states(conn, self._host_id, self.plan.config.name)
-
-
-# State writes started from callbacks (tracked; awaited before a runner's shutdown ends).
-_background: set[asyncio.Task[None]] = set()
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
