@@ -29,7 +29,7 @@ from tests.support.connectors import (
 from tests.support.engine import running_host
 from tests.support.hosts import HostProcess
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(420)
 
 FIRST, SECOND = 300, 200
 
@@ -136,7 +136,8 @@ async def test_amqp_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twic
             killed_at = await count_runs(project.database)
             await wait_for_state(project.database, "rabbit", "backing_off")
             await asyncio.to_thread(rabbitmq.start)
-            await wait_for_state(project.database, "rabbit", "connected", timeout=60)
+            # A loaded machine: the node boots, then recovers its quorum queues.
+            await wait_for_state(project.database, "rabbit", "connected", timeout=180)
             await publish_amqp(
                 rabbitmq.url,
                 [

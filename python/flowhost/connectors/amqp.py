@@ -102,12 +102,15 @@ async def consume(
             client_properties={"connection_name": f"flowhost {config.name}"},
         )
     except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
-        raise BrokerError(f"AMQP {config.address}: {exc or type(exc).__name__}") from exc
+        raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
     try:
         closed = asyncio.ensure_future(connection.closed())
         consumers = []
-        for queue, group in queues(triggers).items():
-            consumers.append(await _consume_queue(connection, queue, group, handle, on_message))
+        # A broker that just restarted may accept the connection and never answer a declare
+        # (its queues still recovering): setting up is bounded like connecting.
+        async with asyncio.timeout(config.connect_timeout):
+            for queue, group in queues(triggers).items():
+                consumers.append(await _consume_queue(connection, queue, group, handle, on_message))
         on_connected()
         halted = asyncio.ensure_future(halt.wait())
         waiting = {closed, halted, *(c.failed for c in consumers)}
@@ -123,7 +126,7 @@ async def consume(
         if closed.done() and not halt.is_set():
             raise BrokerError(f"AMQP {config.address}: the connection closed")
     except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
-        raise BrokerError(f"AMQP {config.address}: {exc or type(exc).__name__}") from exc
+        raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
     finally:
         with contextlib.suppress(Exception):
             await connection.close()
