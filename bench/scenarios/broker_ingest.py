@@ -226,9 +226,9 @@ async def _amqp(ctx: Context, broker: RabbitMQ, messages: int, samples: int) -> 
     connection = await aio_pika.connect(broker.url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "classic"})
         anchor_queue = await channel.declare_queue(
-            f"{queue}-anchor", durable=True, arguments={"x-queue-type": "quorum"}
+            f"{queue}-anchor", durable=True, arguments={"x-queue-type": "classic"}
         )
 
         async def publish(routing_key: str, ns: range) -> None:

@@ -136,7 +136,7 @@ async def test_amqp_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twic
             killed_at = await count_runs(project.database)
             await wait_for_state(project.database, "rabbit", "backing_off")
             await asyncio.to_thread(rabbitmq.start)
-            # A loaded machine: the node boots, then recovers its quorum queues.
+            # A loaded machine: the node boots, then recovers its queues.
             await wait_for_state(project.database, "rabbit", "connected", timeout=180)
             await publish_amqp(
                 rabbitmq.url,
@@ -146,6 +146,10 @@ async def test_amqp_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twic
                 ],
             )
             await assert_each_once(project.database, FIRST + SECOND)
+    except AssertionError:
+        for log in sorted((rabbitmq.root / "log").glob("*.log")):
+            print(log, log.read_text(errors="replace")[-4000:])
+        raise
     finally:
         if not rabbitmq.running:
             rabbitmq.start()

@@ -2,9 +2,10 @@
 connector, a channel per queue with the queue's prefetch, each message handed to `handle` and
 acknowledged, requeued or rejected (dead-lettered) only after its transaction committed.
 
-Queues are declared durable (quorum by default) with the trigger's dead-letter exchange, and
-bound to the trigger's exchange with its binding keys; with `declare = false` the queue (and the
-exchange) must exist, and are only checked (passive declare). Several triggers on one queue
+Queues are declared durable (classic by default, quorum on request) with the trigger's
+dead-letter exchange, and bound to the trigger's exchange with its binding keys; with
+`declare = false` the queue (and the exchange) must exist, and are only checked (passive
+declare). Several triggers on one queue
 share one consumer: each message fires all of them.
 """
 
@@ -108,9 +109,17 @@ async def consume(
         consumers = []
         # A broker that just restarted may accept the connection and never answer a declare
         # (its queues still recovering): setting up is bounded like connecting.
-        async with asyncio.timeout(config.connect_timeout):
-            for queue, group in queues(triggers).items():
-                consumers.append(await _consume_queue(connection, queue, group, handle, on_message))
+        try:
+            async with asyncio.timeout(config.connect_timeout):
+                for queue, group in queues(triggers).items():
+                    consumers.append(
+                        await _consume_queue(connection, queue, group, handle, on_message)
+                    )
+        except TimeoutError:
+            raise BrokerError(
+                f"AMQP {config.address}: no answer declaring or consuming the queues within "
+                f"{config.connect_timeout:g}s"
+            ) from None
         on_connected()
         halted = asyncio.ensure_future(halt.wait())
         waiting = {closed, halted, *(c.failed for c in consumers)}

@@ -72,7 +72,9 @@ class AmqpTrigger:
     connector: str
     queue: str
     declare: bool = True
-    queue_type: str = "quorum"
+    # Classic by default: RabbitMQ 3.10's quorum queues did not recover from a SIGKILL of the
+    # node here (docs/connectors.md); a durable classic queue does.
+    queue_type: str = "classic"
     exchange: str | None = None
     exchange_type: str = "direct"
     binding_keys: tuple[str, ...] = ()
@@ -175,7 +177,7 @@ def amqp_problems(name: str, config: Mapping[str, Any]) -> list[Problem]:
     problems += _positive_int(config, "max_failures", DEFAULT_MAX_FAILURES, 1000)
     if not isinstance(config.get("declare", True), bool):
         problems.append(Problem("/config/declare", "must be true or false"))
-    if config.get("queue_type", "quorum") not in QUEUE_TYPES:
+    if config.get("queue_type", "classic") not in QUEUE_TYPES:
         problems.append(Problem("/config/queue_type", f"must be one of {', '.join(QUEUE_TYPES)}"))
     kind = config.get("exchange_type", "direct")
     if kind not in EXCHANGE_TYPES:
@@ -215,7 +217,7 @@ def parse_amqp(name: str, config: Mapping[str, Any]) -> AmqpTrigger:
         connector=config["connector"],
         queue=config["queue"],
         declare=config.get("declare", True),
-        queue_type=config.get("queue_type", "quorum"),
+        queue_type=config.get("queue_type", "classic"),
         exchange=config.get("exchange"),
         exchange_type=config.get("exchange_type", "direct"),
         binding_keys=(keys,) if isinstance(keys, str) else tuple(keys),
