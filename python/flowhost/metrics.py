@@ -8,6 +8,7 @@ counters below. What needs SQL (queue depth, awaiting runs, dead tuples) is read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -120,6 +121,20 @@ STREAM_LAGS = Counter(
     "Streams dropped from the live feed for reading too slowly (they catch up from the table).",
     registry=REGISTRY,
 )
+CONNECTOR_STATE = Gauge(
+    "flowhost_connector_state",
+    "This host's connection to each broker connector (docs/connectors.md): 1 for its state "
+    "now (connecting, connected, backing_off, standby), 0 for the others.",
+    ["connector", "state"],
+    registry=REGISTRY,
+)
+CONNECTOR_MESSAGES = Counter(
+    "flowhost_connector_messages",
+    "Broker messages this host fired and settled, by connector and verdict (ack, requeue, reject).",
+    ["connector", "verdict"],
+    registry=REGISTRY,
+)
+CONNECTOR_STATES = ("connecting", "connected", "backing_off", "standby")
 
 # How old the figures read from the database may be when scraped.
 DATABASE_FIGURES_TTL = 5.0
@@ -150,6 +165,16 @@ def observe_attempt(flow: str, step: str, status: str, seconds: float | None) ->
     STEPS.labels(flow, step, status).inc()
     if seconds is not None:
         STEP_DURATION.labels(flow, step).observe(seconds)
+
+
+def observe_connector_state(connector: str, state: str | None) -> None:
+    """The connector's state now; None: it stopped (its series go)."""
+    for known in CONNECTOR_STATES:
+        if state is None:
+            with contextlib.suppress(KeyError):
+                CONNECTOR_STATE.remove(connector, known)
+        else:
+            CONNECTOR_STATE.labels(connector, known).set(1 if known == state else 0)
 
 
 def observe_webhook_ack(route: str, status: int, started: float) -> None:

@@ -163,13 +163,23 @@ async def test_a_broker_that_is_down_is_retried_with_backoff_visible_in_the_stat
             lambda: _attempt_at_least(project.database, 3), what="a third attempt"
         )
         assert later.next_attempt_at is not None
+        assert _gauge("plant", "backing_off") == 1 and _gauge("plant", "connected") == 0
         broker.start()
         try:
             await wait_for_state(project.database, "plant", "connected")
+            assert _gauge("plant", "connected") == 1 and _gauge("plant", "backing_off") == 0
             await publish_mqtt(broker.port, [("sensors/a/temp", b"1")])
             await wait_for_inputs(project.database, "inbox", 1)
         finally:
             broker.stop()
+
+
+def _gauge(connector: str, state: str) -> float | None:
+    from flowhost import metrics
+
+    return metrics.REGISTRY.get_sample_value(
+        "flowhost_connector_state", {"connector": connector, "state": state}
+    )
 
 
 async def _attempt_at_least(database: object, attempt: int) -> object:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from flowhost import metrics
 from flowhost.connectors import amqp, mqtt
 from flowhost.connectors.config import ConnectorConfig, backoff_delay, password_of
 from flowhost.connectors.ingest import Ingest, Ingested, Item, Verdict
@@ -226,6 +227,7 @@ class ConnectorRunner:
                 next_attempt_at=None,
                 connected_at=datetime.now(UTC),
             )
+            metrics.observe_connector_state(config.name, "connected")
             self._write_soon()
 
         async def halt_on_stop() -> None:
@@ -293,13 +295,17 @@ class ConnectorRunner:
         self._messages += 1
 
     async def _mqtt_message(self, message: MqttMessage, triggers: Sequence[MqttTrigger]) -> Verdict:
-        return (await self._batcher.submit(Item(message, tuple(triggers)))).verdict
+        verdict = (await self._batcher.submit(Item(message, tuple(triggers)))).verdict
+        metrics.CONNECTOR_MESSAGES.labels(self.plan.config.name, verdict.value).inc()
+        return verdict
 
     async def _amqp_message(
         self, message: AmqpMessage, triggers: Sequence[AmqpTrigger], max_failures: int
     ) -> Verdict:
         item = Item(message, tuple(triggers), max_failures)
-        return (await self._batcher.submit(item)).verdict
+        verdict = (await self._batcher.submit(item)).verdict
+        metrics.CONNECTOR_MESSAGES.labels(self.plan.config.name, verdict.value).inc()
+        return verdict
 
     # -- leases ---------------------------------------------------------------------------
 
@@ -334,6 +340,7 @@ class ConnectorRunner:
 
     async def _set(self, **changes: object) -> None:
         self._state = dataclasses.replace(self._state, **changes)  # type: ignore[arg-type]
+        metrics.observe_connector_state(self.plan.config.name, self._state.state)
         await self._write()
 
     async def _write(self) -> None:
@@ -350,6 +357,7 @@ class ConnectorRunner:
 
     async def _shutdown(self) -> None:
         await self._batcher.stop()
+        metrics.observe_connector_state(self.plan.config.name, None)
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
         with contextlib.suppress(FlowhostError):
