@@ -105,7 +105,11 @@ async def consume(
     except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
         raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
     try:
-        closed = asyncio.ensure_future(connection.closed())
+        # aio-pika's `closed()` only resolves on our own close: a lost connection runs the
+        # close callbacks.
+        lost = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: lost.set())
+        closed = asyncio.ensure_future(lost.wait())
         consumers = []
         # A broker that just restarted may accept the connection and never answer a declare
         # (its queues still recovering): setting up is bounded like connecting.
@@ -122,17 +126,18 @@ async def consume(
             ) from None
         on_connected()
         halted = asyncio.ensure_future(halt.wait())
-        waiting = {closed, halted, *(c.failed for c in consumers)}
+        waiting: set[asyncio.Future[Any]] = {closed, halted, *(c.failed for c in consumers)}
         try:
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
             halted.cancel()
+        closed.cancel()
         for consumer in consumers:
             await consumer.stop()
         for consumer in consumers:
             if consumer.failed.done() and consumer.failed.exception() is not None:
                 raise consumer.failed.exception()  # type: ignore[misc]
-        if closed.done() and not halt.is_set():
+        if lost.is_set() and not halt.is_set():
             raise BrokerError(f"AMQP {config.address}: the connection closed")
     except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
         raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
