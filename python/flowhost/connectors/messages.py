@@ -6,7 +6,8 @@ in one transaction, so a redelivery (after a crash, a reconnect, a broker restar
 taken and starts nothing. The key is
 
 - the message's own id where it has one: AMQP `message_id`, or for MQTT the user property
-  named by the trigger's `id_property` (MQTT 5); such keys never expire;
+  named by the trigger's `id_property` (MQTT 5); such keys are kept for the delivery_retention
+  setting (housekeeping prunes older ones);
 - else a SHA-256 of where it came from (MQTT topic; AMQP exchange and routing key) and its
   bytes. Two *different* messages with identical bytes on the same topic are then the same
   delivery: within the trigger's `dedupe_window` (seconds) the second starts nothing. After the
