@@ -31,7 +31,11 @@ from tests.support.hosts import HostProcess
 
 pytestmark = pytest.mark.timeout(420)
 
-FIRST, SECOND = 300, 200
+# Messages queued on the broker before flowhost consumes them (enough for a kill to land while
+# they are being fired: flowhost takes a few thousand a second), then more after the kill.
+FIRST_BY_KIND = {"mqtt": 1000, "amqp": 3000}
+SECOND = 200
+CLIENT_ID = "flowhost-test-readings"
 
 
 def mqtt_project(root: Path, broker: Mosquitto, protocol: str = "3.1.1") -> Path:
@@ -39,7 +43,7 @@ def mqtt_project(root: Path, broker: Mosquitto, protocol: str = "3.1.1") -> Path
         "url": broker.url,
         "protocol": protocol,
         "session": "persistent",
-        "client_id": f"flowhost-test-{uuid.uuid4().hex[:8]}",
+        "client_id": CLIENT_ID,
         "backoff_initial": 0.2,
         "backoff_max": 1,
         "lease_ttl": 3,
@@ -97,41 +101,71 @@ async def publish_mqtt_retrying(broker: Mosquitto, payloads: list[bytes]) -> Non
     await wait_until(attempt, 30, "the broker to take messages")
 
 
+async def queue_up_mqtt(broker: Mosquitto, protocol: str, payloads: list[bytes]) -> None:
+    """The connector's persistent session and subscription made first (as its last run would
+    have left them), then the messages queued in it."""
+    import aiomqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    options: dict[str, Any] = {"clean_session": False}
+    if protocol == "5":
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 3600
+        options = {"clean_start": False, "properties": properties}
+    async with aiomqtt.Client(
+        "127.0.0.1",
+        broker.port,
+        identifier=CLIENT_ID,
+        protocol=aiomqtt.ProtocolVersion.V5 if protocol == "5" else aiomqtt.ProtocolVersion.V311,
+        **options,
+    ) as client:
+        await client.subscribe("readings/#", qos=1)
+    await publish_mqtt(broker.port, [("readings/a", p) for p in payloads])
+
+
+async def queue_up_amqp(broker: RabbitMQ, queue: str, payloads: list[bytes]) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(broker.url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(queue, durable=True, arguments={"x-queue-type": "classic"})
+    await publish_amqp(broker.url, [("", queue, p, f"m-{n}") for n, p in enumerate(payloads)])
+
+
 async def test_mqtt_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twice(
     tmp_path: Path, database_url: str
 ) -> None:
+    first_count = FIRST_BY_KIND["mqtt"]
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
     try:
+        await queue_up_mqtt(broker, "3.1.1", list(numbered(0, first_count)))
         async with running_host(mqtt_project(tmp_path / "p", broker), database_url) as project:
-            await wait_for_state(project.database, "plant", "connected")
-            await publish_mqtt(broker.port, [("readings/a", p) for p in numbered(0, FIRST)])
-            await wait_for_runs(project.database, FIRST // 4)
+            await wait_for_runs(project.database, first_count // 10)
             broker.kill()  # mid-stream: runs are still being started from queued messages
             killed_at = await count_runs(project.database)
             await wait_for_state(project.database, "plant", "backing_off")
             broker.start()
-            await publish_mqtt_retrying(broker, list(numbered(FIRST, SECOND)))
-            await assert_each_once(project.database, FIRST + SECOND)
+            await publish_mqtt_retrying(broker, list(numbered(first_count, SECOND)))
+            await assert_each_once(project.database, first_count + SECOND)
     finally:
         broker.stop()
-    assert killed_at < FIRST, "the kill came after the stream: it tested nothing"
+    assert killed_at < first_count, "the kill came after the stream: it tested nothing"
 
 
 async def test_amqp_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twice(
     tmp_path: Path, database_url: str, rabbitmq: RabbitMQ, monkeypatch: Any
 ) -> None:
     monkeypatch.setenv("TEST_RABBIT_PASSWORD", rabbitmq.PASSWORD)
+    first_count = FIRST_BY_KIND["amqp"]
     queue = f"readings-{uuid.uuid4().hex[:8]}"
     project_dir = amqp_project(tmp_path, rabbitmq, queue)
     try:
+        await queue_up_amqp(rabbitmq, queue, list(numbered(0, first_count)))
         async with running_host(project_dir, database_url) as project:
-            await wait_for_state(project.database, "rabbit", "connected")
-            await publish_amqp(
-                rabbitmq.url,
-                [("", queue, body, f"m-{n}") for n, body in enumerate(numbered(0, FIRST))],
-            )
-            await wait_for_runs(project.database, FIRST // 4)
+            await wait_for_runs(project.database, first_count // 10)
             await asyncio.to_thread(rabbitmq.kill)
             killed_at = await count_runs(project.database)
             await wait_for_state(project.database, "rabbit", "backing_off")
@@ -141,11 +175,11 @@ async def test_amqp_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twic
             await publish_amqp(
                 rabbitmq.url,
                 [
-                    ("", queue, body, f"m-{FIRST + n}")
-                    for n, body in enumerate(numbered(FIRST, SECOND))
+                    ("", queue, body, f"m-{first_count + n}")
+                    for n, body in enumerate(numbered(first_count, SECOND))
                 ],
             )
-            await assert_each_once(project.database, FIRST + SECOND)
+            await assert_each_once(project.database, first_count + SECOND)
     except AssertionError:
         for log in sorted((rabbitmq.root / "log").glob("*.log")):
             print(log, log.read_text(errors="replace")[-4000:])
@@ -153,7 +187,7 @@ async def test_amqp_broker_killed_mid_stream_loses_nothing_and_runs_nothing_twic
     finally:
         if not rabbitmq.running:
             rabbitmq.start()
-    assert killed_at < FIRST, "the kill came after the stream: it tested nothing"
+    assert killed_at < first_count, "the kill came after the stream: it tested nothing"
 
 
 @contextlib.asynccontextmanager
@@ -174,34 +208,30 @@ async def test_a_host_killed_mid_stream_loses_nothing_and_runs_nothing_twice(
         project_dir = mqtt_project(tmp_path / "p", mosquitto, protocol="5")
     else:
         project_dir = amqp_project(tmp_path / "p", rabbitmq, queue)
+    first_count = FIRST_BY_KIND[kind]
+    first = list(numbered(0, first_count))
+    if mosquitto is not None:
+        await queue_up_mqtt(mosquitto, "5", first)
+    else:
+        await queue_up_amqp(rabbitmq, queue, first)
     host = HostProcess("host", project_dir, database_url, TEST_RABBIT_PASSWORD=rabbitmq.PASSWORD)
     try:
         host.start()
-        await asyncio.to_thread(host.wait_ready, 60)
         async with opened(database_url) as database:
-            connector = "plant" if kind == "mqtt" else "rabbit"
-            await wait_for_state(database, connector, "connected")
-            first = list(numbered(0, FIRST))
-            if mosquitto is not None:
-                await publish_mqtt(mosquitto.port, [("readings/a", p) for p in first])
-            else:
-                await publish_amqp(
-                    rabbitmq.url, [("", queue, p, f"m-{n}") for n, p in enumerate(first)]
-                )
-            await wait_for_runs(database, FIRST // 4)
+            await wait_for_runs(database, first_count // 10)
             host.kill()
             killed_at = await count_runs(database)
             host.start()
             await asyncio.to_thread(host.wait_ready, 60)
-            second = list(numbered(FIRST, SECOND))
+            second = list(numbered(first_count, SECOND))
             if mosquitto is not None:
                 await publish_mqtt(mosquitto.port, [("readings/a", p) for p in second])
             else:
                 await publish_amqp(
                     rabbitmq.url,
-                    [("", queue, p, f"m-{FIRST + n}") for n, p in enumerate(second)],
+                    [("", queue, p, f"m-{first_count + n}") for n, p in enumerate(second)],
                 )
-            await assert_each_once(database, FIRST + SECOND)
+            await assert_each_once(database, first_count + SECOND)
     except AssertionError:
         print(host.tail(80))
         raise
@@ -209,4 +239,4 @@ async def test_a_host_killed_mid_stream_loses_nothing_and_runs_nothing_twice(
         host.stop()
         if mosquitto is not None:
             mosquitto.stop()
-    assert killed_at < FIRST, "the kill came after the stream: it tested nothing"
+    assert killed_at < first_count, "the kill came after the stream: it tested nothing"
