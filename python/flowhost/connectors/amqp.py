@@ -27,6 +27,9 @@ from flowhost.errors import BrokerError, BrokerSupportMissingError
 logger = logging.getLogger(__name__)
 
 Handle = Callable[[AmqpMessage, Sequence[AmqpTrigger], int], Awaitable[Verdict]]
+# Seconds an ack, a consumer's cancel or a close may take: a connection going away may leave
+# them unanswered, and the connector must get on with reconnecting.
+SETTLE_TIMEOUT = 5.0
 
 
 def _aio_pika() -> Any:
@@ -105,10 +108,11 @@ async def consume(
     except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
         raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
     try:
-        # aio-pika's `closed()` only resolves on our own close: a lost connection runs the
-        # close callbacks.
+        # aio-pika's `closed()` only resolves on our own close, and its close callbacks do not
+        # always run when the broker goes away: aiormq's own closing future does.
         lost = asyncio.Event()
         connection.close_callbacks.add(lambda *_: lost.set())
+        connection.transport.connection.closing.add_done_callback(lambda _: lost.set())
         closed = asyncio.ensure_future(lost.wait())
         consumers = []
         # A broker that just restarted may accept the connection and never answer a declare
@@ -143,7 +147,8 @@ async def consume(
         raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
     finally:
         with contextlib.suppress(Exception):
-            await connection.close()
+            async with asyncio.timeout(SETTLE_TIMEOUT):
+                await connection.close()
 
 
 class _QueueConsumer:
@@ -180,12 +185,14 @@ class _QueueConsumer:
             message = message_of(self._queue.name, raw)
             verdict = await self._handle(message, self._triggers, self._max_failures)
             try:
-                if verdict is Verdict.ACK:
-                    await raw.ack()
-                elif verdict is Verdict.REJECT:
-                    await raw.reject(requeue=False)
-                else:
-                    await raw.nack(requeue=True)
+                # Bounded: on a connection that is going away a settle may never be answered.
+                async with asyncio.timeout(SETTLE_TIMEOUT):
+                    if verdict is Verdict.ACK:
+                        await raw.ack()
+                    elif verdict is Verdict.REJECT:
+                        await raw.reject(requeue=False)
+                    else:
+                        await raw.nack(requeue=True)
             except Exception as exc:  # the channel or connection is gone
                 raise BrokerError(
                     f"could not settle a message: {type(exc).__name__} {exc}"
@@ -198,7 +205,8 @@ class _QueueConsumer:
     async def stop(self) -> None:
         if self._tag is not None:
             with contextlib.suppress(Exception):
-                await self._queue.cancel(self._tag)
+                async with asyncio.timeout(SETTLE_TIMEOUT):
+                    await self._queue.cancel(self._tag)
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         if not self.failed.done():
