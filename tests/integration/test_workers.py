@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -29,6 +30,7 @@ from flowhost.workers.commands import RuntimeCommands
 from flowhost.workers.supervisor import Supervisor
 from flowhost_worker.testing import MemoryBackend
 from tests.support.engine import start, wait_for_run, write_functions
+from tests.support.processes import ChildrenWatch
 
 pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js")
 
@@ -84,25 +86,29 @@ async def serving(project_dir: Path, database_url: str) -> AsyncIterator[tuple[P
             await task
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def assert_nothing_left(pids: set[int], directory: Path | None) -> None:
+def assert_nothing_left(pids: set[int], directory: Path | None, watch: ChildrenWatch) -> None:
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists(), f"process {pid} outlived the host"
-    assert children_of(os.getpid()) == [], "the test process has children left"
+    assert watch.started_since() == [], "the test process has children left"
     assert directory is None or not directory.exists(), "the socket directory was not removed"
+
+
+def test_the_leak_check_sees_the_children_started_since_it_began() -> None:
+    # Children from before (the session's brokers) are not this test's leak; a new one is.
+    older = subprocess.Popen(["sleep", "30"])
+    try:
+        watch = ChildrenWatch()
+        assert watch.started_since() == []
+        newer = subprocess.Popen(["sleep", "30"])
+        try:
+            assert watch.started_since() == [newer.pid]
+        finally:
+            newer.kill()
+            newer.wait()
+        assert watch.started_since() == []
+    finally:
+        older.kill()
+        older.wait()
 
 
 async def failure_of(project: Project, run_id: uuid.UUID) -> dict[str, Any]:
@@ -144,6 +150,7 @@ async def test_crashes_timeouts_and_memory_caps_fail_only_their_own_attempt(
         for name, (src, _) in CRASHES.items()
     }
     write_functions(tmp_path, {**files, "healthy.py": HEALTHY})
+    watch = ChildrenWatch()
     seen: set[int] = set()
     async with serving(tmp_path, database_url) as (project, host):
         runs = {name: await start(project, name, {}) for name in CRASHES}
@@ -157,7 +164,7 @@ async def test_crashes_timeouts_and_memory_caps_fail_only_their_own_attempt(
         assert host.supervisor is not None
         directory = host.supervisor.directory
         seen.update(w.process.pid for w in host.supervisor.workers)
-    assert_nothing_left(seen, directory)
+    assert_nothing_left(seen, directory, watch)
 
 
 async def test_megabytes_of_output_do_not_block_the_child_or_flood_the_run(
@@ -241,6 +248,7 @@ async def test_a_child_that_answered_exits_in_the_background_holding_its_slot(
     monkeypatch.setattr(supervisor_module, "QUIET_PERIOD", 60.0)
     monkeypatch.setattr(supervisor_module, "RETIRE_AT_MOST", 60.0)
     write_functions(tmp_path, {"pid.py": python_step("pid", "print('hi'); return os.getpid()")})
+    watch = ChildrenWatch()
     settings = load_settings(tmp_path, environ={}, warm_python=1, max_children=1, kill_grace=0.5)
     commands = RuntimeCommands.from_settings(settings)
     [step] = (await discover(settings.functions_path, commands)).flows["pid"].steps.values()
@@ -264,7 +272,7 @@ async def test_a_child_that_answered_exits_in_the_background_holding_its_slot(
         assert second != first
         await asyncio.wait_for(asyncio.shield(lingering[0].process.exited), 10)
         workers = supervisor.workers
-    assert_nothing_left({first, second, *(w.process.pid for w in workers)}, None)
+    assert_nothing_left({first, second, *(w.process.pid for w in workers)}, None, watch)
 
 
 async def test_a_child_sees_only_the_environment_its_function_declares(
