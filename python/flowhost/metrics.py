@@ -123,15 +123,28 @@ STREAM_LAGS = Counter(
 )
 CONNECTOR_STATE = Gauge(
     "flowhost_connector_state",
-    "This host's connection to each broker connector (docs/connectors.md): 1 for its state "
-    "now (connecting, connected, backing_off, standby), 0 for the others.",
-    ["connector", "state"],
+    "This host's connections to each broker connector (docs/connectors.md), by role (consume, "
+    "publish): 1 for its state now (connecting, connected, backing_off, standby), 0 for the "
+    "others.",
+    ["connector", "role", "state"],
     registry=REGISTRY,
 )
 CONNECTOR_MESSAGES = Counter(
     "flowhost_connector_messages",
     "Broker messages this host fired and settled, by connector and verdict (ack, requeue, reject).",
     ["connector", "verdict"],
+    registry=REGISTRY,
+)
+CONNECTOR_PUBLISHES = Counter(
+    "flowhost_connector_publishes",
+    "Messages steps published through this host, by connector and outcome (published, failed).",
+    ["connector", "outcome"],
+    registry=REGISTRY,
+)
+HTTP_ACTIONS = Counter(
+    "flowhost_http_actions",
+    "HTTP requests steps made through this host (ctx.http), by outcome (ok, error).",
+    ["outcome"],
     registry=REGISTRY,
 )
 CONNECTOR_STATES = ("connecting", "connected", "backing_off", "standby")
@@ -167,14 +180,15 @@ def observe_attempt(flow: str, step: str, status: str, seconds: float | None) ->
         STEP_DURATION.labels(flow, step).observe(seconds)
 
 
-def observe_connector_state(connector: str, state: str | None) -> None:
-    """The connector's state now; None: it stopped (its series go)."""
+def observe_connector_state(connector: str, state: str | None, role: str = "consume") -> None:
+    """The state of the connector's connection of `role` now; None: it stopped (its series
+    go)."""
     for known in CONNECTOR_STATES:
         if state is None:
             with contextlib.suppress(KeyError):
-                CONNECTOR_STATE.remove(connector, known)
+                CONNECTOR_STATE.remove(connector, role, known)
         else:
-            CONNECTOR_STATE.labels(connector, known).set(1 if known == state else 0)
+            CONNECTOR_STATE.labels(connector, role, known).set(1 if known == state else 0)
 
 
 def observe_webhook_ack(route: str, status: int, started: float) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flowhost.connectors.config import ConnectorConfig, parse_connectors
+from flowhost.connectors.config import ENV_NAME_PATTERN, ConnectorConfig, parse_connectors
 from flowhost.errors import ConfigurationError
 
 CONFIG_FILE = "flowhost.toml"
@@ -99,6 +99,9 @@ class Settings:
     # Broker connections (`[connectors.NAME]` tables; docs/connectors.md), each url
     # overridable by FLOWHOST_CONNECTOR_<NAME>_URL.
     connectors: tuple[ConnectorConfig, ...] = ()
+    # Host environment variables that steps' HTTP actions may send as `{secret:NAME}`
+    # (docs/connectors.md#http-actions): the values stay in the host, redacted from records.
+    http_secrets: tuple[str, ...] = ()
 
     @property
     def functions_path(self) -> Path:
@@ -157,6 +160,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "housekeeping_interval": ("housekeeping_interval", float),
     "delivery_retention": ("delivery_retention", float),
     "schedule_grace": ("schedule_grace", float),
+    "http_secrets": ("http_secrets", tuple),
 }
 
 
@@ -221,6 +225,14 @@ def _read_environ(environ: Mapping[str, str]) -> dict[str, Any]:
 def _coerce(kind: type, value: Any, where: str) -> Any:
     if kind is str and isinstance(value, str):
         return value
+    if kind is tuple:
+        # A list of names, or (from the environment) one string of comma-separated names.
+        names = value.split(",") if isinstance(value, str) else value
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            found = tuple(n.strip() for n in names if n.strip())
+            if all(ENV_NAME_PATTERN.match(n) for n in found):
+                return found
+        raise ConfigurationError(f"{where}: expected a list of environment variable names")
     try:
         if kind is int and not isinstance(value, bool):
             return int(value)

@@ -178,7 +178,7 @@ def _gauge(connector: str, state: str) -> float | None:
     from flowhost import metrics
 
     return metrics.REGISTRY.get_sample_value(
-        "flowhost_connector_state", {"connector": connector, "state": state}
+        "flowhost_connector_state", {"connector": connector, "role": "consume", "state": state}
     )
 
 

@@ -242,3 +242,105 @@ async def _consume_queue(
     consumer = _QueueConsumer(queue, triggers, handle, on_message)
     await consumer.start()
     return consumer
+
+
+class AmqpPublisher:
+    """A connection that only publishes (`ctx.publish.amqp`), on one channel with publisher
+    confirms. RabbitMQ blocks a connection that publishes faster than it can take (flow
+    control): kept apart from the consuming connection, it never holds up a consumer's acks."""
+
+    def __init__(self, config: ConnectorConfig, *, password: str | None) -> None:
+        self._config = config
+        self._password = password
+        self._connection: Any = None
+        self._channel: Any = None
+
+    @property
+    def alive(self) -> bool:
+        return (
+            self._connection is not None
+            and not self._connection.is_closed
+            and self._channel is not None
+            and not self._channel.is_closed
+        )
+
+    async def connect(self) -> None:
+        """Raises BrokerError."""
+        aio_pika = _aio_pika()
+        import aiormq
+
+        config = self._config
+        try:
+            self._connection = await aio_pika.connect(
+                host=config.host,
+                port=config.port,
+                login=config.username or "guest",
+                password=self._password if self._password is not None else "guest",
+                virtualhost=config.vhost,
+                ssl=config.tls,
+                ssl_context=tls_context(config),
+                timeout=config.connect_timeout,
+                client_properties={"connection_name": f"flowhost {config.name} publisher"},
+            )
+            async with asyncio.timeout(config.connect_timeout):
+                self._channel = await self._connection.channel(publisher_confirms=True)
+        except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
+            await self.close()
+            raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        headers: dict[str, Any],
+        content_type: str | None,
+        message_id: str | None,
+        correlation_id: str | None,
+        persistent: bool,
+    ) -> bool:
+        """Returns once the broker confirmed the message: True if a queue took it, False if
+        it was returned as unroutable. Raises BrokerError."""
+        aio_pika = _aio_pika()
+        import aiormq
+
+        config = self._config
+        message = aio_pika.Message(
+            body,
+            headers=headers,
+            content_type=content_type,
+            message_id=message_id,
+            correlation_id=correlation_id,
+            delivery_mode=(
+                aio_pika.DeliveryMode.PERSISTENT
+                if persistent
+                else aio_pika.DeliveryMode.NOT_PERSISTENT
+            ),
+            app_id="flowhost",
+        )
+        try:
+            target = (
+                self._channel.default_exchange
+                if exchange == ""
+                else await self._channel.get_exchange(exchange, ensure=False)
+            )
+            result = await target.publish(
+                message, routing_key, mandatory=True, timeout=config.connect_timeout
+            )
+        except (
+            TimeoutError,
+            aiormq.exceptions.AMQPError,
+            aio_pika.exceptions.AMQPException,
+            OSError,
+        ) as exc:
+            detail = str(exc) or type(exc).__name__
+            raise BrokerError(f"AMQP {config.address}: publishing failed: {detail}") from exc
+        return isinstance(result, aiormq.spec.Basic.Ack)
+
+    async def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(SETTLE_TIMEOUT):
+                    await connection.close()

@@ -244,3 +244,85 @@ async def _one(
         acks.done(entry)
     finally:
         room.release()
+
+
+class MqttPublisher:
+    """A connection that only publishes (`ctx.publish.mqtt`): a clean session under a client
+    id of its own, so that it never takes over a consuming connection's session."""
+
+    def __init__(self, config: ConnectorConfig, *, client_id: str, password: str | None) -> None:
+        self._config = config
+        self._client_id = client_id
+        self._password = password
+        self._client: Any = None
+
+    @property
+    def alive(self) -> bool:
+        return self._client is not None and bool(self._client._client.is_connected())
+
+    async def connect(self) -> None:
+        """Raises BrokerError."""
+        aiomqtt = _aiomqtt()
+        config = self._config
+        version5 = config.protocol == "5"
+        client = aiomqtt.Client(
+            config.host,
+            config.port,
+            username=config.username,
+            password=self._password,
+            identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V5 if version5 else aiomqtt.ProtocolVersion.V311,
+            tls_context=tls_context(config),
+            tls_insecure=config.tls_insecure if config.tls else None,
+            keepalive=config.keepalive,
+            timeout=config.connect_timeout,
+            logger=logger,
+            **({} if version5 else {"clean_session": True}),
+        )
+        try:
+            await client.__aenter__()
+        except (aiomqtt.MqttError, OSError) as exc:
+            raise BrokerError(f"MQTT {config.address}: {exc}") from exc
+        self._client = client
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int, retain: bool, properties: dict[str, Any]
+    ) -> None:
+        """Returns once the broker has the message (QoS 1: PUBACK, 2: PUBCOMP); raises
+        BrokerError, ValueError for properties under MQTT 3.1.1."""
+        aiomqtt = _aiomqtt()
+        config = self._config
+        publish_properties = None
+        if properties:
+            if config.protocol != "5":
+                raise ValueError(
+                    f"MQTT properties need protocol 5; connector {config.name} uses "
+                    f"{config.protocol}"
+                )
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            publish_properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            if "content_type" in properties:
+                publish_properties.ContentType = properties["content_type"]
+            if properties.get("user_properties"):
+                publish_properties.UserProperty = [
+                    (str(k), str(v)) for k, v in properties["user_properties"]
+                ]
+        try:
+            await self._client.publish(
+                topic,
+                payload,
+                qos=qos,
+                retain=retain,
+                properties=publish_properties,
+                timeout=config.connect_timeout,
+            )
+        except aiomqtt.MqttError as exc:
+            raise BrokerError(f"MQTT {config.address}: publishing failed: {exc}") from exc
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.__aexit__(None, None, None)

@@ -364,7 +364,9 @@ class ConnectorRunner:
             async with self._database.connection() as conn:
                 if self.plan.exclusive:
                     await store.release_lease(conn, self.plan.config.name, self._host_id)
-                await store.delete_states(conn, self._host_id, self.plan.config.name)
+                await store.delete_states(
+                    conn, self._host_id, self.plan.config.name, role="consume"
+                )
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

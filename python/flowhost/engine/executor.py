@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from flowhost import metrics, tracing
+from flowhost.actions.step_actions import StepActions
 from flowhost.db.database import Database
 from flowhost.engine import scheduling
 from flowhost.engine.await_jobs import AwaitJobRunner
@@ -79,14 +80,17 @@ class StepExecutor:
         adopt_definitions: bool = False,
         hot_database: Database | None = None,
         on_emit: EmitListener | None = None,
+        actions: StepActions | None = None,
     ) -> None:
-        """`hot_database`: the pool that claims and records attempts (default `database`)."""
+        """`hot_database`: the pool that claims and records attempts (default `database`);
+        `actions`: what steps' ctx.publish and ctx.http use (None: they are refused)."""
         self._database = database
         self._hot_database = hot_database or database
         self._catalog = catalog
         self._supervisor = supervisor
         # Hears the emits that count, in the transactions recording them (event triggers).
         self._on_emit = on_emit
+        self._actions = actions
         self._awaits = AwaitJobRunner(
             database, catalog, self.run_hook, public_url=public_url, on_emit=on_emit
         )
@@ -174,6 +178,8 @@ class StepExecutor:
             emits=step.emits,
             record=record,
             flows=self._catalog.flows,
+            actions=self._actions,
+            env=step.env,
         )
         failure: Exception | None = None
         began = time.perf_counter()
@@ -398,6 +404,8 @@ class StepExecutor:
             record=record,
             flows=self._catalog.flows,
             hook=kind,
+            actions=self._actions,
+            env=declared.env,
         )
         try:
             await self.run_in_runtime(

@@ -15,15 +15,18 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
 from psycopg.types.json import Jsonb
 
 from flowhost import metrics
+from flowhost.actions.http import HttpActions
+from flowhost.actions.step_actions import StepActions
 from flowhost.api.app import create_app
 from flowhost.api.server import HttpServer
 from flowhost.connectors.manager import Connectors
+from flowhost.connectors.publishers import Publishers
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.engine import scheduling
@@ -128,6 +131,7 @@ class Host:
         async with (
             hot_database,
             Supervisor(settings, self.project.catalog.commands, host_id=str(self.id)) as supervisor,
+            self._step_actions() as actions,
         ):
             self._supervisor = supervisor
             metrics.children_source = supervisor.children_by_runtime
@@ -142,6 +146,7 @@ class Host:
                 adopt_definitions=self._watch,
                 hot_database=hot_database,
                 on_emit=self.project.event_triggers,
+                actions=actions,
             )
             try:
                 if self._http is None:
@@ -161,6 +166,24 @@ class Host:
                 self._executor = None
                 if metrics.children_source == supervisor.children_by_runtime:
                     metrics.children_source = None
+
+    @contextlib.asynccontextmanager
+    async def _step_actions(self) -> AsyncIterator[StepActions]:
+        """Steps' ctx.publish and ctx.http: connections opened at their first use, closed
+        once the steps are done."""
+        settings = self.project.settings
+        publishers = (
+            Publishers(settings.connectors, self.project.database, self.id)
+            if settings.connectors
+            else None
+        )
+        actions = StepActions(
+            publishers, HttpActions(secrets=frozenset(settings.http_secrets), environ=os.environ)
+        )
+        try:
+            yield actions
+        finally:
+            await actions.close()
 
     def _steps(self) -> list[StepDefinition]:
         return [s for flow in self.project.catalog.flows.values() for s in flow.steps.values()]

@@ -10,11 +10,12 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from flowhost.actions.step_actions import Actor, StepActions
 from flowhost.db.database import Database
 from flowhost.db.queries import QUERIES
 from flowhost.engine.catalog import FunctionCatalog
@@ -23,7 +24,7 @@ from flowhost.engine.definitions import FlowDefinition, StepDefinition
 from flowhost.engine.orchestrator import AttemptRecord
 from flowhost.engine.starting import StartOptions, start_run
 from flowhost.errors import FlowNotFoundError, RunNotFoundError, RunStateError
-from flowhost.store.events import LOG, STEP_PROGRESS, NewEvent
+from flowhost.store.events import HTTP, LOG, PUBLISH, STEP_PROGRESS, NewEvent
 from flowhost.store.json_data import as_json, as_loose_json
 from flowhost.workers.cancellation import Cancellation
 from flowhost_worker import Awaited, RunContext
@@ -53,7 +54,11 @@ class InProcessBackend:
         record: AttemptRecord,
         flows: Mapping[str, FlowDefinition] | None = None,
         hook: str | None = None,
+        actions: StepActions | None = None,
+        env: tuple[str, ...] = (),
     ) -> None:
+        """`actions`: the host's publishing connections and HTTP client (None: refused);
+        `env`: the variables the step's function declares (`{env:NAME}` may read them)."""
         self._database = database
         self._run_id = run_id
         self._flow = flow
@@ -63,6 +68,9 @@ class InProcessBackend:
         self._record = record
         self._flows = flows or {}
         self._hook = hook
+        self._actions = actions
+        self._env = frozenset(env)
+        self._amqp_publishes = 0
 
     def _params(self, key: str) -> dict[str, Any]:
         return {"run_id": self._run_id, "step": self._step, "attempt": self._attempt, "key": key}
@@ -166,6 +174,48 @@ class InProcessBackend:
                 params = {"flow": flow or self._flow, "excluded": excluded}
             row = await (await conn.execute(query, params)).fetchone()
         return bool(row and row["running"])
+
+    async def publish_mqtt(self, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._require_actions().publish_mqtt(params, self._recorder(PUBLISH))
+
+    async def publish_amqp(self, params: dict[str, Any]) -> dict[str, Any]:
+        actions = self._require_actions()
+        self._amqp_publishes += 1
+        return await actions.publish_amqp(
+            params, self._actor(), self._amqp_publishes, self._recorder(PUBLISH)
+        )
+
+    async def http_request(self, params: dict[str, Any]) -> dict[str, Any]:
+        actions = self._require_actions()
+        return await actions.http_request(params, self._actor(), self._recorder(HTTP))
+
+    def _require_actions(self) -> StepActions:
+        if self._actions is None:
+            raise ValueError("actions (ctx.publish, ctx.http) are not available here")
+        return self._actions
+
+    def _actor(self) -> Actor:
+        key = f"{self._run_id}:{self._step}"
+        return Actor(
+            run_id=str(self._run_id),
+            flow=self._flow,
+            step=self._step,
+            attempt=self._attempt,
+            idempotency_key=key if self._hook is None else f"{key}:{self._hook}",
+            declared_env=self._env,
+        )
+
+    def _recorder(self, kind: str) -> Callable[[dict[str, Any]], None]:
+        """Appends an action's event to the attempt's, recorded with its outcome."""
+
+        def record(data: dict[str, Any]) -> None:
+            if self._hook is not None:
+                data = {**data, "hook": self._hook}
+            self._record.logs.append(
+                NewEvent(self._run_id, kind, as_loose_json(data), self._step, self._attempt)
+            )
+
+        return record
 
     def heartbeat(self) -> None:
         """Liveness of an in-process step is the queue job's own heartbeat."""

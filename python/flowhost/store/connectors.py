@@ -34,6 +34,8 @@ class ConnectorState:
     connected_at: datetime | None = None
     messages: int = 0
     updated_at: datetime | None = None
+    # "consume" (the triggers' connection) or "publish" (the steps' ctx.publish connection).
+    role: str = "consume"
     # Read back only: whether the host is alive, where it runs, and whether it holds the lease.
     host_alive: bool | None = None
     hostname: str | None = None
@@ -50,6 +52,7 @@ class ConnectorState:
             "hostname": self.hostname,
             "pid": self.pid,
             "hostAlive": self.host_alive,
+            "role": self.role,
             "type": self.type,
             "state": self.state,
             "address": self.address,
@@ -72,6 +75,7 @@ async def write_state(conn: Connection, state: ConnectorState) -> None:
         {
             "connector": state.connector,
             "host_id": state.host_id,
+            "role": state.role,
             "type": state.type,
             "state": state.state,
             "address": state.address,
@@ -87,9 +91,17 @@ async def write_state(conn: Connection, state: ConnectorState) -> None:
     )
 
 
-async def delete_states(conn: Connection, host_id: uuid.UUID, connector: str | None = None) -> None:
+async def delete_states(
+    conn: Connection,
+    host_id: uuid.UUID,
+    connector: str | None = None,
+    *,
+    role: str | None = None,
+) -> None:
+    """Delete this host's state rows (of one connector, of one role, or all)."""
     await conn.execute(
-        QUERIES["delete_connector_state"], {"host_id": host_id, "connector": connector}
+        QUERIES["delete_connector_state"],
+        {"host_id": host_id, "connector": connector, "role": role},
     )
 
 
@@ -109,6 +121,7 @@ async def read_states(
         ConnectorState(
             connector=row["connector"],
             host_id=row["host_id"],
+            role=row["role"],
             type=row["type"],
             state=row["state"],
             address=row["address"],

@@ -40,6 +40,9 @@ LOG = "log"
 EMIT = "emit"
 STATE_SET = "state.set"
 STATE_DELETE = "state.delete"
+# Actions out of a step (docs/connectors.md#actions-out): a message published, an HTTP request.
+PUBLISH = "publish"
+HTTP = "http"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

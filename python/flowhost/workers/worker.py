@@ -15,6 +15,7 @@ from flowhost.workers.output import OutputBudget, OutputReader
 from flowhost.workers.processes import ChildProcess
 from flowhost.workers.router import RouterTransport
 from flowhost_worker.context import LEVELS, ContextBackend
+from flowhost_worker.errors import ActionError
 from flowhost_worker.protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, ErrorCode, ProtocolError
 from flowhost_worker.rpc import Peer
 
@@ -178,6 +179,9 @@ class Worker:
             "flow.is_running": self._flow_is_running,
             "flow.running": self._flow_running,
             "flow.stats": self._flow_stats,
+            "publish.mqtt": lambda job, params: job.backend.publish_mqtt(params),
+            "publish.amqp": lambda job, params: job.backend.publish_amqp(params),
+            "http.request": lambda job, params: job.backend.http_request(params),
         }
         for method, handler in job_calls.items():
             self.peer.on_request(method, self._job_call(method, handler))
@@ -230,6 +234,8 @@ class Worker:
                 return await handler(job, params)
             except (TypeError, ValueError) as exc:
                 raise ProtocolError(ErrorCode.INVALID_PARAMS, str(exc)) from exc
+            except ActionError as exc:
+                raise ProtocolError(ErrorCode.ACTION_FAILED, str(exc)) from exc
             finally:
                 timing.observe(time.perf_counter() - began)
 

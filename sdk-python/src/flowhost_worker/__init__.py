@@ -15,12 +15,19 @@ async def validate(order: dict, ctx) -> dict:
 from flowhost_worker.awaits import Await, Awaited
 from flowhost_worker.config import Backoff, StepConfig
 from flowhost_worker.context import ContextBackend, FlowControl, RunContext, RunState, StepLogger
-from flowhost_worker.errors import JobEndedError, RetryRequested, StepConfigError, WorkerError
+from flowhost_worker.errors import (
+    ActionError,
+    JobEndedError,
+    RetryRequested,
+    StepConfigError,
+    WorkerError,
+)
 from flowhost_worker.step import step, step_config
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionError",
     "Await",
     "Awaited",
     "Backoff",

@@ -13,6 +13,14 @@ import math
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from flowhost_worker.actions import (
+    DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    NOTHING,
+    Publisher,
+    http_params,
+)
+from flowhost_worker.actions import require_text as _text
 from flowhost_worker.awaits import Awaited
 from flowhost_worker.errors import WorkerError
 
@@ -55,6 +63,18 @@ class ContextBackend(Protocol):
     async def flow_is_running(
         self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
     ) -> bool: ...
+
+    async def publish_mqtt(self, params: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        """Publish through the host's connection (`publish.mqtt` of docs/protocol.md)."""
+        ...
+
+    async def publish_amqp(self, params: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        """Publish through the host's connection (`publish.amqp` of docs/protocol.md)."""
+        ...
+
+    async def http_request(self, params: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        """An HTTP request made by the host (`http.request` of docs/protocol.md)."""
+        ...
 
     def log(self, level: str, message: str, fields: dict[str, JSONValue]) -> None: ...
 
@@ -222,7 +242,8 @@ class FlowControl:
 
 class RunContext:
     """The `ctx` of a step: ids, `state`, `logger`, `flow`, `emit`, `heartbeat`, `progress`,
-    and `awaited` (how the step's await_before resolved).
+    `awaited` (how the step's await_before resolved), `publish` (MQTT and AMQP messages out)
+    and `http` (an HTTP request made by the host).
 
     An await hook gets the same context with `hook` set to its kind ("register", "resolve",
     "timeout"); only `emit` is refused there: a hook runs beside the step, not as a step."""
@@ -237,6 +258,7 @@ class RunContext:
         "hook",
         "logger",
         "max_attempts",
+        "publish",
         "run_id",
         "state",
         "step_name",
@@ -273,6 +295,7 @@ class RunContext:
         self.state = RunState(backend)
         self.logger = StepLogger(backend)
         self.flow = FlowControl(backend)
+        self.publish = Publisher(backend)
 
     @property
     def idempotency_key(self) -> str:
@@ -292,6 +315,45 @@ class RunContext:
         if not isinstance(name, str) or not name:
             raise ValueError("emit needs a non-empty event name")
         await self._backend.emit(name, payload)
+
+    async def http(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        query: dict[str, str] | None = None,
+        body: str | bytes | None = None,
+        json: JSONValue = NOTHING,
+        auth: dict[str, str] | None = None,
+        timeout: float = DEFAULT_HTTP_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    ) -> dict[str, JSONValue]:
+        """An HTTP request, made by the host and recorded in the run (secrets redacted).
+
+        `url`, header and query values, auth fields and a string `body` may hold the
+        placeholders `{run_id}`, `{flow}`, `{step}`, `{attempt}`, `{idempotency_key}`,
+        `{timestamp}`, `{uuid}`, `{env:NAME}` (a variable the function declares in `env`) and
+        `{secret:NAME}` (a variable the host lists in `http_secrets`): the host expands them,
+        so a secret never reaches the step. `json=` data is sent as given. `auth`:
+        `{"type": "basic", "username", "password"}`, `{"type": "bearer", "token"}` or
+        `{"type": "api_key", "name", "value", "in": "header" | "query"}`.
+
+        Returns `{"status", "ok", "headers", "body", "json"}` (`body` the text, `json` the
+        parsed body when it is JSON, else None). A response status is not an error; a
+        connection failure, a timeout or a body above `max_response_bytes` raises."""
+        params = http_params(
+            method,
+            url,
+            headers=headers,
+            query=query,
+            body=body,
+            json_body=json,
+            auth=auth,
+            timeout=timeout,
+            max_response_bytes=max_response_bytes,
+        )
+        return await self._backend.http_request(params)
 
     def heartbeat(self) -> None:
         """Tell the host the step is alive and making progress (never blocks)."""
@@ -340,8 +402,3 @@ def _seconds(value: object, what: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{what} must be a finite number of seconds >= 0 (got {value!r})")
     return float(value)
-
-
-def _text(value: object, what: str) -> None:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} must be a non-empty string (got {value!r})")

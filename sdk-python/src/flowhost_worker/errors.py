@@ -31,6 +31,15 @@ class JobEndedError(WorkerError, RuntimeError):
         return (type(self), (str(self),))
 
 
+class ActionError(WorkerError):
+    """An action out of the step (`ctx.publish.*`, `ctx.http`) failed: the broker or the server
+    could not be reached, did not confirm, or timed out. The message says which; it never holds
+    a secret. Raised alike in a child and in the host."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (str(self),))
+
+
 class RetryRequested(WorkerError):
     """The step asks to be tried again after `delay` seconds.
 

@@ -37,6 +37,7 @@ class ErrorCode(enum.IntEnum):
     CANCELLED = -32051
     STEP_TIMED_OUT = -32052
     HANDLER_NOT_LOADABLE = -32053
+    ACTION_FAILED = -32054
 
 
 class ProtocolError(WorkerError):

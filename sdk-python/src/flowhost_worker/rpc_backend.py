@@ -13,7 +13,7 @@ import logging
 from typing import Any
 
 from flowhost_worker.context import JSONValue
-from flowhost_worker.errors import JobEndedError, WorkerError
+from flowhost_worker.errors import ActionError, JobEndedError, WorkerError
 from flowhost_worker.json_data import check_json, json_problem
 from flowhost_worker.protocol import ErrorCode
 from flowhost_worker.rpc import Peer, RemoteError
@@ -147,6 +147,15 @@ class RpcBackend:
         result = await self._call("flow.is_running", params)
         return bool(_field(result, "running", "flow.is_running"))
 
+    async def publish_mqtt(self, params: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        return _map(await self._call("publish.mqtt", params), "publish.mqtt")
+
+    async def publish_amqp(self, params: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        return _map(await self._call("publish.amqp", params), "publish.amqp")
+
+    async def http_request(self, params: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        return _map(await self._call("http.request", params), "http.request")
+
     def log(self, level: str, message: str, fields: dict[str, JSONValue]) -> None:
         self._check_running()
         if json_problem(fields) is not None:
@@ -170,6 +179,8 @@ class RpcBackend:
         except RemoteError as exc:
             if exc.code == ErrorCode.INVALID_PARAMS:
                 raise ValueError(f"{method} refused: {exc.message}") from exc
+            if exc.code == ErrorCode.ACTION_FAILED:
+                raise ActionError(exc.message) from None
             if exc.code == ErrorCode.NO_JOB_RUNNING:
                 raise JobEndedError(f"{method} refused: the job has ended") from exc
             raise
@@ -185,6 +196,12 @@ def _field(result: Any, key: str, method: str) -> Any:
     if not isinstance(result, dict) or key not in result:
         raise WorkerError(f"the host answered {method} without {key!r}")
     return result[key]
+
+
+def _map(result: Any, method: str) -> dict[str, JSONValue]:
+    if not isinstance(result, dict):
+        raise WorkerError(f"the host answered {method} without a map")
+    return result
 
 
 def _loggable(value: Any) -> JSONValue:

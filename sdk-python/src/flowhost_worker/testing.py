@@ -23,10 +23,12 @@ await send_approval_mail({"url": "https://..."}, context_for(hook="register"))
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from flowhost_worker.awaits import HOOK_KINDS, Awaited
 from flowhost_worker.context import RunContext
+from flowhost_worker.errors import WorkerError
 
 _ABSENT = object()
 
@@ -46,6 +48,12 @@ class MemoryBackend:
         self.canceled: list[str | None] = []
         self.progress_reports: list[tuple[float, str | None]] = []
         self.heartbeats = 0
+        # ctx.publish.mqtt / .amqp: ("mqtt" or "amqp", the protocol's params), payloads as bytes.
+        self.published: list[tuple[str, dict[str, Any]]] = []
+        # ctx.http: the protocol's params of each request, and what answers them (a function of
+        # those params returning {"status", "headers", "body", "json"}; default: refused).
+        self.requests: list[dict[str, Any]] = []
+        self.http_handler: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self._start_keys: dict[tuple[str, str, str], str] = {}
 
     async def state_get(self, key: str) -> tuple[bool, Any]:
@@ -102,6 +110,43 @@ class MemoryBackend:
         self, flow: str | None, run_id: str | None, exclude_run_ids: list[str]
     ) -> bool:
         return False
+
+    async def publish_mqtt(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.published.append(("mqtt", params))
+        return {
+            "connector": params["connector"],
+            "topic": params["topic"],
+            "qos": params["qos"],
+            "retain": params["retain"],
+            "size": len(params["payload"]),
+        }
+
+    async def publish_amqp(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.published.append(("amqp", params))
+        return {
+            "connector": params["connector"],
+            "exchange": params["exchange"],
+            "routing_key": params["routing_key"],
+            "size": len(params["body"]),
+            "message_id": params.get("message_id"),
+            "routed": True,
+        }
+
+    async def http_request(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.requests.append(params)
+        if self.http_handler is None:
+            raise WorkerError(
+                "ctx.http in a test: set MemoryBackend.http_handler to answer requests"
+            )
+        answer = self.http_handler(params)
+        status = int(answer.get("status", 200))
+        return {
+            "status": status,
+            "ok": 200 <= status < 300,
+            "headers": dict(answer.get("headers", {})),
+            "body": answer.get("body", ""),
+            "json": answer.get("json"),
+        }
 
     def log(self, level: str, message: str, fields: dict[str, Any]) -> None:
         self.logs.append((level, message, fields))

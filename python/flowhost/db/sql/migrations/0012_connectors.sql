@@ -7,6 +7,9 @@
 CREATE TABLE flowhost.connector_states (
     connector text NOT NULL,
     host_id uuid NOT NULL,
+    -- A host's consuming connection (its triggers') and its publishing one (ctx.publish).
+    role text NOT NULL DEFAULT 'consume' CONSTRAINT connector_states_role_check
+        CHECK (role IN ('consume', 'publish')),
     type text NOT NULL,
     state text NOT NULL CONSTRAINT connector_states_state_check
         CHECK (state IN ('connecting', 'connected', 'backing_off', 'standby', 'stopped')),
@@ -20,10 +23,10 @@ CREATE TABLE flowhost.connector_states (
     last_error text,
     last_error_at timestamptz,
     connected_at timestamptz,
-    -- Messages this host took from the connector since it started.
+    -- Messages this host took from the connector (or published to it) since it started.
     messages bigint NOT NULL DEFAULT 0,
     updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (connector, host_id)
+    PRIMARY KEY (connector, host_id, role)
 );
 
 -- The holder of an exclusive connector: renewed by it before `expires_at`; any host may take a

@@ -2,12 +2,12 @@
 
 -- name: upsert_connector_state
 INSERT INTO flowhost.connector_states AS s
-    (connector, host_id, type, state, address, exclusive, triggers, attempt, next_attempt_at,
+    (connector, host_id, role, type, state, address, exclusive, triggers, attempt, next_attempt_at,
      last_error, last_error_at, connected_at, messages, updated_at)
-VALUES (%(connector)s, %(host_id)s, %(type)s, %(state)s, %(address)s, %(exclusive)s,
+VALUES (%(connector)s, %(host_id)s, %(role)s, %(type)s, %(state)s, %(address)s, %(exclusive)s,
         %(triggers)s, %(attempt)s, %(next_attempt_at)s, %(last_error)s, %(last_error_at)s,
         %(connected_at)s, %(messages)s, clock_timestamp())
-ON CONFLICT (connector, host_id) DO UPDATE
+ON CONFLICT (connector, host_id, role) DO UPDATE
     SET type = EXCLUDED.type, state = EXCLUDED.state, address = EXCLUDED.address,
         exclusive = EXCLUDED.exclusive, triggers = EXCLUDED.triggers,
         attempt = EXCLUDED.attempt, next_attempt_at = EXCLUDED.next_attempt_at,
@@ -17,23 +17,25 @@ ON CONFLICT (connector, host_id) DO UPDATE
 
 -- name: delete_connector_state
 DELETE FROM flowhost.connector_states
-WHERE host_id = %(host_id)s AND (%(connector)s::text IS NULL OR connector = %(connector)s);
+WHERE host_id = %(host_id)s AND (%(connector)s::text IS NULL OR connector = %(connector)s)
+  AND (%(role)s::text IS NULL OR role = %(role)s);
 
 -- name: connector_states
 -- Every host's connection states, with whether the host is alive (its heartbeat is recent) and
 -- who holds each connector's lease.
-SELECT s.connector, s.host_id, s.type, s.state, s.address, s.exclusive, s.triggers, s.attempt,
+SELECT s.connector, s.host_id, s.role, s.type, s.state, s.address, s.exclusive, s.triggers, s.attempt,
        s.next_attempt_at, s.last_error, s.last_error_at, s.connected_at, s.messages,
        s.updated_at,
        (h.id IS NOT NULL AND h.last_seen > now() - make_interval(secs => %(stale_after)s))
            AS host_alive,
        h.hostname, h.pid,
-       (l.host_id = s.host_id AND l.expires_at > clock_timestamp()) AS holds_lease
+       (s.role = 'consume' AND l.host_id = s.host_id AND l.expires_at > clock_timestamp())
+           AS holds_lease
 FROM flowhost.connector_states AS s
 LEFT JOIN flowhost.hosts AS h ON h.id = s.host_id
 LEFT JOIN flowhost.connector_leases AS l ON l.connector = s.connector
 WHERE (%(connector)s::text IS NULL OR s.connector = %(connector)s)
-ORDER BY s.connector, s.host_id;
+ORDER BY s.connector, s.host_id, s.role;
 
 -- name: take_connector_lease
 -- Take the lease if it is free, lapsed or already ours (which renews it); returns a row only
