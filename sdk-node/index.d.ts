@@ -305,6 +305,106 @@ export interface RunContext {
   heartbeat(): void
   /** Report how far the attempt is: `value` from 0 to 1, with an optional message. */
   progress(value: number, message?: string | null): void
+  /**
+   * Messages out, through the host's connection to a `[connectors.NAME]` broker. At least once
+   * with the step: a retried attempt publishes again (docs/connectors.md#actions-out).
+   */
+  readonly publish: Publish
+  /**
+   * An HTTP request made by the host and recorded in the run, secrets redacted. `url`, header and
+   * query values, auth fields and a string `body` may hold `{run_id}`, `{flow}`, `{step}`,
+   * `{attempt}`, `{idempotency_key}`, `{timestamp}`, `{uuid}`, `{env:NAME}` (declared in `env`)
+   * and `{secret:NAME}` (listed in the host's `http_secrets`). A response status is not an error;
+   * a connection failure, a timeout or a body above `maxResponseBytes` rejects with `ActionError`.
+   */
+  http(method: HttpMethod, url: string, options?: HttpOptions): Promise<HttpResponse>
+}
+
+/** Payloads: bytes as they are, a string as UTF-8, anything else as JSON. */
+export type Payload = Uint8Array | string | unknown
+
+export interface Publish {
+  /** Resolves once the broker has the message (QoS 1: PUBACK; 2: PUBCOMP). */
+  mqtt(topic: string, payload?: Payload, options?: MqttPublishOptions): Promise<MqttPublished>
+  /**
+   * Resolves once the broker confirmed it. `exchange` `''` is the default exchange (routing to the
+   * queue named `routingKey`). `messageId` defaults to one built from the step's idempotency key
+   * and the publish's place in the attempt: the same when a retried attempt publishes again.
+   */
+  amqp(exchange: string, routingKey: string, body?: Payload, options?: AmqpPublishOptions): Promise<AmqpPublished>
+}
+
+export interface MqttPublishOptions {
+  /** Default 1. */
+  qos?: 0 | 1 | 2
+  retain?: boolean
+  /** MQTT 5 properties. */
+  contentType?: string
+  userProperties?: Record<string, string>
+  /** The connector to use; may be left out when the project has one MQTT connector. */
+  connector?: string
+}
+
+export interface MqttPublished {
+  connector: string
+  topic: string
+  qos: 0 | 1 | 2
+  retain: boolean
+  size: number
+}
+
+export interface AmqpPublishOptions {
+  headers?: Record<string, unknown>
+  /** Default from the payload: application/json, text/plain; charset=utf-8 or application/octet-stream. */
+  contentType?: string
+  messageId?: string
+  correlationId?: string
+  /** Delivery mode 2 (default true). */
+  persistent?: boolean
+  connector?: string
+}
+
+export interface AmqpPublished {
+  connector: string
+  exchange: string
+  routingKey: string
+  size: number
+  messageId: string
+  /** False when no queue took the message (the broker returned it). */
+  routed: boolean
+}
+
+export type HttpMethod = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'OPTIONS'
+
+export type HttpAuth =
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'bearer'; token: string }
+  | { type: 'api_key'; name: string; value: string; in?: 'header' | 'query' }
+
+export interface HttpOptions {
+  headers?: Record<string, string>
+  query?: Record<string, string>
+  /** A string (placeholders expanded) or bytes. */
+  body?: string | Uint8Array | null
+  /** Data sent as JSON, as given (no placeholders). */
+  json?: unknown
+  auth?: HttpAuth
+  /** Seconds, default 30, at most 600. */
+  timeout?: number
+  /** Default 1 MiB, at most 4 MiB. */
+  maxResponseBytes?: number
+}
+
+export interface HttpResponse {
+  status: number
+  /** A 2xx status. */
+  ok: boolean
+  /** Names in lower case; repeated headers joined by ", ". */
+  headers: Record<string, string>
+  /** The body as text, secrets the host sent replaced by `[secret:NAME]`. */
+  body: string
+  /** The parsed body when the response is JSON, else null. */
+  json: any
 }
 
 export type HookKind = 'register' | 'resolve' | 'timeout'
@@ -428,6 +528,9 @@ export interface IsRunningOptions {
 
 /** The root of this package's errors. */
 export class WorkerError extends Error {}
+
+/** An action out of the step (`ctx.publish.*`, `ctx.http`) failed; the message never holds a secret. */
+export class ActionError extends WorkerError {}
 
 /** A function's config is invalid; the message names the file and the field. */
 export class ConfigError extends WorkerError {

@@ -19,5 +19,5 @@
  */
 
 export { defineConfig, normalizeConfig } from './src/config.js'
-export { ConfigError, RetryRequested, WorkerError } from './src/errors.js'
+export { ActionError, ConfigError, RetryRequested, WorkerError } from './src/errors.js'
 export { defineFunction } from './src/function.js'

@@ -1,6 +1,6 @@
 // Types of @flowhost/worker/testing. Hand-written, like index.d.ts.
 
-import type { Awaited, FlowStats, HookKind, RunContext, RunningRun, StartFlowOptions } from './index.js'
+import type { Awaited, FlowStats, HookKind, HttpResponse, RunContext, RunningRun, StartFlowOptions } from './index.js'
 
 export interface TestContextOptions {
   /** Default: a random UUID. */
@@ -23,6 +23,8 @@ export interface TestContextOptions {
   running?: RunningRun[]
   /** What `ctx.flow.stats` answers: flow name -> statistics. Default none (null). */
   stats?: Record<string, FlowStats>
+  /** What answers `ctx.http` (the protocol's `http.request` params). Default: it rejects. */
+  http?: (request: Record<string, any>) => Partial<HttpResponse> | Promise<Partial<HttpResponse>>
 }
 
 export interface TestContext {
@@ -33,6 +35,10 @@ export interface TestContext {
   logs: { level: string; message: string; fields: Record<string, unknown> }[]
   /** Runs the handler started with `ctx.flow.start` (a start key seen before starts none). */
   started: { flowName: string; input: unknown; options: StartFlowOptions }[]
+  /** `ctx.publish` calls: the protocol's params, payloads as bytes. */
+  published: { kind: 'mqtt' | 'amqp'; params: Record<string, any> }[]
+  /** `ctx.http` calls: the protocol's `http.request` params. */
+  requests: Record<string, any>[]
 }
 
 /** A `ctx` for calling a step handler or an await hook directly in a test. */

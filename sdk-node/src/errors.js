@@ -10,6 +10,13 @@
 export class WorkerError extends Error {}
 
 /**
+ * An action out of the step (`ctx.publish.*`, `ctx.http`) failed: the broker or the server could
+ * not be reached, did not confirm, or timed out. The message says which; it never holds a secret.
+ * The Python SDK's `ActionError`.
+ */
+export class ActionError extends WorkerError {}
+
+/**
  * A function's `config` is invalid. `file` and `field` say where; the message names both, e.g.
  * `functions/charge.js: flow.step: must be a non-empty name ... (got '')`.
  */

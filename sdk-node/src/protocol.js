@@ -48,6 +48,7 @@ export const ErrorCode = Object.freeze({
   CANCELLED: -32051,
   STEP_TIMED_OUT: -32052,
   HANDLER_NOT_LOADABLE: -32053,
+  ACTION_FAILED: -32054,
 })
 
 /**

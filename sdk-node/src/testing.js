@@ -22,6 +22,7 @@
 
 import { randomUUID } from 'node:crypto'
 
+import { createActions } from './runtime/actions.js'
 import { hookCannotEmit } from './runtime/context.js'
 
 const HOOK_KINDS = ['register', 'resolve', 'timeout']
@@ -56,6 +57,26 @@ export function createTestContext(options = {}) {
   const started = []
   /** @type {Map<string, string>} */
   const startKeys = new Map()
+  /** @type {TestContext['published']} */
+  const published = []
+  /** @type {TestContext['requests']} */
+  const requests = []
+  // What the host would answer for ctx.publish and ctx.http; the arguments are checked by the
+  // same code as in a child.
+  const actions = createActions(async (method, params) => {
+    if (method === 'http.request') {
+      requests.push(params)
+      if (options.http === undefined) throw new Error('ctx.http in a test: pass createTestContext({ http: (request) => response })')
+      const answer = await options.http(params)
+      const status = answer.status ?? 200
+      return { status, ok: status >= 200 && status < 300, headers: answer.headers ?? {}, body: answer.body ?? '', json: answer.json ?? null }
+    }
+    published.push({ kind: method === 'publish.mqtt' ? 'mqtt' : 'amqp', params })
+    const size = /** @type {Uint8Array} */ (params.payload ?? params.body).length
+    return method === 'publish.mqtt'
+      ? { connector: params.connector, topic: params.topic, qos: params.qos, retain: params.retain, size }
+      : { connector: params.connector, exchange: params.exchange, routing_key: params.routing_key, size, message_id: params.message_id ?? null, routed: true }
+  })
   /** @param {string} level */
   const log = (level) => (/** @type {string} */ message, /** @type {Record<string, unknown>} */ fields = {}) => {
     logs.push({ level, message, fields })
@@ -93,6 +114,7 @@ export function createTestContext(options = {}) {
       if (hook !== null) throw hookCannotEmit(hook, stepName)
       emitted.push({ name, payload })
     },
+    ...actions,
     heartbeat() {},
     progress() {},
     flow: {
@@ -123,5 +145,5 @@ export function createTestContext(options = {}) {
       },
     },
   }
-  return { ctx, state, emitted, logs, started }
+  return { ctx, state, emitted, logs, started, published, requests }
 }

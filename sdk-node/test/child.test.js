@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, afterEach, before, describe, test } from 'node:test'
 
-import { ErrorCode, errorResponse, notification } from '../src/protocol.js'
+import { ErrorCode, ProtocolError, errorResponse, notification } from '../src/protocol.js'
 import { FakeHost } from './helpers/fake-host.js'
 
 /** @type {string} */
@@ -55,6 +55,18 @@ const FILES = {
   `,
   'throws.js': `
     export default async function charge() { throw new TypeError('card number is missing') }
+  `,
+  'actions.js': `
+    import { ActionError, defineFunction } from '@flowhost/worker'
+    export default defineFunction(async (input, ctx) => {
+      const mqtt = await ctx.publish.mqtt('plant/out', { t: 21.5 }, { qos: 2, retain: true, userProperties: { site: 'n' } })
+      const amqp = await ctx.publish.amqp('orders', 'new', Buffer.from([0, 255]), { messageId: 'm-1', connector: 'rabbit' })
+      let failed
+      try { await ctx.http('GET', 'https://example.invalid/{run_id}', { auth: { type: 'bearer', token: '{secret:T}' } }) } catch (error) {
+        failed = { isActionError: error instanceof ActionError, message: error.message }
+      }
+      return { mqtt, amqp, failed }
+    })
   `,
   'retry.js': `
     import { RetryRequested } from '@flowhost/worker'
@@ -248,6 +260,33 @@ describe('execute', () => {
     assert.deepEqual(host.notifications('progress'), [{ value: 0.5, message: 'half way' }])
     assert.ok(host.notifications('heartbeat').length >= 1)
     assert.deepEqual(await host.exit(), { code: 0, signal: null })
+  })
+
+  test('ctx.publish and ctx.http are protocol calls; a failed action rejects with ActionError', async () => {
+    const host = await startHost()
+    host.handlers['publish.mqtt'] = ({ topic, qos, retain, payload }) => ({ connector: 'plant', topic, qos, retain, size: payload.length })
+    host.handlers['publish.amqp'] = ({ exchange, routing_key: key, message_id: id, body }) => ({
+      connector: 'rabbit', exchange, routing_key: key, size: body.length, message_id: id, routed: true,
+    })
+    host.handlers['http.request'] = () => { throw new ProtocolError(ErrorCode.ACTION_FAILED, 'HTTP GET https://example.invalid/run-1: no answer within 30s') }
+    const answer = await host.execute(file('actions.js'))
+    assert.deepEqual(resultOf(answer), {
+      mqtt: { connector: 'plant', topic: 'plant/out', qos: 2, retain: true, size: 10 },
+      amqp: { connector: 'rabbit', exchange: 'orders', routingKey: 'new', size: 2, messageId: 'm-1', routed: true },
+      failed: { isActionError: true, message: 'HTTP GET https://example.invalid/run-1: no answer within 30s' },
+    })
+    const calls = host.calls.filter((call) => call.method.startsWith('publish.') || call.method === 'http.request')
+    assert.deepEqual(calls.map((call) => call.method), ['publish.mqtt', 'publish.amqp', 'http.request'])
+    const [mqtt, amqp, http] = calls.map((call) => call.params)
+    assert.ok(mqtt.payload instanceof Uint8Array, 'payloads travel as msgpack bin')
+    assert.equal(Buffer.from(mqtt.payload).toString(), '{"t":21.5}')
+    assert.deepEqual(mqtt.properties, { user_properties: [['site', 'n']] })
+    assert.deepEqual([...amqp.body], [0, 255])
+    assert.equal(amqp.content_type, 'application/octet-stream')
+    assert.deepEqual(http, {
+      method: 'GET', url: 'https://example.invalid/{run_id}', headers: {}, query: {}, body: null,
+      auth: { type: 'bearer', token: '{secret:T}' }, timeout: 30, max_response_bytes: 1048576,
+    })
   })
 
   test('undefined is answered as null', async () => {

@@ -6,6 +6,7 @@ import * as worker from '@flowhost/worker'
 
 test('exports exactly the public API', () => {
   assert.deepEqual(Object.keys(worker).sort(), [
+    'ActionError',
     'ConfigError',
     'RetryRequested',
     'WorkerError',

@@ -1,6 +1,7 @@
 /**
  * The `ctx` a handler gets (`RunContext` in index.d.ts): the job's ids, its AbortSignal, and the
- * job-scoped host methods of docs/protocol.md (state, emit, log, flow, heartbeat, progress).
+ * job-scoped host methods of docs/protocol.md (state, emit, log, flow, heartbeat, progress,
+ * publish, http).
  *
  * Arguments are checked here, before anything is sent, so a mistake is a TypeError or RangeError
  * at the line that made it; what the host refuses comes back as a rejected promise with a
@@ -17,6 +18,7 @@
 import { NAME_PATTERN } from '../config.js'
 import { WorkerError } from '../errors.js'
 import { formatValue } from '../format.js'
+import { createActions } from './actions.js'
 import { assertSendable } from './values.js'
 
 export const MAX_STATE_KEY_LENGTH = 256
@@ -161,6 +163,7 @@ export function createRunContext(job, peer, signal, { awaited = null, hook = nul
         return stats === null ? null : camelCaseKeys(stats)
       },
     }),
+    ...createActions(call),
     heartbeat() {
       notify('heartbeat', {})
     },
