@@ -186,6 +186,10 @@ class TriggerInputError(_FieldErrors):
     """The input does not match the trigger's schema."""
 
 
+class ConnectorNotFoundError(FlowhostError, LookupError):
+    """No connector of that name: neither configured nor used by a live host."""
+
+
 class BrokerError(FlowhostError):
     """A broker connection failed (refused, lost, or a broker-side error); the connector
     reconnects with backoff."""

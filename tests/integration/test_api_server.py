@@ -408,6 +408,8 @@ async def test_the_openapi_document_is_valid_and_lists_every_route(
         ("GET", "/api/schedules/{name}/lag"),
         ("POST", "/api/schedules/{name}/enable"),
         ("POST", "/api/schedules/{name}/disable"),
+        ("GET", "/api/connectors"),
+        ("GET", "/api/connectors/{name}"),
         ("POST", "/api/events"),
     }
     schemes = document["components"]["securitySchemes"]

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from flowhost.connectors.config import backoff_delay, env_url_name, password_of
+from flowhost.connectors.config import (
+    backoff_delay,
+    env_url_name,
+    parse_connector,
+    password_of,
+    without_secrets,
+)
 from flowhost.connectors.manager import plans
 from flowhost.connectors.messages import AmqpMessage, MqttMessage, PayloadError, decode_payload
 from flowhost.connectors.mqtt import _InOrderAcks, subscriptions
@@ -175,3 +181,15 @@ def test_plans_group_triggers_by_connector_and_report_unknown_ones(tmp_path: Pat
     assert list(found) == ["m"] and found["m"].names == ("t1", "t2")
     assert subscriptions(found["m"].triggers) == {"a/#": 1, "b": 1}  # type: ignore[arg-type]
     assert len(problems) == 2 and "no connector 'nowhere'" in problems[1]
+
+
+def test_errors_kept_for_the_state_hold_no_password() -> None:
+    config = parse_connector(
+        "rabbit", {"url": "amqp://me@h/", "password_env": "RABBIT_PASSWORD"}, "flowhost.toml"
+    )
+    environ = {"RABBIT_PASSWORD": "pa55-word"}
+    text = "refused amqp://me:pa55-word@h:5672/ (login me / pa55-word)"
+    assert (
+        without_secrets(text, config, environ) == "refused amqp://me:***@h:5672/ (login me / ***)"
+    )
+    assert without_secrets("no password here", config, {}) == "no password here"

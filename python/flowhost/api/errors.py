@@ -21,6 +21,7 @@ from starlette.routing import Match
 from flowhost.api.problems import problem
 from flowhost.errors import (
     CloudEventError,
+    ConnectorNotFoundError,
     DatabaseUnavailableError,
     FlowhostError,
     FlowNotFoundError,
@@ -47,6 +48,7 @@ STATUS_OF_ERROR: list[tuple[type[FlowhostError], int]] = [
     (RunStateError, 409),
     # The trigger errors, as flowhost.triggers.service.HTTP_STATUS maps them.
     (TriggerNotFoundError, 404),
+    (ConnectorNotFoundError, 404),
     (SubscriptionNotFoundError, 404),
     (TriggerConflictError, 409),
     (TriggerRetiredError, 409),

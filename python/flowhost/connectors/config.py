@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from flowhost.db.database import redact
 from flowhost.errors import ConfigurationError
 
 CONNECTOR_TYPES = ("mqtt", "amqp")
@@ -211,6 +212,14 @@ def password_of(config: ConnectorConfig, environ: Mapping[str, str]) -> str | No
             "(password_env) is not set"
         )
     return value
+
+
+def without_secrets(text: str, config: ConnectorConfig, environ: Mapping[str, str]) -> str:
+    """An error of a client library, fit for logs and state rows: URL passwords masked, and so
+    is the connector's own password wherever a library quoted it."""
+    text = redact(text)
+    password = environ.get(config.password_env) if config.password_env else None
+    return text.replace(password, "***") if password else text
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, random: float) -> float:

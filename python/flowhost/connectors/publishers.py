@@ -24,8 +24,13 @@ from typing import Any
 
 from flowhost import metrics
 from flowhost.connectors import amqp, mqtt
-from flowhost.connectors.config import ConnectorConfig, backoff_delay, password_of
-from flowhost.db.database import Database, redact
+from flowhost.connectors.config import (
+    ConnectorConfig,
+    backoff_delay,
+    password_of,
+    without_secrets,
+)
+from flowhost.db.database import Database
 from flowhost.errors import (
     BrokerError,
     BrokerSupportMissingError,
@@ -199,7 +204,9 @@ class Publishers:
                     await link.connection.close()
                     link.connection = None
                     link.state = dataclasses.replace(
-                        link.state, state="connecting", last_error=redact(exc.message)
+                        link.state,
+                        state="connecting",
+                        last_error=without_secrets(exc.message, link.config, self._environ),
                     )
                     await self._write(link)
             raise
@@ -216,7 +223,7 @@ class Publishers:
         )
         link.retry_at = asyncio.get_running_loop().time() + delay
         now = datetime.now(UTC)
-        message = redact(error)
+        message = without_secrets(error, link.config, self._environ)
         logger.warning(
             "connector %s (%s): cannot publish: %s; next connect in %.1fs",
             link.config.name,

@@ -28,11 +28,16 @@ import psycopg
 
 from flowhost import metrics
 from flowhost.connectors import amqp, mqtt
-from flowhost.connectors.config import ConnectorConfig, backoff_delay, password_of
+from flowhost.connectors.config import (
+    ConnectorConfig,
+    backoff_delay,
+    password_of,
+    without_secrets,
+)
 from flowhost.connectors.ingest import Ingest, Ingested, Item, Verdict
 from flowhost.connectors.messages import AmqpMessage, MqttMessage
 from flowhost.connectors.trigger_config import AmqpTrigger, BrokerTrigger, MqttTrigger
-from flowhost.db.database import Database, redact
+from flowhost.db.database import Database
 from flowhost.engine.definitions import FlowDefinition
 from flowhost.errors import (
     BrokerError,
@@ -189,7 +194,7 @@ class ConnectorRunner:
                 )
                 now = datetime.now(UTC)
                 # Client libraries may quote a URL: never a password in logs or state rows.
-                message = redact(error or "the connection ended")
+                message = without_secrets(error or "the connection ended", config, self._environ)
                 logger.warning(
                     "connector %s (%s): %s; reconnecting in %.1fs (attempt %d)",
                     config.name,

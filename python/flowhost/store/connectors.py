@@ -157,6 +157,12 @@ async def release_lease(conn: Connection, connector: str, host_id: uuid.UUID) ->
     )
 
 
+async def leases(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Connector -> its lease row (`host_id`, `acquired_at`, `expires_at`, `live`)."""
+    rows = await (await conn.execute(QUERIES["connector_leases"])).fetchall()
+    return {row["connector"]: dict(row) for row in rows}
+
+
 async def lease_of(conn: Connection, connector: str) -> dict[str, Any] | None:
     row = await (
         await conn.execute(QUERIES["connector_lease"], {"connector": connector})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowhost.api.routes import events, flows, runs, schedules, streams, triggers
+from flowhost.api.routes import connectors, events, flows, runs, schedules, streams, triggers
 
 ROUTERS: list[APIRouter] = [
     flows.router,
@@ -15,6 +15,7 @@ ROUTERS: list[APIRouter] = [
     triggers.router,
     schedules.router,
     events.router,
+    connectors.router,
 ]
 # Paths under /api that a route module authenticates itself (not with the admin token): none
 # yet. A route with its own auth (an ingest endpoint with its own keys) adds its path here.

@@ -96,3 +96,7 @@ WHERE s.updated_at < clock_timestamp() - make_interval(secs => %(dead_after)s)
       SELECT 1 FROM flowhost.hosts AS h
       WHERE h.id = s.host_id AND h.last_seen > now() - make_interval(secs => %(dead_after)s)
   );
+
+-- name: connector_leases
+SELECT connector, host_id, acquired_at, expires_at, expires_at > clock_timestamp() AS live
+FROM flowhost.connector_leases ORDER BY connector;
