@@ -153,15 +153,16 @@ class HttpActions:
             "response": None,
         }
         began = time.perf_counter()
+        data.update(outcome="error", error="interrupted")  # until it ends one way or the other
         try:
             answer = await self._send(request, call, expander, data)
         except ActionError as exc:
-            data.update(outcome="error", error=str(exc))
+            data["error"] = str(exc)
             raise
+        else:
+            data.update(outcome="ok", error=None)
         finally:
             data["duration_ms"] = round((time.perf_counter() - began) * 1000, 3)
-            data.setdefault("outcome", "ok")
-            data.setdefault("error", None)
             record(data)
         return answer
 

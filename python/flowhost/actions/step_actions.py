@@ -161,6 +161,7 @@ class StepActions:
     ) -> Any:
         """Await `publishing`, then record `data` with the outcome, the error and the time."""
         began = time.perf_counter()
+        data.update(outcome="failed", error="interrupted")  # until it ends one way or the other
         try:
             result = await publishing
         except (BrokerError, BrokerSupportMissingError, ConfigurationError) as exc:

@@ -89,24 +89,9 @@ async def consume(
 ) -> None:
     """Connect, declare, consume every queue of `triggers` until `halt` is set (returns) or
     the connection breaks (BrokerError)."""
-    aio_pika = _aio_pika()
     import aiormq
 
-    context = tls_context(config)
-    try:
-        connection = await aio_pika.connect(
-            host=config.host,
-            port=config.port,
-            login=config.username or "guest",
-            password=password if password is not None else "guest",
-            virtualhost=config.vhost,
-            ssl=config.tls,
-            ssl_context=context,
-            timeout=config.connect_timeout,
-            client_properties={"connection_name": f"flowhost {config.name}"},
-        )
-    except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
-        raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
+    connection = await _connect(config, password, f"flowhost {config.name}")
     try:
         # aio-pika's `closed()` only resolves on our own close, and its close callbacks do not
         # always run when the broker goes away: aiormq's own closing future does.
@@ -149,6 +134,28 @@ async def consume(
         with contextlib.suppress(Exception):
             async with asyncio.timeout(SETTLE_TIMEOUT):
                 await connection.close()
+
+
+async def _connect(config: ConnectorConfig, password: str | None, name: str) -> Any:
+    """A connection to the connector's broker, named `name` in its management views; raises
+    BrokerError."""
+    aio_pika = _aio_pika()
+    import aiormq
+
+    try:
+        return await aio_pika.connect(
+            host=config.host,
+            port=config.port,
+            login=config.username or "guest",
+            password=password if password is not None else "guest",
+            virtualhost=config.vhost,
+            ssl=config.tls,
+            ssl_context=tls_context(config),
+            timeout=config.connect_timeout,
+            client_properties={"connection_name": name},
+        )
+    except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:
+        raise BrokerError(f"AMQP {config.address}: {str(exc) or type(exc).__name__}") from exc
 
 
 class _QueueConsumer:
@@ -266,22 +273,13 @@ class AmqpPublisher:
 
     async def connect(self) -> None:
         """Raises BrokerError."""
-        aio_pika = _aio_pika()
         import aiormq
 
         config = self._config
+        self._connection = await _connect(
+            config, self._password, f"flowhost {config.name} publisher"
+        )
         try:
-            self._connection = await aio_pika.connect(
-                host=config.host,
-                port=config.port,
-                login=config.username or "guest",
-                password=self._password if self._password is not None else "guest",
-                virtualhost=config.vhost,
-                ssl=config.tls,
-                ssl_context=tls_context(config),
-                timeout=config.connect_timeout,
-                client_properties={"connection_name": f"flowhost {config.name} publisher"},
-            )
             async with asyncio.timeout(config.connect_timeout):
                 self._channel = await self._connection.channel(publisher_confirms=True)
         except (TimeoutError, aiormq.exceptions.AMQPError, OSError) as exc:

@@ -11,7 +11,6 @@ their connections.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +21,7 @@ from flowhost.connectors.runner import ConnectorPlan, ConnectorRunner
 from flowhost.connectors.trigger_config import CHECKS, PARSERS, BrokerTrigger
 from flowhost.db.database import Database
 from flowhost.engine.definitions import FlowDefinition
+from flowhost.engine.wakeups import first_of
 from flowhost.errors import DatabaseUnavailableError, FlowhostError
 from flowhost.store import connectors as store
 
@@ -122,7 +122,7 @@ class Connectors:
                 else:
                     if generation != self._generation:
                         await self._apply(generation, triggers)
-                await _first(stop, self._wake, self._interval)
+                await first_of(stop, self._wake, None, self._interval, name="connectors")
         finally:
             await self._stop_all(list(self._running))
 
@@ -169,17 +169,6 @@ class Connectors:
                 await task
             except Exception:
                 logger.exception("connector %s ended with an error", runner.plan.config.name)
-
-
-async def _first(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*waiters, return_exceptions=True)
 
 
 async def connector_states(

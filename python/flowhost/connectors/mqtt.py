@@ -103,6 +103,41 @@ class _InOrderAcks:
                 self._send(mid, qos)
 
 
+def _client(
+    config: ConnectorConfig, *, client_id: str, password: str | None, persistent: bool
+) -> Any:
+    """An aiomqtt client of the connector (not connected yet): a persistent session or a clean
+    one, under MQTT 3.1.1 or 5 as configured."""
+    aiomqtt = _aiomqtt()
+    paho = aiomqtt.client.mqtt
+    version5 = config.protocol == "5"
+    options: dict[str, Any] = {}
+    if version5:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        connect_properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect_properties.SessionExpiryInterval = config.session_expiry if persistent else 0
+        options["properties"] = connect_properties
+        options["clean_start"] = paho.MQTT_CLEAN_START_FIRST_ONLY if not persistent else False
+    else:
+        options["clean_session"] = not persistent
+    return aiomqtt.Client(
+        config.host,
+        config.port,
+        username=config.username,
+        password=password,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if version5 else aiomqtt.ProtocolVersion.V311,
+        tls_context=tls_context(config),
+        tls_insecure=config.tls_insecure if config.tls else None,
+        keepalive=config.keepalive,
+        timeout=config.connect_timeout,
+        logger=logger,
+        **options,
+    )
+
+
 async def consume(
     config: ConnectorConfig,
     triggers: Sequence[MqttTrigger],
@@ -118,33 +153,7 @@ async def consume(
     """Connect, subscribe and hand messages to `handle` until `halt` is set (returns) or the
     connection breaks (BrokerError)."""
     aiomqtt = _aiomqtt()
-    paho = aiomqtt.client.mqtt
-    version5 = config.protocol == "5"
-    options: dict[str, Any] = {}
-    if version5:
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        connect_properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        connect_properties.SessionExpiryInterval = config.session_expiry if persistent else 0
-        options["properties"] = connect_properties
-        options["clean_start"] = paho.MQTT_CLEAN_START_FIRST_ONLY if not persistent else False
-    else:
-        options["clean_session"] = not persistent
-    client = aiomqtt.Client(
-        config.host,
-        config.port,
-        username=config.username,
-        password=password,
-        identifier=client_id,
-        protocol=aiomqtt.ProtocolVersion.V5 if version5 else aiomqtt.ProtocolVersion.V311,
-        tls_context=tls_context(config),
-        tls_insecure=config.tls_insecure if config.tls else None,
-        keepalive=config.keepalive,
-        timeout=config.connect_timeout,
-        logger=logger,
-        **options,
-    )
+    client = _client(config, client_id=client_id, password=password, persistent=persistent)
     # Acks after commit: see the module's doc.
     client._client.manual_ack_set(True)
     index = trigger_index(triggers)
@@ -264,20 +273,8 @@ class MqttPublisher:
         """Raises BrokerError."""
         aiomqtt = _aiomqtt()
         config = self._config
-        version5 = config.protocol == "5"
-        client = aiomqtt.Client(
-            config.host,
-            config.port,
-            username=config.username,
-            password=self._password,
-            identifier=self._client_id,
-            protocol=aiomqtt.ProtocolVersion.V5 if version5 else aiomqtt.ProtocolVersion.V311,
-            tls_context=tls_context(config),
-            tls_insecure=config.tls_insecure if config.tls else None,
-            keepalive=config.keepalive,
-            timeout=config.connect_timeout,
-            logger=logger,
-            **({} if version5 else {"clean_session": True}),
+        client = _client(
+            config, client_id=self._client_id, password=self._password, persistent=False
         )
         try:
             await client.__aenter__()

@@ -144,11 +144,6 @@ class Publishers:
             async with self._database.connection() as conn:
                 await store.delete_states(conn, self._host_id, role="publish")
 
-    @property
-    def states(self) -> list[ConnectorState]:
-        """This host's publishing connections that were used."""
-        return [link.state for link in self._links.values() if link.written_at]
-
     # -- connections ----------------------------------------------------------------------
 
     async def _connected(self, link: _Link) -> Any:
@@ -166,8 +161,8 @@ class Publishers:
                     f"connector {link.config.name} is unreachable ({link.state.last_error}); "
                     f"next attempt in {link.retry_at - loop.time():.1f}s"
                 )
-            connection = self._open(link.config)
             try:
+                connection = self._open(link.config)
                 await connection.connect()
             except (BrokerError, BrokerSupportMissingError, ConfigurationError) as exc:
                 await self._failed(link, exc.message)

@@ -9,19 +9,20 @@ import asyncio
 async def first_of(
     stop: asyncio.Event,
     wake: asyncio.Event,
-    listener: asyncio.Task[None],
+    listener: asyncio.Task[None] | None,
     timeout: float,
     *,
     name: str,
 ) -> None:
-    """Wait until `stop` or `wake` is set, the listener ends, or `timeout` seconds pass.
-    `name` names the waiting tasks (as `flowhost-<name>-stop` and `-wake`)."""
+    """Wait until `stop` or `wake` is set, the listener (if any) ends, or `timeout` seconds
+    pass. `name` names the waiting tasks (as `flowhost-<name>-stop` and `-wake`)."""
     waiters = [
         asyncio.create_task(stop.wait(), name=f"flowhost-{name}-stop"),
         asyncio.create_task(wake.wait(), name=f"flowhost-{name}-wake"),
     ]
     try:
-        await asyncio.wait([*waiters, listener], timeout=timeout, return_when="FIRST_COMPLETED")
+        watched = waiters if listener is None else [*waiters, listener]
+        await asyncio.wait(watched, timeout=timeout, return_when="FIRST_COMPLETED")
     finally:
         for waiter in waiters:
             waiter.cancel()
