@@ -1,4 +1,4 @@
--- 0012: connectors (docs/connectors.md). Each host's connection state per broker connector,
+-- 0013: connectors (docs/connectors.md). Each host's connection state per broker connector,
 -- the leases that let one host at a time hold an exclusive connector, and the failure counts
 -- of broker messages that did not fire (dead-lettered after a trigger's max_failures).
 
