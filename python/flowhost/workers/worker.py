@@ -68,17 +68,26 @@ class JobBinding:
         self.answered = False
         self.late: list[LogEntry] = []
         self.emits: list[tuple[str, Any]] = []
+        self._answer_arrived = False
         self._emits_taken = False
         # Why the attempt cannot count even if the child answers with a result: it sent
         # something the host could not take, which may have been an emit.
         self.spoiled: str | None = None
 
+    def answer_arrived(self) -> None:
+        """The child's answer to `execute` is in: every emit of the attempt came before it."""
+        self._answer_arrived = True
+
     def emitted(self, params: Params) -> None:
         """An `emit` notification of this attempt."""
         if self._emits_taken:
+            # Its outcome is being recorded: too late to count, or to fail the attempt.
             logger.warning(
                 "dropped an emit that step %s sent after its answer (a child must not)", self.step
             )
+            return
+        if self._answer_arrived:
+            self.spoil("an emit came after the answer (a child sends every emit before it)")
             return
         name = params.get("name")
         if not isinstance(name, str) or not name:
@@ -159,8 +168,11 @@ class Worker:
 
     async def execute(self, params: Params) -> Any:
         began = time.perf_counter()
+        job = self.job
         try:
-            return await self.peer.call("execute", params)
+            return await self.peer.call(
+                "execute", params, on_response=None if job is None else job.answer_arrived
+            )
         finally:
             metrics.RPC.labels(self.runtime, "execute").observe(time.perf_counter() - began)
 

@@ -70,6 +70,7 @@ class Peer:
         self.max_frame = max_frame
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._on_response: dict[int, Callable[[], None]] = {}
         self._requests: dict[str, RequestHandler] = {}
         self._notifications: dict[str, NotificationHandler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -81,18 +82,31 @@ class Peer:
     def on_notification(self, method: str, handler: NotificationHandler) -> None:
         self._notifications[method] = handler
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Send a request and wait for its result; `RemoteError` if answered with an error."""
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        on_response: Callable[[], None] | None = None,
+    ) -> Any:
+        """Send a request and wait for its result; `RemoteError` if answered with an error.
+
+        `on_response` is called as the response's frame is dispatched, before any frame that
+        came after it (the caller resumes later): what it marks is exactly "sent before the
+        answer"."""
         if self._closed is not None:
             raise ConnectionError("the connection is closed") from self._closed
         id_ = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[id_] = future
+        if on_response is not None:
+            self._on_response[id_] = on_response
         try:
             await self._send(Request(id_, method, params or {}))
             return await future
         finally:
             self._pending.pop(id_, None)
+            self._on_response.pop(id_, None)
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         await self._send(Notification(method, params or {}))
@@ -165,6 +179,12 @@ class Peer:
         if future is None or future.done():
             logger.warning("dropped a response to no outstanding call (id %s)", message.id)
             return
+        on_response = self._on_response.pop(message.id, None) if message.id is not None else None
+        if on_response is not None:
+            try:
+                on_response()
+            except Exception:
+                logger.exception("the response callback of call %s failed", message.id)
         if isinstance(message, Result):
             future.set_result(message.result)
         else:
