@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +59,18 @@ def node_flow(flow: str, body: str) -> dict[str, str]:
     return {f"{flow}/first.js": first, f"{flow}/second.js": second}
 
 
-async def emits_and_steps(
-    project: Project, run_id: uuid.UUID
-) -> tuple[list[tuple[str, Any]], dict[str, dict[str, Any]]]:
+async def run_to_end(
+    project: Project, flow: str
+) -> tuple[dict[str, Any], list[tuple[str, Any]], dict[str, dict[str, Any]]]:
+    """Start a run of `flow` and wait for its end: the run, its emits (name, payload) in order,
+    its steps by name."""
+    run_id = await start(project, flow, {})
+    run = await wait_for_run(project, run_id, timeout=60)
     async with project.database.connection() as conn:
         events = await events_of_run(conn, run_id, limit=100_000)
         steps = await reads.steps_of_run(conn, run_id)
     emits = [(e.data["name"], e.data["payload"]) for e in events if e.type == "emit"]
-    return emits, {step["name"]: step for step in steps}
+    return run, emits, {step["name"]: step for step in steps}
 
 
 async def test_every_emit_made_right_before_returning_counts_in_order(
@@ -90,9 +93,7 @@ async def test_every_emit_made_right_before_returning_counts_in_order(
     )
     async with serving(tmp_path, database_url) as (project, _host):
         for flow in ("py_many", "node_many"):
-            run_id = await start(project, flow, {})
-            run = await wait_for_run(project, run_id, timeout=60)
-            emits, steps = await emits_and_steps(project, run_id)
+            run, emits, steps = await run_to_end(project, flow)
             assert run["status"] == "completed", (flow, run)
             expected = [("tick", n) for n in range(MANY)] + [("done", {"count": MANY})]
             assert emits == expected, flow
@@ -124,9 +125,7 @@ async def test_emits_of_an_attempt_that_crashes_before_its_answer_do_not_count(
     )
     async with serving(tmp_path, database_url) as (project, _host):
         for flow in ("py_crash", "node_crash"):
-            run_id = await start(project, flow, {})
-            run = await wait_for_run(project, run_id, timeout=60)
-            emits, steps = await emits_and_steps(project, run_id)
+            run, emits, steps = await run_to_end(project, flow)
             assert run["status"] == "failed", (flow, run)
             assert "exit status 3" in run["error"]["message"], flow
             assert emits == [], flow
@@ -162,9 +161,7 @@ async def test_an_undeclared_emit_from_a_child_fails_the_attempt_with_the_reason
             ("node_step", "RangeError"),
             ("py_host", "EmitRefused"),
         ]:
-            run_id = await start(project, flow, {})
-            run = await wait_for_run(project, run_id, timeout=60)
-            emits, steps = await emits_and_steps(project, run_id)
+            run, emits, steps = await run_to_end(project, flow)
             assert run["status"] == "failed", (flow, run)
             assert run["error"]["type"] == kind, (flow, run["error"])
             assert reason in run["error"]["message"], (flow, run["error"])
