@@ -294,7 +294,11 @@ export interface RunContext {
   readonly state: RunState
   /** Structured logs that become `log` events of the run. */
   readonly logger: StepLogger
-  /** Record event `name`; steps subscribed to it become ready once this step returns. */
+  /**
+   * Record event `name`; steps subscribed to it become ready once this step returns. A name the
+   * step does not declare in `emits` is a RangeError. The emit is not answered by the host: it
+   * resolves once the event is on its way, ahead of the step's result.
+   */
   emit(name: string, payload?: unknown): Promise<void>
   /** Start, cancel or look up runs. */
   readonly flow: FlowControl

@@ -129,6 +129,17 @@ export class Peer {
   }
 
   /**
+   * Send a message already encoded (`encodeMessage`): a notification whose size the sender checked
+   * against `maxFrame`, say. Frames leave in the order they were handed to the transport.
+   * @param {Uint8Array} frame
+   * @returns {Promise<void>}
+   */
+  sendFrame(frame) {
+    if (this.closedBy) return Promise.reject(this.closedBy)
+    return this.transport.send(frame)
+  }
+
+  /**
    * Receive and dispatch frames until the transport closes; then fail the calls in flight.
    * Resolves with the reason the connection closed.
    * @returns {Promise<Error>}

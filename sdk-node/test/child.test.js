@@ -100,6 +100,28 @@ const FILES = {
       try { await previous.state.get('k'); return 'sent' } catch (error) { return error.name + ': ' + error.message }
     }
   `,
+  'emits-many.js': `
+    export default async (input, ctx) => {
+      for (let n = 0; n < input; n++) await ctx.emit('order.tick', n)
+      ctx.emit('order.done', { count: input }) // not awaited: it still leaves ahead of the answer
+      return input
+    }
+  `,
+  'emits-refused.js': `
+    let previous
+    export default async (input, ctx) => {
+      if (input === 'first') { previous = ctx; return 'first' }
+      const refused = []
+      for (const [emit, name, payload] of [
+        [ctx.emit, 'order.unknown', null],
+        [ctx.emit, 'order.done', { blob: 'x'.repeat(9 * 1024 * 1024) }],
+        [previous.emit, 'order.done', null],
+      ]) {
+        try { await emit(name, payload); refused.push('sent') } catch (error) { refused.push(error.name + ': ' + error.message.slice(0, 120)) }
+      }
+      return refused
+    }
+  `,
   'uncaught.js': `
     export default () => {
       setTimeout(() => { throw new Error('thrown from a timer') }, 5)
@@ -456,6 +478,46 @@ describe('execute', () => {
     await new Promise((resolve) => setTimeout(resolve, 100))
     host.child?.kill('SIGINT')
     assert.equal(errorOf(await running).code, ErrorCode.STEP_TIMED_OUT)
+  })
+})
+
+describe('emit, with the declared emits in the job', () => {
+  const emits = ['order.tick', 'order.done']
+
+  test('is a notification, and every emit leaves ahead of the answer, in order', async () => {
+    const host = await startHost()
+    const answer = await host.execute(file('emits-many.js'), { input: 2000 }, { emits })
+    assert.equal(resultOf(answer), 2000)
+    /** @type {unknown[]} */
+    const sent = host.received.flatMap((message) =>
+      message.kind === 'notification' && message.method === 'emit' ? [/** @type {unknown} */ (message.params)]
+        : message.kind === 'result' ? ['answer'] : [])
+    assert.deepEqual(sent, [
+      ...Array.from({ length: 2000 }, (_, n) => ({ name: 'order.tick', payload: n })),
+      { name: 'order.done', payload: { count: 2000 } },
+      'answer',
+    ])
+    assert.deepEqual(host.calls, []) // no emit request: nothing waited for the host
+  })
+
+  test('what the host would refuse is refused in the step: undeclared, too large, after its job', async () => {
+    const host = await startHost()
+    assert.equal(resultOf(await host.execute(file('emits-refused.js'), { input: 'first', last: false }, { emits })), 'first')
+    const refused = resultOf(await host.execute(file('emits-refused.js'), { input: 'second' }, { emits }))
+    assert.deepEqual(refused, [
+      "RangeError: step 'charge' emits 'order.unknown' but declares emits=[order.tick, order.done]",
+      refused[1],
+      refused[2],
+    ])
+    assert.match(refused[1], /^RangeError: the payload of 'order\.done' is too large: \d+ bytes encoded, the host takes frames of at most 8388608$/)
+    assert.match(refused[2], /^WorkerError: emit: the job has ended/)
+    assert.deepEqual(host.notifications('emit'), [])
+  })
+
+  test('a malformed emits list is -32602', async () => {
+    const host = await startHost()
+    const answer = await host.execute(file('emits-many.js'), { input: 1 }, { emits: ['ok', ''] })
+    assert.deepEqual(errorOf(answer), { code: ErrorCode.INVALID_PARAMS, message: 'execute: job.emits must be a list of event names' })
   })
 })
 

@@ -19,7 +19,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from flowhost_worker.protocol import ErrorCode, ProtocolError
+from flowhost_worker.protocol import ErrorCode, ErrorResponse, ProtocolError, Result
 from flowhost_worker.rpc import Peer, RemoteError
 
 SDK_SOURCE = str(Path(__file__).resolve().parents[1] / "src")
@@ -32,7 +32,18 @@ def child_env(**extra: str) -> dict[str, str]:
 
 class ReceiptPeer(Peer):
     """As the host does: once a `last` execute is answered, `shutdown` is its receipt, and the
-    child exits on it. (A "busy" refusal ran nothing and gets none.)"""
+    child exits on it. (A "busy" refusal ran nothing and gets none.)
+
+    Each response is noted in `notes` as ("answer", {"id": id}) as it arrives, so a test sees
+    where it came among the notifications."""
+
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self._connection = connection
+
+    def _settle(self, message: Result | ErrorResponse) -> None:
+        self._connection.notes.append(("answer", {"id": message.id}))
+        super()._settle(message)
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         try:
@@ -201,7 +212,7 @@ class FakeHost:
         peer.on_request("flow.start", recorded("flow.start", {"run_id": "run-2"}))
         peer.on_request("flow.cancel", recorded("flow.cancel", {"canceled": True}))
         peer.on_request("flow.is_running", recorded("flow.is_running", {"running": False}))
-        for method in ("log", "progress", "heartbeat"):
+        for method in ("log", "progress", "heartbeat", "emit"):
             peer.on_notification(
                 method, lambda params, m=method: connection.notes.append((m, params))
             )
@@ -217,10 +228,14 @@ def execute_params(
     last: bool = True,
     awaited: dict[str, Any] | None = None,
     hook: dict[str, str] | None = None,
+    emits: list[str] | None = None,
 ) -> dict[str, Any]:
+    """`emits`: the step's declared emits, as a host that takes `emit` notifications sends
+    them (None: as an older host, which answers `emit` requests)."""
     extra = {
         key: value for key, value in (("awaited", awaited), ("hook", hook)) if value is not None
     }
+    declared = {} if emits is None else {"emits": emits}
     return {
         "job": {
             "run_id": "run-1",
@@ -231,6 +246,7 @@ def execute_params(
             "idempotency_key": f"key-{handler}",
             "file": str(file),
             "handler": handler,
+            **declared,
         },
         "input": input,
         "timeout": timeout,

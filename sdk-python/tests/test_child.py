@@ -114,6 +114,7 @@ async def test_notifications_arrive_in_order_before_the_answer(
             },
         ),
         ("log", {"level": "error", "message": "last", "fields": {}}),
+        ("answer", {"id": 1}),
     ]
     assert job_notes[2][1]["fields"]["thing"].startswith("<object object")
     # ctx.heartbeat() sits between the progress and the next log
@@ -321,6 +322,60 @@ async def test_a_burst_of_logs_right_before_returning_still_precedes_the_answer(
     assert (await execute(connection, functions, "floods", input=2000))["result"] == 2000
     lines = [params["fields"]["n"] for method, params in connection.notes if method == "log"]
     assert lines == list(range(2000))
+    assert await exit_status(process) == 0
+
+
+async def test_emits_are_notifications_that_all_precede_the_answer(
+    host: FakeHost, functions: Path, processes: Processes
+) -> None:
+    # The step fills the notification queue with logs, then emits 12,000 times: a log past the
+    # bound is dropped, every emit still reaches the host, in order, before the answer.
+    connection, process = await start(host, functions, processes)
+    declared = ["order.tick", "order.done"]
+    answer = await execute(connection, functions, "emits_many", input=12_000, emits=declared)
+    assert answer["result"] == 12_000
+    job_notes = [(m, p) for m, p in connection.notes if m in ("emit", "answer")]
+    assert job_notes == [
+        *(("emit", {"name": "order.tick", "payload": n}) for n in range(12_000)),
+        ("emit", {"name": "order.done", "payload": {"count": 12_000}}),
+        ("answer", {"id": 1}),
+    ]
+    assert connection.calls == []  # no emit request: nothing waited for the host
+    logged = [p for m, p in connection.notes if m == "log"]
+    assert [p["fields"]["n"] for p in logged if p["message"] == "filler"] == list(range(10_000))
+    assert [p["fields"] for p in logged if p["message"] != "filler"] == [{"dropped": 1}]
+    assert await exit_status(process) == 0
+
+
+async def test_an_emit_the_host_would_refuse_is_refused_in_the_step(
+    host: FakeHost, functions: Path, processes: Processes
+) -> None:
+    connection, process = await start(host, functions, processes)
+    answer = await execute(connection, functions, "emits_refused", emits=["order.done"])
+    assert answer["result"] == [
+        "step 'emits_refused' emits 'order.unknown' but declares emits=[order.done]",
+        answer["result"][1],
+        answer["result"][2],
+    ]
+    assert answer["result"][1].startswith("the payload of 'order.done' is too large: ")
+    assert answer["result"][2].startswith("the payload of 'order.done' cannot be sent: ")
+    assert [m for m, _ in connection.notes if m == "emit"] == []
+    assert await exit_status(process) == 0
+
+
+async def test_an_older_host_gets_emit_requests(
+    host: FakeHost, functions: Path, processes: Processes
+) -> None:
+    # Without `emits` in the job the host may not take `emit` notifications: each emit is a
+    # request, and the host's refusal reaches the step.
+    connection, process = await start(host, functions, processes)
+    assert (await execute(connection, functions, "emits_many", input=2))["result"] == 2
+    assert [call for call in connection.calls if call[0] == "emit"] == [
+        ("emit", {"name": "order.tick", "payload": 0}),
+        ("emit", {"name": "order.tick", "payload": 1}),
+        ("emit", {"name": "order.done", "payload": {"count": 2}}),
+    ]
+    assert [m for m, _ in connection.notes if m == "emit"] == []
     assert await exit_status(process) == 0
 
 

@@ -9,7 +9,14 @@ from typing import Any
 import msgpack
 import pytest
 
-from flowhost_worker.protocol import ErrorCode, ErrorResponse, ProtocolError, Result, decode_frame
+from flowhost_worker.protocol import (
+    ErrorCode,
+    ErrorResponse,
+    ProtocolError,
+    Request,
+    Result,
+    decode_frame,
+)
 from flowhost_worker.rpc import MemoryTransport, Peer, RemoteError
 
 pytestmark = pytest.mark.asyncio
@@ -125,3 +132,33 @@ async def test_pending_calls_fail_when_the_connection_closes() -> None:
     await asyncio.gather(*serving)
     with pytest.raises(ConnectionError):
         await left.call("never")
+
+
+async def test_plain_notification_handlers_run_in_frame_order_before_a_later_response() -> None:
+    # The host relies on it: a child's emits (notifications) sent before its answer are all
+    # handled before the answer is seen, and `on_response` marks that moment exactly.
+    raw, far_end = MemoryTransport.pair()
+    seen: list[Any] = []
+    peer = Peer(far_end, on_broken_frame=lambda error: seen.append(("broken", error.code)))
+    peer.on_notification("emit", lambda params: seen.append(("emit", params["n"])))
+    serving = asyncio.create_task(peer.serve())
+    call = asyncio.create_task(peer.call("execute", on_response=lambda: seen.append("answer")))
+    request = decode_frame(await asyncio.wait_for(raw.receive(), 1))
+    assert isinstance(request, Request)
+    # All of it queued before the peer reads any: one dispatch runs after the other.
+    for n in range(3):
+        await raw.send(msgpack.packb({"jsonrpc": "2.0", "method": "emit", "params": {"n": n}}))
+    await raw.send(b"\xc1")
+    await raw.send(msgpack.packb({"jsonrpc": "2.0", "id": request.id, "result": "done"}))
+    await raw.send(msgpack.packb({"jsonrpc": "2.0", "method": "emit", "params": {"n": 3}}))
+    assert await asyncio.wait_for(call, 1) == "done"
+    assert seen[:5] == [
+        ("emit", 0),
+        ("emit", 1),
+        ("emit", 2),
+        ("broken", ErrorCode.PARSE_ERROR),
+        "answer",
+    ]
+    raw.close()
+    await serving
+    assert seen[5:] == [("emit", 3)]

@@ -1,5 +1,6 @@
 """The host's end of the worker protocol against a hand-written child: every broken message
-gets its protocol error, and none of them hangs or stops the host."""
+gets its protocol error, and none of them hangs or stops the host; emit notifications count
+with the attempt's answer."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ import zmq
 import zmq.asyncio
 
 from flowhost.settings import load_settings
+from flowhost.workers.failures import ChildFailure
 from flowhost.workers.processes import ChildProcess, ExitStatus, open_pidfd
 from flowhost.workers.router import TRANSPORT_SLACK
 from flowhost.workers.supervisor import Supervisor
-from flowhost.workers.worker import Worker
+from flowhost.workers.worker import JobBinding, Worker
 from flowhost_worker.protocol import DEFAULT_MAX_FRAME
+from flowhost_worker.testing import MemoryBackend
 
 HELLO = {"protocol": 1, "runtime": "python", "sdk_version": "test", "pid": 1}
 
@@ -161,3 +164,85 @@ async def test_a_job_call_after_the_job_ended_is_refused(
     ]:
         answer = await child.request(method, params)
         assert answer["error"]["code"] == -32003, method
+
+
+async def test_emit_notifications_wait_for_the_answer_and_a_refused_one_fails_the_attempt(
+    host_end: tuple[Worker, FakeChild],
+) -> None:
+    worker, child = host_end
+    await child.request("hello", HELLO)
+    backend = MemoryBackend()
+    job = worker.job = JobBinding(backend, "charge")
+
+    async def notify(method: str, params: dict[str, Any]) -> None:
+        await child.send(msgpack.packb({"jsonrpc": "2.0", "method": method, "params": params}))
+
+    await notify("emit", {"name": "order.charged", "payload": {"id": 7}})
+    await notify("emit", {"name": "order.noted"})  # payload omitted: null
+    # The request form (older SDKs) is still answered, and counts at once. Its answer also
+    # shows the notifications before it were handled: frames are handled in order.
+    assert (await child.request("emit", {"name": "order.early", "payload": 1}))["result"] is None
+    assert backend.emitted == [("order.early", 1)]
+    assert job.emits == [("order.charged", {"id": 7}), ("order.noted", None)]
+    await job.record_emits()
+    assert backend.emitted == [
+        ("order.early", 1),
+        ("order.charged", {"id": 7}),
+        ("order.noted", None),
+    ]
+    # Sent after the host took the attempt's emits (no SDK does): not part of it.
+    await notify("emit", {"name": "order.late", "payload": None})
+    assert (await child.request("state.list", {}))["result"] == {"keys": []}
+    assert job.emits == [("order.charged", {"id": 7}), ("order.noted", None)]
+
+    # An emit the host refuses fails the attempt, naming the emit and the reason.
+    refusing = worker.job = JobBinding(RefusingBackend(), "charge")
+    await notify("emit", {"name": "order.unknown", "payload": None})
+    await child.request("state.list", {})
+    with pytest.raises(ChildFailure) as refused:
+        await refusing.record_emits()
+    assert refused.value.type == "EmitRefused"
+    assert "ctx.emit('order.unknown')" in refused.value.message
+    assert "declares emits=[order.charged]" in refused.value.message
+
+    # A malformed emit, or any frame the host cannot read while a job runs, spoils the attempt.
+    malformed = worker.job = JobBinding(MemoryBackend(), "charge")
+    await notify("emit", {"name": 5, "payload": None})
+    await child.request("state.list", {})
+    unreadable = worker.job = JobBinding(MemoryBackend(), "charge")
+    await child.send(b"\xc1")
+    assert (await child.answer())["error"]["code"] == -32700
+    for spoiled, reason in [
+        (malformed, "an emit without a non-empty string name"),
+        (unreadable, "the child sent a frame the host could not read (frame is not valid"),
+    ]:
+        with pytest.raises(ChildFailure) as broken:
+            await spoiled.record_emits()
+        assert broken.value.type == "ProtocolError"
+        assert reason in broken.value.message
+
+    # An emit that comes after the answer to `execute` spoils the attempt too.
+    answered = worker.job = JobBinding(MemoryBackend(), "charge")
+    call = asyncio.create_task(worker.execute({"job": {}}))
+    execute = await child.answer()
+    assert execute["method"] == "execute"
+    await notify("emit", {"name": "order.charged", "payload": 1})
+    await child.send(msgpack.packb({"jsonrpc": "2.0", "id": execute["id"], "result": {}}))
+    await notify("emit", {"name": "order.charged", "payload": 2})
+    await child.request("state.list", {})
+    assert await call == {}
+    with pytest.raises(ChildFailure) as late:
+        await answered.record_emits()
+    assert "an emit came after the answer" in late.value.message
+
+    # With no job bound, an emit has no attempt to join: dropped.
+    worker.job = None
+    await notify("emit", {"name": "order.charged", "payload": None})
+    assert (await child.request("state.list", {}))["error"]["code"] == -32003
+
+
+class RefusingBackend(MemoryBackend):
+    """Refuses emits as the host's backend does for a name the step does not declare."""
+
+    async def emit(self, name: str, payload: Any) -> None:
+        raise ValueError(f"step 'charge' emits {name!r} but declares emits=[order.charged]")

@@ -77,5 +77,13 @@ def unresponsive(silent_for: float) -> ChildFailure:
     )
 
 
+def emit_refused(name: str, reason: str) -> ChildFailure:
+    return ChildFailure(
+        "EmitRefused",
+        f"the host refused ctx.emit({name!r}): {reason} (a child does not wait for its emits to "
+        "be accepted, so the attempt fails instead)",
+    )
+
+
 def protocol_failure(message: str) -> ChildFailure:
     return ChildFailure("ProtocolError", f"protocol error: {message}")

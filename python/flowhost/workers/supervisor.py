@@ -78,6 +78,9 @@ def execute_params(
             "idempotency_key": key,
             "file": step.file,
             "handler": step.function,
+            # What the step may emit: the child checks names itself and sends emits as
+            # notifications, without waiting for an answer (docs/protocol.md, `emit`).
+            "emits": list(step.emits),
         },
         "input": input,
         "timeout": step.timeout,
@@ -246,7 +249,9 @@ class Supervisor:
                         cancellation=cancellation,
                     )
                     try:
-                        return await watched.run(params)
+                        result = await watched.run(params)
+                        await binding.record_emits()
+                        return result
                     finally:
                         retired = await self._after_job(
                             worker, step, binding, watched, slot, last=last

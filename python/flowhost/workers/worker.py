@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flowhost import metrics
+from flowhost.workers import failures
 from flowhost.workers.output import OutputBudget, OutputReader
 from flowhost.workers.processes import ChildProcess
 from flowhost.workers.router import RouterTransport
@@ -41,7 +42,11 @@ class JobBinding:
     Once the child answered and the output it wrote before is in (`answered`), the attempt's
     outcome is recorded without waiting for the child to exit; output that still comes (a
     thread or a grandchild of the step, writing after the answer) is kept in `late`, within
-    the same budget, for `late_output` to record on its own."""
+    the same budget, for `late_output` to record on its own.
+
+    Emits sent as notifications are kept in `emits`, in the order they came, and handed to the
+    backend once the child answered with a result (`record_emits`): the child did not wait for
+    the host to accept them, so one the host refuses fails the attempt there."""
 
     def __init__(
         self,
@@ -63,6 +68,49 @@ class JobBinding:
         self.late_output = late_output
         self.answered = False
         self.late: list[LogEntry] = []
+        self.emits: list[tuple[str, Any]] = []
+        self._answer_arrived = False
+        self._emits_taken = False
+        # Why the attempt cannot count even if the child answers with a result: it sent
+        # something the host could not take, which may have been an emit.
+        self.spoiled: str | None = None
+
+    def answer_arrived(self) -> None:
+        """The child's answer to `execute` is in: every emit of the attempt came before it."""
+        self._answer_arrived = True
+
+    def emitted(self, params: Params) -> None:
+        """An `emit` notification of this attempt."""
+        if self._emits_taken:
+            # Its outcome is being recorded: too late to count, or to fail the attempt.
+            logger.warning(
+                "dropped an emit that step %s sent after its answer (a child must not)", self.step
+            )
+            return
+        if self._answer_arrived:
+            self.spoil("an emit came after the answer (a child sends every emit before it)")
+            return
+        name = params.get("name")
+        if not isinstance(name, str) or not name:
+            self.spoil("an emit without a non-empty string name")
+            return
+        self.emits.append((name, params.get("payload")))
+
+    def spoil(self, reason: str) -> None:
+        if self.spoiled is None:
+            self.spoiled = reason
+
+    async def record_emits(self) -> None:
+        """Hand the attempt's emits to its backend, once the child answered with a result;
+        ChildFailure if the host refuses one, or the child sent what the host could not take."""
+        self._emits_taken = True
+        if self.spoiled is not None:
+            raise failures.protocol_failure(self.spoiled)
+        for name, payload in self.emits:
+            try:
+                await self.backend.emit(name, payload)
+            except (TypeError, ValueError) as exc:
+                raise failures.emit_refused(name, str(exc)) from None
 
     def output_line(self, stream: str, line: str) -> None:
         if not self.output.admit(line):
@@ -105,7 +153,7 @@ class Worker:
         self.output_tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
         self.output_readers: list[OutputReader] = []
         self.ready: asyncio.Future[Params] = asyncio.get_running_loop().create_future()
-        self.peer = Peer(transport, max_frame=max_frame)
+        self.peer = Peer(transport, max_frame=max_frame, on_broken_frame=self._broken_frame)
         self._greeted = False
         self._register()
         self._serving = asyncio.create_task(self.peer.serve(), name=f"flowhost-worker {worker_id}")
@@ -121,8 +169,11 @@ class Worker:
 
     async def execute(self, params: Params) -> Any:
         began = time.perf_counter()
+        job = self.job
         try:
-            return await self.peer.call("execute", params)
+            return await self.peer.call(
+                "execute", params, on_response=None if job is None else job.answer_arrived
+            )
         finally:
             metrics.RPC.labels(self.runtime, "execute").observe(time.perf_counter() - began)
 
@@ -185,6 +236,7 @@ class Worker:
         }
         for method, handler in job_calls.items():
             self.peer.on_request(method, self._job_call(method, handler))
+        self.peer.on_notification("emit", self._emitted)
         self.peer.on_notification("log", self._log)
         self.peer.on_notification("progress", self._progress)
         self.peer.on_notification("heartbeat", lambda _params: None)
@@ -291,6 +343,20 @@ class Worker:
             _optional_text(params, "flow"), _optional_text(params, "run_id"), excluded
         )
         return {"running": running}
+
+    def _emitted(self, params: Params) -> None:
+        # Handled as the frame arrives (a plain function: see flowhost_worker.rpc), so an
+        # attempt's emits are all in before its answer is.
+        job = self.job
+        if job is None:
+            logger.warning("dropped an emit from worker %s: no job is running", self.id)
+            return
+        job.emitted(params)
+
+    def _broken_frame(self, error: ProtocolError) -> None:
+        job = self.job
+        if job is not None:
+            job.spoil(f"the child sent a frame the host could not read ({error.message})")
 
     def _log(self, params: Params) -> None:
         job = self.job

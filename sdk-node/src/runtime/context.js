@@ -5,7 +5,9 @@
  *
  * Arguments are checked here, before anything is sent, so a mistake is a TypeError or RangeError
  * at the line that made it; what the host refuses comes back as a rejected promise with a
- * `WorkerError` carrying the protocol's `code`. Once the job has ended (answered, cancelled, timed
+ * `WorkerError` carrying the protocol's `code`. `emit` is a notification when the host sent the
+ * step's declared `emits` with the job: everything the host would refuse is refused here, and the
+ * emit leaves ahead of the job's answer (one ordered send queue) without waiting for a reply. Once the job has ended (answered, cancelled, timed
  * out) the context refuses further calls locally: the host would answer -32003 anyway, and a
  * stray call from a reused child's previous job must not reach the next one.
  *
@@ -18,6 +20,7 @@
 import { NAME_PATTERN } from '../config.js'
 import { WorkerError } from '../errors.js'
 import { formatValue } from '../format.js'
+import { encodeMessage, notification } from '../protocol.js'
 import { createActions } from './actions.js'
 import { assertSendable } from './values.js'
 
@@ -31,11 +34,12 @@ const WIRE_LEVELS = /** @type {const} */ ({ debug: 'debug', info: 'info', warn: 
  * @param {Peer} peer
  * @param {AbortSignal} signal
  * @param {{awaited?: RunContext['awaited'], hook?: RunContext['hook'],
- *   traceparent?: RunContext['traceparent']}} [extra] how the step's awaitBefore resolved; the
- *   kind of await hook this job runs (then `emit` is refused); the host's trace context
+ *   traceparent?: RunContext['traceparent'], emits?: string[] | null}} [extra] how the step's
+ *   awaitBefore resolved; the kind of await hook this job runs (then `emit` is refused); the
+ *   host's trace context; the event names the step declares (null: the host answers each emit)
  * @returns {{ctx: RunContext, end: () => void}} `end()` once the job is answered
  */
-export function createRunContext(job, peer, signal, { awaited = null, hook = null, traceparent = null } = {}) {
+export function createRunContext(job, peer, signal, { awaited = null, hook = null, traceparent = null, emits = null } = {}) {
   let ended = false
   const stepLabel = `${job.flow}.${job.step} (run ${job.run_id})`
 
@@ -108,7 +112,22 @@ export function createRunContext(job, peer, signal, { awaited = null, hook = nul
       if (hook !== null) throw hookCannotEmit(hook, job.step)
       checkName(name, 'emit: the event name')
       assertSendable(payload, `the payload of '${name}'`, { jsonData: true })
-      await call('emit', { name, payload })
+      const params = { name, payload }
+      if (emits === null) {
+        await call('emit', params)
+        return
+      }
+      if (ended) throw jobEnded('emit', stepLabel)
+      if (!emits.includes(name)) {
+        throw new RangeError(`step '${job.step}' emits '${name}' but declares emits=[${emits.join(', ') || 'nothing'}]`)
+      }
+      const frame = encodeMessage(notification('emit', params))
+      if (frame.length > peer.maxFrame) {
+        throw new RangeError(`the payload of '${name}' is too large: ${frame.length} bytes encoded, the host takes frames of at most ${peer.maxFrame}`)
+      }
+      // Resolves once ZeroMQ took the frame: a host that reads slowly slows the step down (the
+      // socket's high-water mark), it never loses the emit.
+      await peer.sendFrame(frame)
     },
     flow: Object.freeze({
       async start(/** @type {string} */ flowName, /** @type {unknown} */ input = null, options = {}) {

@@ -6,7 +6,9 @@
  * @typedef {import('../../index.js').Awaited} Awaited
  * @typedef {{function: string, kind: import('../../index.js').HookKind}} HookCall
  * @typedef {{job: Job, input: unknown, timeout: number | null, env: Record<string, string>,
- *   last: boolean, awaited: Awaited | null, hook: HookCall | null, traceparent: string | null}} ExecuteParams
+ *   last: boolean, awaited: Awaited | null, hook: HookCall | null, traceparent: string | null,
+ *   emits: string[] | null}} ExecuteParams `emits`: the names the step declares, when the host
+ *   sent them (it then takes `emit` as a notification); null from an older host
  */
 
 import { isAbsolute } from 'node:path'
@@ -59,7 +61,21 @@ export function readExecuteParams(params) {
     awaited: readAwaited(params.awaited),
     hook: readHook(params.hook),
     traceparent: readTraceparent(params.traceparent),
+    emits: readEmits(job.emits),
   }
+}
+
+/**
+ * `job.emits`: absent (an older host, which answers each `emit` request), or the step's event names.
+ * @param {unknown} value
+ * @returns {string[] | null}
+ */
+function readEmits(value) {
+  if (value === undefined || value === null) return null
+  if (!Array.isArray(value) || !value.every((name) => typeof name === 'string' && name !== '')) {
+    invalidParams('job.emits must be a list of event names')
+  }
+  return value
 }
 
 /**

@@ -27,6 +27,7 @@ export class Job {
       awaited: params.awaited,
       hook: params.hook?.kind ?? null,
       traceparent: params.traceparent,
+      emits: params.emits,
     })
     this.ctx = ctx
     this.endContext = end

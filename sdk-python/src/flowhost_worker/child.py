@@ -183,7 +183,7 @@ class ChildRuntime:
         except ValueError as exc:  # a NUL character, say
             raise ProtocolError(ErrorCode.INVALID_PARAMS, f"execute: env: {exc}") from exc
         handler = self._handlers.load(job)
-        backend = RpcBackend(self._peer, self._notifier)
+        backend = RpcBackend(self._peer, self._notifier, step=job.step, emits=job.emits)
         ctx = RunContext(
             backend,
             run_id=job.run_id,

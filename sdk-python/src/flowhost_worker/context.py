@@ -306,7 +306,9 @@ class RunContext:
         return f"{self.run_id}:{self.step_name}"
 
     async def emit(self, name: str, payload: JSONValue = None) -> None:
-        """Record event `name`; steps subscribed to it run once the step returns."""
+        """Record event `name`; steps subscribed to it run once the step returns. A name the
+        step does not declare in `emits` is a ValueError. In a child the host does not answer
+        an emit: it is sent ahead of the step's result, and counts with it."""
         if self.hook is not None:
             raise WorkerError(
                 f"ctx.emit is not available in an await hook (on_{self.hook} of step "

@@ -55,6 +55,10 @@ class Job:
     hook: HookCall | None = None
     # The W3C trace context of the host's span of this attempt, when the host traces.
     traceparent: str | None = None
+    # The event names the step declares. A host that sends them takes `emit` as a notification:
+    # the child checks the name itself and does not wait for an answer. None: an older host,
+    # which answers each `emit` request.
+    emits: tuple[str, ...] | None = None
 
     @property
     def function(self) -> str:
@@ -103,7 +107,16 @@ def parse_execute(params: dict[str, Any]) -> Job:
         awaited=_awaited(params.get("awaited")),
         hook=_hook(params.get("hook")),
         traceparent=_traceparent(params.get("traceparent")),
+        emits=_emits(job.get("emits")),
     )
+
+
+def _emits(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        _refuse("job.emits must be a list of event names")
+    return tuple(value)
 
 
 def _traceparent(value: Any) -> str | None:

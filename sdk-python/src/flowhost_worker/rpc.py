@@ -5,6 +5,11 @@ an in-memory pair in tests) only moves whole frames. Every frame a peer receives
 checked (`flowhost_worker.protocol`): a broken request is answered with its error code, a
 broken notification or response is logged and dropped, and nothing a peer sends can stop the
 other side's loop.
+
+Frames are dispatched in the order they arrive. A notification whose handler is a plain function
+is handled as its frame is dispatched, before the next frame is read: what such a handler does
+comes before everything the other side sent after it, a response included. The host relies on
+this for `emit`, which a child sends before its answer and must be seen first.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 NotificationHandler = Callable[[dict[str, Any]], Awaitable[None] | None]
+# Told of each frame the peer could not read (it is answered, or dropped, as the contract says).
+BrokenFrameHandler = Callable[[ProtocolError], None]
 
 
 class Transport(Protocol):
@@ -51,11 +58,19 @@ class Peer:
     """Calls the other side and serves its calls. Run `serve()` for as long as the connection
     lives; `call`, `notify` and the handlers work while it runs."""
 
-    def __init__(self, transport: Transport, *, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        on_broken_frame: BrokenFrameHandler | None = None,
+    ) -> None:
         self._transport = transport
+        self._on_broken_frame = on_broken_frame
         self.max_frame = max_frame
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._on_response: dict[int, Callable[[], None]] = {}
         self._requests: dict[str, RequestHandler] = {}
         self._notifications: dict[str, NotificationHandler] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -67,21 +82,41 @@ class Peer:
     def on_notification(self, method: str, handler: NotificationHandler) -> None:
         self._notifications[method] = handler
 
-    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
-        """Send a request and wait for its result; `RemoteError` if answered with an error."""
+    async def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        on_response: Callable[[], None] | None = None,
+    ) -> Any:
+        """Send a request and wait for its result; `RemoteError` if answered with an error.
+
+        `on_response` is called as the response's frame is dispatched, before any frame that
+        came after it (the caller resumes later): what it marks is exactly "sent before the
+        answer"."""
         if self._closed is not None:
             raise ConnectionError("the connection is closed") from self._closed
         id_ = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[id_] = future
+        if on_response is not None:
+            self._on_response[id_] = on_response
         try:
             await self._send(Request(id_, method, params or {}))
             return await future
         finally:
             self._pending.pop(id_, None)
+            self._on_response.pop(id_, None)
 
     async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
         await self._send(Notification(method, params or {}))
+
+    async def send_frame(self, frame: bytes) -> None:
+        """Send a message already encoded (`encode_message`): a notification, say, whose size
+        the sender checked against `max_frame`."""
+        if self._closed is not None:
+            raise ConnectionError("the connection is closed") from self._closed
+        await self._transport.send(frame)
 
     async def serve(self) -> None:
         """Receive and dispatch frames until the transport closes; then fail pending calls."""
@@ -121,8 +156,10 @@ class Peer:
         except ProtocolError as exc:
             self._answer_broken_frame(frame, exc)
             return
-        if isinstance(message, Request | Notification):
-            self._spawn(self._handle_call(message))
+        if isinstance(message, Notification):
+            self._handle_notification(message)
+        elif isinstance(message, Request):
+            self._spawn(self._handle_request(message))
         else:
             self._settle(message)
 
@@ -130,6 +167,11 @@ class Peer:
         # Answered as JSON-RPC says, with the id if it could be read, else null. An error
         # response is never answered in turn (see _settle), so two peers cannot ping-pong.
         logger.warning("refused a frame of %d bytes: %s", len(frame), exc.message)
+        if self._on_broken_frame is not None:
+            try:
+                self._on_broken_frame(exc)
+            except Exception:
+                logger.exception("the broken-frame handler failed")
         self._spawn(self._reply(exc.to_response()))
 
     def _settle(self, message: Result | ErrorResponse) -> None:
@@ -137,6 +179,12 @@ class Peer:
         if future is None or future.done():
             logger.warning("dropped a response to no outstanding call (id %s)", message.id)
             return
+        on_response = self._on_response.pop(message.id, None) if message.id is not None else None
+        if on_response is not None:
+            try:
+                on_response()
+            except Exception:
+                logger.exception("the response callback of call %s failed", message.id)
         if isinstance(message, Result):
             future.set_result(message.result)
         else:
@@ -144,19 +192,27 @@ class Peer:
                 RemoteError(message.code, message.message, id=message.id, data=message.data)
             )
 
-    async def _handle_call(self, message: Request | Notification) -> None:
-        if isinstance(message, Notification):
-            handler = self._notifications.get(message.method)
-            if handler is None:
-                logger.warning("dropped an unknown notification %r", message.method)
-                return
-            try:
-                outcome = handler(message.params)
-                if outcome is not None:
-                    await outcome
-            except Exception:
-                logger.exception("handling the notification %r failed", message.method)
+    def _handle_notification(self, message: Notification) -> None:
+        handler = self._notifications.get(message.method)
+        if handler is None:
+            logger.warning("dropped an unknown notification %r", message.method)
             return
+        try:
+            outcome = handler(message.params)
+        except Exception:
+            logger.exception("handling the notification %r failed", message.method)
+            return
+        if outcome is not None:
+            self._spawn(self._finish_notification(message.method, outcome))
+
+    @staticmethod
+    async def _finish_notification(method: str, outcome: Awaitable[None]) -> None:
+        try:
+            await outcome
+        except Exception:
+            logger.exception("handling the notification %r failed", method)
+
+    async def _handle_request(self, message: Request) -> None:
         response: Message
         request_handler = self._requests.get(message.method)
         try:

@@ -1,8 +1,10 @@
 """`RunContext` in a child process: every context call becomes a protocol call to the host.
 
-`log`, `progress` and `heartbeat` are notifications the step must not wait for; they go through
-one ordered queue, and a request waits for the queue to empty first, so the host sees a job's
-messages in the order the step produced them.
+`log`, `progress`, `heartbeat` and `emit` are notifications the step does not wait for; they go
+through one ordered queue, and a request, like the job's answer, waits for the queue to empty
+first, so the host sees a job's messages in the order the step produced them, and every emit of
+an attempt before its answer. Logs and progress beyond the queue's bound are dropped (and
+counted); an emit is never dropped: it waits for room instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from flowhost_worker.context import JSONValue
 from flowhost_worker.errors import ActionError, JobEndedError, WorkerError
 from flowhost_worker.json_data import check_json, json_problem
-from flowhost_worker.protocol import ErrorCode
+from flowhost_worker.protocol import ErrorCode, Notification, encode_message
 from flowhost_worker.rpc import Peer, RemoteError
 
 logger = logging.getLogger(__name__)
@@ -30,7 +32,8 @@ class Notifier:
 
     def __init__(self, peer: Peer) -> None:
         self._peer = peer
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        # Encoded frames: a notification that cannot be encoded fails where it was made.
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._dropped = 0
         self._sender: asyncio.Task[None] | None = None
 
@@ -44,10 +47,25 @@ class Notifier:
                 await self._sender
 
     def put(self, method: str, params: dict[str, Any]) -> None:
+        """Queue a notification that may be dropped (a log line, progress) when the queue is
+        full; one that cannot be encoded is dropped too: it must never fail the step."""
         if self._queue.qsize() >= MAX_QUEUED_NOTIFICATIONS:
             self._dropped += 1
             return
-        self._queue.put_nowait((method, params))
+        try:
+            frame = encode_message(Notification(method, params))
+        except Exception:
+            logger.exception("a %r notification cannot be encoded", method)
+            self._dropped += 1
+            return
+        self._queue.put_nowait(frame)
+
+    async def put_reliably(self, frame: bytes) -> None:
+        """Queue a frame that must not be dropped (an emit): with the queue full, wait until
+        the host has taken what is queued (a slow host slows the step, it loses nothing)."""
+        while self._queue.qsize() >= MAX_QUEUED_NOTIFICATIONS:
+            await self.flush()
+        self._queue.put_nowait(frame)
 
     async def flush(self) -> None:
         """Wait until everything queued so far has been handed to the transport."""
@@ -55,15 +73,15 @@ class Notifier:
 
     async def _send_queued(self) -> None:
         while True:
-            method, params = await self._queue.get()
+            frame = await self._queue.get()
             try:
-                await self._peer.notify(method, params)
+                await self._peer.send_frame(frame)
                 if self._dropped and self._queue.empty():
                     await self._peer.notify("log", self._dropped_warning())
             except ConnectionError:
                 pass  # the host is gone; the runtime's watchdog ends the process
             except Exception:
-                logger.exception("sending a %r notification failed", method)
+                logger.exception("sending a notification failed")
             finally:
                 self._queue.task_done()
 
@@ -78,11 +96,23 @@ class Notifier:
 
 
 class RpcBackend:
-    """`ContextBackend` for one job, over the child's connection to the host."""
+    """`ContextBackend` for one job, over the child's connection to the host.
 
-    def __init__(self, peer: Peer, notifier: Notifier) -> None:
+    `emits` are the names the step declares, as the host sent them with `execute`; None (an
+    older host) sends each emit as a request and waits for the host's answer."""
+
+    def __init__(
+        self,
+        peer: Peer,
+        notifier: Notifier,
+        *,
+        step: str = "",
+        emits: tuple[str, ...] | None = None,
+    ) -> None:
         self._peer = peer
         self._notifier = notifier
+        self._step = step
+        self._emits = emits
         self._ended = False
 
     def end(self) -> None:
@@ -107,7 +137,25 @@ class RpcBackend:
 
     async def emit(self, name: str, payload: JSONValue) -> None:
         check_json(payload, f"the payload of {name!r}")
-        await self._call("emit", {"name": name, "payload": payload})
+        if self._emits is None:
+            await self._call("emit", {"name": name, "payload": payload})
+            return
+        # Everything the host would refuse is refused here, where the step can still be told:
+        # the host's own refusal can only fail the attempt once it has answered.
+        self._check_running()
+        if name not in self._emits:
+            declared = ", ".join(self._emits) or "nothing"
+            raise ValueError(f"step {self._step!r} emits {name!r} but declares emits=[{declared}]")
+        try:
+            frame = encode_message(Notification("emit", {"name": name, "payload": payload}))
+        except Exception as exc:  # a string msgpack cannot encode (a lone surrogate), say
+            raise ValueError(f"the payload of {name!r} cannot be sent: {exc}") from exc
+        if len(frame) > self._peer.max_frame:
+            raise ValueError(
+                f"the payload of {name!r} is too large: {len(frame)} bytes encoded, the host "
+                f"takes frames of at most {self._peer.max_frame}"
+            )
+        await self._notifier.put_reliably(frame)
 
     async def flow_start(self, flow: str, input: JSONValue, options: dict[str, JSONValue]) -> str:
         check_json(input, f"the input of flow {flow!r}")

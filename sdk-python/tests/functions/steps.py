@@ -7,6 +7,7 @@ import sys
 import time
 
 from flowhost_worker import RetryRequested
+from flowhost_worker.rpc_backend import MAX_QUEUED_NOTIFICATIONS
 
 LEAKED: list[str] = []
 TASKS: set[asyncio.Task[None]] = set()
@@ -142,3 +143,28 @@ async def prints(input, ctx):
     ctypes.CDLL(None).printf(b"from printf\n")
     print("to stderr", file=sys.stderr)
     return input
+
+
+async def emits_many(input, ctx):
+    # These logs fill the notification queue (the last one is dropped), so the emits find it
+    # full: they wait for room, and are never dropped.
+    for n in range(MAX_QUEUED_NOTIFICATIONS + 1):
+        ctx.logger.info("filler", n=n)
+    for n in range(input):
+        await ctx.emit("order.tick", n)
+    await ctx.emit("order.done", {"count": input})
+    return input
+
+
+async def emits_refused(input, ctx):
+    refused = []
+    for name, payload in [
+        ("order.unknown", None),
+        ("order.done", {"blob": "x" * (9 * 1024 * 1024)}),
+        ("order.done", {"bad": "\ud800"}),
+    ]:
+        try:
+            await ctx.emit(name, payload)
+        except ValueError as exc:
+            refused.append(str(exc)[:120])
+    return refused
