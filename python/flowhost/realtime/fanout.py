@@ -31,7 +31,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -43,6 +42,7 @@ from psycopg import sql
 
 from flowhost import metrics
 from flowhost.db.database import Connection, Database
+from flowhost.db.json_codec import dumps_text
 from flowhost.db.queries import QUERIES
 from flowhost.errors import DatabaseError, DatabaseUnavailableError, FlowhostError
 
@@ -136,7 +136,7 @@ class StreamEvent:
 
     @functools.cached_property
     def json(self) -> str:
-        return json.dumps(self.as_dict(), separators=(",", ":"), ensure_ascii=False)
+        return dumps_text(self.as_dict())
 
     @functools.cached_property
     def sse(self) -> str:

@@ -2,14 +2,15 @@
 -- are announced, and the backlogs streams replay before they go live.
 
 -- name: announced_events
--- The events of the announced id ranges (%(lows)s[i]..%(highs)s[i]) that open streams want:
--- those of the runs in %(runs)s, and with %(run_changes)s the run status changes (flow.*) of
--- every run. One statement per wake-up of the fan-out, however many streams are open.
+-- The events of the announced id ranges (lows[i]..highs[i]) that open streams want: those of
+-- the runs in `runs` (sent in binary: hundreds of ids, each quoted in text), and with
+-- `run_changes` the run status changes (flow.*) of every run. One statement per wake-up of the
+-- fan-out, however many streams are open.
 SELECT e.id, e.run_id, r.flow, e.type, e.step, e.attempt, e.ts, e.data
 FROM unnest(%(lows)s::bigint[], %(highs)s::bigint[]) AS a(lo, hi)
 JOIN flowhost.events AS e ON e.id BETWEEN a.lo AND a.hi
 LEFT JOIN flowhost.runs AS r ON r.id = e.run_id
-WHERE e.run_id = ANY (%(runs)s::uuid[])
+WHERE e.run_id = ANY (%(runs)b::uuid[])
    OR (%(run_changes)s AND starts_with(e.type, 'flow.'))
 ORDER BY e.id;
 

@@ -123,11 +123,13 @@ COPY flowhost.events (run_id, type, step, attempt, data) FROM STDIN (FORMAT BINA
 
 -- name: insert_events
 -- copy_events for connections in pipeline mode, where COPY is not available: the events, in
--- the order of the arrays (ids follow it), from arrays of equal length; `data` as JSON text.
+-- the order of the arrays (ids follow it), from arrays of equal length; `data` as JSON text,
+-- sent in binary: psycopg quotes each element of a text array with a regular expression, which
+-- cost 13 µs per event for the quotes of JSON (0.3 µs in binary).
 INSERT INTO flowhost.events (run_id, type, step, attempt, data)
 SELECT e.run_id, e.type, e.step, e.attempt, e.data::jsonb
 FROM unnest(%(run_ids)s::uuid[], %(types)s::text[], %(steps)s::text[], %(attempts)s::int[],
-            %(data)s::text[]) WITH ORDINALITY AS e(run_id, type, step, attempt, data, n)
+            %(data)b::text[]) WITH ORDINALITY AS e(run_id, type, step, attempt, data, n)
 ORDER BY e.n;
 
 -- name: retry_step
