@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from flowhost.api.server import HttpServer
+from flowhost.cli.common import stop_on_signals
 from flowhost.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,6 @@ class Supervisor:
         self._command = list(command)
         self._pass_fds = tuple(pass_fds)
         self._count = count
-        self._stopping = False
 
     async def _start(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(*self._command, pass_fds=self._pass_fds)
@@ -105,12 +105,10 @@ class Supervisor:
                 for slot in range(self._count)
             ]
             await stop.wait()
-            self._stopping = True
             for task in keepers:
                 task.cancel()
             await asyncio.gather(*keepers, return_exceptions=True)
         finally:
-            self._stopping = True
             await _stop_all(processes)
 
     async def _wait_ready(
@@ -143,9 +141,9 @@ class Supervisor:
     ) -> None:
         delay = RESTART_DELAY
         started = time.monotonic()
-        while not self._stopping:
+        while not stop.is_set():
             status = await processes[slot].wait()
-            if self._stopping:
+            if stop.is_set():
                 return
             lived = time.monotonic() - started
             delay = RESTART_DELAY if lived > HEALTHY_AFTER else delay
@@ -194,9 +192,7 @@ async def supervise_workers(
         command = worker_command(settings, verbose, server, pipes)
         supervisor = Supervisor(command, (pipes.ready_write, pipes.alive_read), workers)
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        stop_on_signals(stop)
         await supervisor.run(pipes.ready_read, stop, on_ready)
     finally:
         pipes.close()

@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import os
 import secrets
-import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import click
 from flowhost import __version__
 from flowhost.api.app import create_app
 from flowhost.api.server import HttpServer, bind_first_free
+from flowhost.cli.common import stop_on_signals
 from flowhost.cli.serve_workers import signal_ready, stop_when_orphaned, supervise_workers
 from flowhost.engine.host import Host
 from flowhost.project import Project, open_project
@@ -31,12 +31,6 @@ from flowhost.settings import (
 # Where `flowhost dev` keeps the admin token it made (in the project's state folder), so that
 # it stays the same from one start to the next.
 DEV_TOKEN_FILE = "api-token"
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
 
 
 def print_problems(project: Project) -> None:
